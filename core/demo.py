@@ -1,0 +1,91 @@
+"""The demo data set: three tenants of assistant memories, written by hand in data/demo.json.
+
+Loading is idempotent: tenants, users and stores are found by name, memories get ids derived
+from their keys, so loading twice leaves one copy.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from uuid import UUID, uuid5
+
+from sqlalchemy import text
+
+from core.admin import find_tenant, list_tenants
+from core.db import Database
+from core.memories import NewMemory
+from core.relationships import NewRelationship
+from core.service import MemoryService
+
+DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo.json"
+_NAMESPACE = UUID("a4f0c9f2-3b1e-4d57-8f0a-6c2b9e7d5a14")
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    tenants: int
+    users: int
+    stores: int
+    memories: int
+    relationships: int
+
+
+def database_is_empty(db: Database) -> bool:
+    return not list_tenants(db)
+
+
+def load_demo(db: Database, *, progress: Callable[[int, int], None] | None = None) -> DemoReport:
+    """Load (or reload) the demo tenants; `progress(done, total)` counts memories."""
+    data = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    total = sum(len(s["memories"]) for t in data["tenants"] for u in t["users"] for s in u["stores"])
+    counts = dict(tenants=0, users=0, stores=0, memories=0, relationships=0)
+    for tenant_data in data["tenants"]:
+        tenant = find_tenant(db, tenant_data["name"], create=True)
+        svc = MemoryService(db, tenant.id)
+        counts["tenants"] += 1
+        for user_data in tenant_data["users"]:
+            user = svc.find_user(user_data["name"], create=True)
+            counts["users"] += 1
+            for store_data in user_data["stores"]:
+                store = svc.get_or_create_store(user.id, store_data["name"])
+                counts["stores"] += 1
+                ids = {m["key"]: uuid5(_NAMESPACE, f"{tenant.name}/{m['key']}") for m in store_data["memories"]}
+                items = []
+                for m in store_data["memories"]:
+                    created = now - timedelta(days=m["age_days"], hours=zlib.crc32(m["key"].encode()) % 24)
+                    expires = None if m["expires_in_days"] is None else now + timedelta(days=m["expires_in_days"])
+                    items.append(NewMemory(
+                        content=m["content"], memory_type=m["memory_type"], source=m["source"],
+                        importance=m["importance"], metadata=m["metadata"], created_at=created,
+                        expires_at=expires, id=ids[m["key"]],
+                    ))
+                svc.add_memories(store.id, items)
+                _set_access(svc, [(ids[m["key"]], m["access_count"]) for m in store_data["memories"]])
+                svc.add_relationships(
+                    NewRelationship(ids[r["source"]], ids[r["target"]], r["relationship_type"], r["strength"])
+                    for r in store_data["relationships"]
+                )
+                counts["memories"] += len(items)
+                counts["relationships"] += len(store_data["relationships"])
+                if progress:
+                    progress(counts["memories"], total)
+    return DemoReport(**counts)
+
+
+def _set_access(svc: MemoryService, counts: list[tuple[UUID, int]]) -> None:
+    """Give the demo a usage history: the access count, last accessed half-way since creation."""
+    with svc.transaction() as conn:
+        conn.execute(
+            text(
+                "UPDATE memories SET access_count = c.n,"
+                " last_accessed = CASE WHEN c.n > 0 THEN created_at + (now() - created_at) / 2 END"
+                " FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[])) AS c(id, n) WHERE memories.id = c.id"
+            ),
+            {"ids": [i for i, _ in counts], "ns": [n for _, n in counts]},
+        )

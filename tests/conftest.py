@@ -1,0 +1,70 @@
+"""Fixtures: one real embedded PostgreSQL for the session, a fresh tenant for each test.
+
+The data directory is set before memex reads its settings, so the service, the CLI run
+in-process and the explorer's AppTests all use this test database.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+_DATA_DIR = tempfile.mkdtemp(prefix="memex-test-")
+os.environ["MEMEX_DATA_DIR"] = _DATA_DIR
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("MEMEX_ADMIN_DATABASE_URL", None)
+
+from core import MemoryService  # noqa: E402
+from core.admin import create_tenant  # noqa: E402
+from core.db import Database, get_database  # noqa: E402
+from core.models import MemoryStore, Tenant, User  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def db() -> Database:
+    return get_database()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> str:
+    return _DATA_DIR
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def tenant(db: Database) -> Tenant:
+    return create_tenant(db, unique("tenant"))
+
+
+@pytest.fixture
+def svc(db: Database, tenant: Tenant) -> MemoryService:
+    return MemoryService(db, tenant.id)
+
+
+@pytest.fixture
+def user(svc: MemoryService) -> User:
+    return svc.create_user(unique("user"))
+
+
+@pytest.fixture
+def store(svc: MemoryService, user: User) -> MemoryStore:
+    """A store on the test-only hashing embedder: instant, deterministic, no model to load."""
+    return svc.get_or_create_store(user.id, "default", embedding_model="test-hashing")
+
+
+@pytest.fixture
+def other(db: Database) -> Iterator[tuple[MemoryService, MemoryStore]]:
+    """A second tenant with a store and one memory, the target of break-in attempts."""
+    t = create_tenant(db, unique("other"))
+    other_svc = MemoryService(db, t.id)
+    u = other_svc.create_user("mallory-victim")
+    s = other_svc.get_or_create_store(u.id, "default", embedding_model="test-hashing")
+    other_svc.add_memory(s.id, "The launch code of the other tenant is 0000", memory_type="secret")
+    yield other_svc, s

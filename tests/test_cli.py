@@ -1,0 +1,115 @@
+"""The `memex` command line as a user types it: import, export, search --json, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from tests.conftest import unique
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def scope() -> list[str]:
+    return ["--tenant", unique("cli"), "--user", "ana"]
+
+
+def write_jsonl(path: Path, *objects: object) -> Path:
+    path.write_text("".join(json.dumps(o) + "\n" for o in objects), encoding="utf-8")
+    return path
+
+
+MEMORIES = [
+    {"id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f01", "content": "Ana drinks oat milk flat whites", "memory_type": "preference",
+     "source": "chat", "importance": 0.7, "metadata": {"topic": "coffee"}, "created_at": "2026-01-02T03:04:05+00:00"},
+    {"id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f02", "content": "Ana's cat is called Pixel", "expires_at": "2020-01-01T00:00:00+00:00"},
+    {"content": "Ana runs on Tuesdays", "archived": True},
+    {"kind": "relationship", "source_memory_id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f01",
+     "target_memory_id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f02", "relationship_type": "related_to", "strength": 0.4},
+]
+
+
+def test_import_search_json_and_export_round_trip(capsys, tmp_path, scope) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", *MEMORIES)
+    code, out, _ = run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")
+    assert code == 0 and "imported 3 memories and 1 relationships" in out
+
+    code, out, _ = run(capsys, "search", "oat milk flat whites", *scope, "--min-similarity", "0.1", "--json")
+    results = json.loads(out)
+    assert code == 0 and results[0]["id"] == MEMORIES[0]["id"]
+    assert {"id", "content", "similarity", "memory_type", "source", "importance", "metadata", "created_at"} <= set(results[0])
+    assert all(r["id"] != MEMORIES[1]["id"] for r in results)  # expired
+
+    exported = tmp_path / "out.jsonl"
+    assert run(capsys, "export", str(exported), *scope)[0] == 0
+    lines = [json.loads(line) for line in exported.read_text().splitlines()]
+    assert len(lines) == 4 and lines[-1]["kind"] == "relationship"
+
+    copy_scope = ["--tenant", unique("copy"), "--user", "ana"]
+    assert run(capsys, "import", str(exported), *copy_scope, "--create", "--embedding-model", "test-hashing")[0] == 0
+    again = tmp_path / "again.jsonl"
+    assert run(capsys, "export", str(again), *copy_scope)[0] == 0
+    assert again.read_bytes() == exported.read_bytes()
+
+
+def test_re_importing_the_same_file_never_duplicates(capsys, tmp_path, scope) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", *MEMORIES)
+    for _ in range(2):
+        assert run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")[0] == 0
+    code, out, _ = run(capsys, "stats", *scope, "--json")
+    assert json.loads(out)["total"] == 3
+
+
+def test_a_bad_line_is_reported_by_number_and_nothing_is_written(capsys, tmp_path, scope) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", MEMORIES[0], {"content": "fine"}, {"content": "bad", "importance": 7})
+    code, out, err = run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")
+    assert code == 1
+    assert err.strip() == "memex: error: line 3: importance must be between 0 and 1, not 7; nothing was imported"
+    code, _, err = run(capsys, "stats", *scope)
+    assert code == 1 and "not found" in err  # not even the tenant was created
+
+
+def test_skip_bad_imports_the_good_lines_and_reports_the_bad(capsys, tmp_path, scope) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"content": "good one"}\n{"content": "bad \xff utf8"}\nnot json\n{"content": "good two"}\n')
+    code, out, err = run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing", "--skip-bad")
+    assert code == 0 and "imported 2 memories" in out and "skipped 2 bad lines" in out
+    assert "line 2: not valid UTF-8" in err and "line 3: not valid JSON" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["search", "q", "--tenant", "nobody-here", "--user", "x"], "tenant 'nobody-here' not found"),
+    (["search", "q", "--tenant", "x", "--user", "y", "--limit", "zero"], "argument --limit: invalid int value"),
+    (["import", "/no/such/file.jsonl", "--tenant", "t", "--user", "u"], "/no/such/file.jsonl: no such file"),
+    (["tenants", "delete", "--tenant", "nobody-here"], "tenant 'nobody-here' not found"),
+])
+def test_failures_are_one_line_on_stderr_with_a_non_zero_exit(capsys, argv, message) -> None:
+    try:
+        code, out, err = run(capsys, *argv)
+    except SystemExit as exc:  # argparse usage errors exit directly
+        code, (out, err) = exc.code, capsys.readouterr()
+    assert code != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert "Traceback" not in err
+
+
+def test_the_installed_command_exits_non_zero_without_traceback_and_debug_shows_it(data_dir) -> None:
+    env = {**os.environ, "MEMEX_DATA_DIR": data_dir}
+    memex = [sys.executable, "-m", "core"]
+    plain = subprocess.run([*memex, "search", "q", "--tenant", "nobody-here", "--user", "x"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert plain.returncode == 1 and plain.stderr.strip() == "memex: error: tenant 'nobody-here' not found (pass --create to create it)"
+    debug = subprocess.run([*memex, "search", "q", "--tenant", "nobody-here", "--user", "x", "--debug"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr

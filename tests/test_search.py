@@ -1,0 +1,82 @@
+"""The seed's search semantics: threshold, limit, expiry, access counting; and the real model."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from core import NewMemory
+
+
+def test_threshold_limit_and_order(svc, store) -> None:
+    svc.add_memories(store.id, [
+        NewMemory("window seat on long flights"),
+        NewMemory("window seat on trains"),
+        NewMemory("window cleaning schedule"),
+        NewMemory("quarterly tax report"),
+    ])
+    everything = svc.search_memories(store.id, "window seat flights", limit=10, min_similarity=-1, record_access=False)
+    sims = [r.similarity for r in everything]
+    assert sims == sorted(sims, reverse=True)
+    assert everything[0].memory.content == "window seat on long flights"
+    cut = sims[1]
+    above = svc.search_memories(store.id, "window seat flights", limit=10, min_similarity=cut, record_access=False)
+    assert [r.similarity for r in above] == [s for s in sims if s >= cut]
+    assert len(svc.search_memories(store.id, "window seat flights", limit=1, min_similarity=-1, record_access=False)) == 1
+
+
+def test_expired_and_archived_memories_are_not_returned(svc, store) -> None:
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    svc.add_memories(store.id, [
+        NewMemory("hotel in Tokyo this week", expires_at=past),
+        NewMemory("hotel in Tokyo next week", expires_at=future),
+        NewMemory("hotel in Tokyo last year", archived=True),
+    ])
+    results = svc.search_memories(store.id, "hotel in Tokyo", limit=10, min_similarity=-1)
+    assert [r.memory.content for r in results] == ["hotel in Tokyo next week"]
+
+
+def test_search_counts_accesses_unless_told_not_to(svc, store) -> None:
+    hit, miss = svc.add_memories(store.id, [NewMemory("likes green tea"), NewMemory("owns a red bicycle")])
+    svc.search_memories(store.id, "green tea", limit=1, min_similarity=0.5)
+    svc.search_memories(store.id, "green tea", limit=1, min_similarity=0.5)
+    after = svc.get_memory(hit.id)
+    assert after.access_count == 2 and after.last_accessed is not None
+    assert svc.get_memory(miss.id).access_count == 0
+    svc.search_memories(store.id, "green tea", limit=1, min_similarity=0.5, record_access=False)
+    assert svc.get_memory(hit.id).access_count == 2
+
+
+def test_type_and_source_filters(svc, store) -> None:
+    svc.add_memories(store.id, [
+        NewMemory("coffee with oat milk", memory_type="preference", source="chat"),
+        NewMemory("coffee with Sam on Friday", memory_type="event", source="calendar"),
+    ])
+    by_type = svc.search_memories(store.id, "coffee", min_similarity=-1, memory_types=["event"], record_access=False)
+    by_source = svc.search_memories(store.id, "coffee", min_similarity=-1, sources=["chat"], record_access=False)
+    assert [r.memory.memory_type for r in by_type] == ["event"]
+    assert [r.memory.source for r in by_source] == ["chat"]
+
+
+def test_a_full_limit_comes_back_when_the_store_has_enough_live_memories(svc, store) -> None:
+    svc.add_memories(store.id, [NewMemory(f"note number {i} about gardening") for i in range(40)])
+    assert len(svc.search_memories(store.id, "gardening", limit=25, min_similarity=-1, record_access=False)) == 25
+
+
+@pytest.fixture
+def minilm_store(svc, user):
+    return svc.get_or_create_store(user.id, "semantic", embedding_model="all-MiniLM-L6-v2")
+
+
+def test_local_model_finds_paraphrases_above_the_seed_threshold(svc, minilm_store) -> None:
+    svc.add_memories(minilm_store.id, [
+        NewMemory("Alice is allergic to peanuts."),
+        NewMemory("Alice's flight to Lisbon leaves on Friday morning."),
+        NewMemory("Alice prefers vegetarian restaurants."),
+    ])
+    results = svc.search_memories(minilm_store.id, "Which nuts must Alice avoid?", limit=3, min_similarity=0.3, record_access=False)
+    assert results[0].memory.content == "Alice is allergic to peanuts."
+    strict = svc.search_memories(minilm_store.id, "quantum chromodynamics lecture", min_similarity=0.7, record_access=False)
+    assert strict == []
