@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 from uuid import UUID
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from core import validation
 from core.db import Database
@@ -34,3 +34,9 @@ class TenantBound:
     def transaction(self) -> Iterator[Connection]:
         with self.db.tenant(self.tenant_id) as conn:
             yield conn
+
+    def session_identity(self) -> tuple[str, str]:
+        """(role, tenant) as PostgreSQL reports them inside this service's transactions."""
+        with self.transaction() as conn:
+            role, tenant = conn.execute(text("SELECT current_user, current_setting('app.current_tenant_id', true)")).one()
+        return role, tenant

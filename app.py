@@ -1,0 +1,32 @@
+"""The memex explorer: `streamlit run app.py` (or `make run`)."""
+
+import streamlit as st
+
+from core.explorer import auth, state
+
+st.set_page_config(page_title="Memex explorer", page_icon=":material/neurology:", layout="wide")
+
+auth.require_login()
+
+PAGES = {
+    "Inspect": [
+        st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
+        st.Page("pages/memories.py", title="Memories", icon=":material/table_rows:"),
+        st.Page("pages/search.py", title="Search", icon=":material/manage_search:"),
+        st.Page("pages/graph.py", title="Graph", icon=":material/hub:"),
+        st.Page("pages/map.py", title="Embedding map", icon=":material/scatter_plot:"),
+    ],
+    "Improve": [
+        st.Page("pages/quality.py", title="Quality", icon=":material/cleaning_services:"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    ],
+    "Manage": [
+        st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
+        st.Page("pages/import_export.py", title="Import / export", icon=":material/swap_vert:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+with state.guard():
+    st.session_state["scope"] = state.sidebar_scope()
+page.run()

@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by the explorer's pages: the scope selector, errors, display."""

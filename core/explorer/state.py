@@ -1,0 +1,143 @@
+"""The explorer's shared state: the database, the tenant/user/store in force, the URL.
+
+The selection lives in st.session_state and is mirrored into the URL's query parameters on
+every run, so a copied link reproduces the view (tenant, user, store and the page's own state).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from core import admin
+from core.db import Database, get_database
+from core.demo import database_is_empty, load_demo
+from core.errors import MemexError
+from core.models import MemoryStore, Tenant, User
+from core.service import MemoryService
+
+log = logging.getLogger("memex.explorer")
+SCOPE_KEYS = ("tenant", "user", "store")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the sidebar selected. `svc` runs every query as memex_app inside `tenant`."""
+
+    svc: MemoryService
+    tenant: Tenant
+    user: User
+    store: MemoryStore
+
+
+@st.cache_resource(show_spinner="Starting the database…")
+def database() -> Database:
+    return get_database()
+
+
+@contextmanager
+def guard(action: str = "") -> Iterator[None]:
+    """Show what went wrong as one short message with what to do, never a traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        yield
+    except MemexError as exc:
+        st.error(f"{action}: {exc}" if action else str(exc), icon=":material/error:")
+    except OperationalError:
+        log.warning("database unreachable\n%s", traceback.format_exc())
+        st.error("The database is not reachable right now. It may be restarting: wait a moment and reload the page.",
+                 icon=":material/cloud_off:")
+    except Exception as exc:  # noqa: BLE001 - the page must survive; the log keeps the traceback
+        log.error("unexpected error\n%s", traceback.format_exc())
+        st.error(f"Something unexpected failed ({type(exc).__name__}). The server log has the details; reloading the page usually helps.",
+                 icon=":material/error:")
+
+
+def param(name: str, default: str | None = None) -> str | None:
+    """A page's state from the URL (the first value) or the default."""
+    return st.query_params.get(name, default)
+
+
+def set_params(**values: Any) -> None:
+    """Write page state to the URL; None removes a key."""
+    for key, value in values.items():
+        if value is None or value == "":
+            st.query_params.pop(key, None)
+        else:
+            st.query_params[key] = str(value)
+
+
+def _pick(label: str, options: list[str], key: str, help: str | None = None) -> str | None:
+    """A selectbox whose value starts from the URL and is written back to it."""
+    if not options:
+        return None
+    wanted = st.session_state.get(key) or param(key)
+    index = options.index(wanted) if wanted in options else 0
+    choice = st.sidebar.selectbox(label, options, index=index, key=f"pick_{key}", help=help)
+    if choice != st.session_state.get(key):
+        st.session_state[key] = choice
+    set_params(**{key: choice})
+    return choice
+
+
+def offer_demo(db: Database) -> None:
+    st.title("Memex explorer")
+    st.info("The database is empty. Load the demo data set to look around: three tenants of assistant memories, "
+            "with users, stores, relationships, expired and archived memories.", icon=":material/database:")
+    if st.button("Load the demo data", type="primary", icon=":material/download:"):
+        bar = st.progress(0.0, text="Embedding the demo memories with the local model…")
+        with guard("Loading the demo failed"):
+            report = load_demo(db, progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"))
+            st.success(f"Loaded {report.memories} memories and {report.relationships} relationships "
+                       f"for {report.tenants} tenants.")
+            st.rerun()
+    st.stop()
+
+
+def sidebar_scope() -> Scope | None:
+    """Tenant, then user, then store; None when the chosen user has no store yet."""
+    db = database()
+    if database_is_empty(db):
+        offer_demo(db)
+    st.sidebar.header("Scope")
+    tenants = {t.name: t for t in admin.list_tenants(db)}
+    tenant = tenants[_pick("Tenant", list(tenants), "tenant")]
+    svc = MemoryService(db, tenant.id)
+    users = {u.name: u for u in svc.list_users()}
+    if not users:
+        st.sidebar.warning("This tenant has no users yet: add one on the Admin page.")
+        return None
+    user = users[_pick("User", list(users), "user")]
+    stores = {s.store_name: s for s in svc.list_stores(user.id)}
+    if not stores:
+        st.sidebar.warning("This user has no store yet: create one on the Admin page.")
+        return None
+    store = stores[_pick("Store", list(stores), "store")]
+    isolation_panel(svc, store)
+    return Scope(svc, tenant, user, store)
+
+
+def isolation_panel(svc: MemoryService, store: MemoryStore) -> None:
+    """What PostgreSQL itself reports for this page's queries: the role and the tenant in force."""
+    role, tenant_setting = svc.session_identity()
+    with st.sidebar.container(border=True):
+        st.caption(":material/shield: Isolation")
+        st.text(f"role    {role}\ntenant  {tenant_setting}")
+        st.caption(":material/memory: Store")
+        st.text(f"model   {store.embedding_model}\nvectors {store.embedding_dim}d\nsize    {store.total_memories} memories")
+
+
+def current_scope() -> Scope:
+    """The scope the sidebar selected, for a page; stops the page with a hint when there is none."""
+    scope = st.session_state.get("scope")
+    if scope is None:
+        st.info("Pick a tenant, user and store in the sidebar (or create them on the Admin page).")
+        st.stop()
+    return scope

@@ -1,0 +1,84 @@
+"""Display pieces the pages share. User content is always shown as text, never as HTML or
+Markdown: st.text / st.code / st.json / st.dataframe render it literally, and text placed in
+plotly charts is escaped first (plotly reads a subset of HTML in labels)."""
+
+from __future__ import annotations
+
+import html
+import textwrap
+
+import pandas as pd
+import streamlit as st
+
+from core.explorer.state import Scope, set_params
+from core.frames import memory_frame
+from core.models import Memory
+
+
+def data_version() -> int:
+    return st.session_state.setdefault("data_version", 0)
+
+
+def data_changed() -> None:
+    """Call after any write: cached frames of this session are read again."""
+    st.session_state["data_version"] = data_version() + 1
+    st.cache_data.clear()
+
+
+@st.cache_data(ttl=60, show_spinner=False, hash_funcs={"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id))})
+def _frame(scope: Scope, version: int) -> pd.DataFrame:
+    return memory_frame(scope.svc, scope.store.id)
+
+
+def store_frame(scope: Scope) -> pd.DataFrame:
+    """The selected store's memories (cached for this session until the next write)."""
+    return _frame(scope, data_version())
+
+
+def plot_text(value: object, width: int = 60, limit: int = 240) -> str:
+    """Text for a plotly label or hover: escaped, shortened, wrapped with <br>."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width)) or "&nbsp;"
+
+
+def short(value: str, limit: int = 90) -> str:
+    text = " ".join(value.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str | None:
+    """The whole memory: content (literally), metadata JSON, statistics, and its relationships in
+    a table; returns the id of a related memory the user selected in that table, if any."""
+    flags = [f for f, on in (("archived", memory.archived), ("expired", memory.is_expired(pd.Timestamp.now(tz="UTC")))) if on]
+    st.text(f"{memory.memory_type} · {memory.source or 'no source'} · importance {memory.importance:.2f}"
+            + (f" · {', '.join(flags)}" if flags else ""))
+    with st.container(border=True):
+        st.text(memory.content)
+    cols = st.columns(4)
+    cols[0].metric("Accesses", memory.access_count)
+    cols[1].metric("Last accessed", memory.last_accessed.strftime("%Y-%m-%d") if memory.last_accessed else "never")
+    cols[2].metric("Created", memory.created_at.strftime("%Y-%m-%d"))
+    cols[3].metric("Expires", memory.expires_at.strftime("%Y-%m-%d") if memory.expires_at else "never")
+    st.caption("Metadata")
+    st.json(memory.metadata, expanded=True)
+    st.caption(f"id {memory.id}")
+    related = scope.svc.neighbours(memory.id, depth=1, direction="both", limit=100)
+    st.caption(f"Relationships: {len(related)} (select a row to open that memory)")
+    if not related:
+        return None
+    table = pd.DataFrame({
+        "direction": ["→ outgoing" if r.direction == "outgoing" else "← incoming" for r in related],
+        "type": [r.relationship_type for r in related],
+        "strength": [r.strength for r in related],
+        "memory": [short(r.memory.content, 120) for r in related],
+        "id": [str(r.memory.id) for r in related],
+    })
+    event = st.dataframe(
+        table, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"{key}-rel-{memory.id}",
+        column_config={"strength": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
+                       "id": None},
+    )
+    rows = event.selection.rows if event else []
+    return table.iloc[rows[0]]["id"] if rows else None

@@ -1,0 +1,32 @@
+"""The explorer's shell and Overview page, through Streamlit's AppTest."""
+
+from __future__ import annotations
+
+from core import NewMemory
+from core.admin import get_tenant
+from tests.apptest import open_page
+
+
+def test_sidebar_scope_drives_the_data_and_shows_the_isolation_in_force(svc, store, user, tenant) -> None:
+    svc.add_memories(store.id, [NewMemory("Visible memory", memory_type="preference"), NewMemory("Second", archived=True)])
+    at = open_page("overview", tenant=tenant.name, user=user.name, store="default")
+    assert not at.exception and not at.error
+    assert [s.value for s in at.sidebar.selectbox] == [tenant.name, user.name, "default"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Memories"], metrics["Live"], metrics["Archived"]) == ("2", "2", "1")
+    isolation = at.sidebar.text[0].value
+    assert "memex_app" in isolation and str(tenant.id) in isolation
+    assert at.query_params["tenant"] == tenant.name
+
+
+def test_switching_tenant_never_shows_the_other_tenants_memories(db, svc, store, user, tenant, other) -> None:
+    svc.add_memory(store.id, "Alpha tenant secret")
+    other_svc, other_store = other
+    other_user = other_svc.list_users()[0]
+    at = open_page("overview", tenant=tenant.name, user=user.name, store="default")
+    shown = [str(v) for df in at.dataframe for v in df.value["content"]]
+    assert shown == ["Alpha tenant secret"]
+    at = open_page("overview", tenant=get_tenant(db, other_svc.tenant_id).name, user=other_user.name, store="default")
+    shown = [str(v) for df in at.dataframe for v in df.value["content"]]
+    assert shown == ["The launch code of the other tenant is 0000"]
+    assert "Alpha tenant secret" not in str([df.value for df in at.dataframe])
