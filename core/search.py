@@ -1,32 +1,47 @@
-"""Semantic search over a store: the seed's cosine search with threshold, limit and expiry.
+"""Search over a store, in four modes, each result with the breakdown of its score.
 
-The query vector is compared with `embedding::vector(N)`, the expression of the store's partial
-HNSW index. Small stores are searched exactly (a materialised scan of the store's rows, cheaper
-than walking an index shared with every other store); large ones through the index with
-pgvector's iterative scan, so the store and expiry filters never leave fewer than k rows.
+- vector   the seed's search: cosine similarity at or above a threshold, most similar first.
+- text     PostgreSQL full-text search (websearch_to_tsquery, ranked by ts_rank_cd).
+- hybrid   reciprocal rank fusion of the vector and text rankings.
+- weighted relevance + importance + recency (generative agents), over the vector candidates.
+Each mode can be diversified with maximal marginal relevance. The threshold gates the vector
+side of every mode; expired and archived memories are never returned.
+
+Vectors are compared with `embedding::vector(N)`, the expression of the store's partial HNSW
+index. Small stores are searched exactly (a materialised scan of the store's rows is cheaper than
+walking an index shared with every other store); larger ones through the index with pgvector's
+iterative scan, so the store and expiry filters never leave fewer than k rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from uuid import UUID
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row, text
 
 from core import validation
 from core.embeddings import get_embedder
+from core.errors import InvalidInput
 from core.memories import MEMORY_COLUMNS, memory_from_row
 from core.models import MemoryStore, ScoreBreakdown, SearchResult
+from core.ranking import MODES, RRF_K, Weights, maximal_marginal_relevance, recency, reciprocal_rank_fusion, weighted_scores
 from core.scope import TenantBound
 from core.stores import fetch_store
 
 # Stores up to this size are searched exactly. Measured in docs/BENCHMARKS.md.
 EXACT_SEARCH_MAX_ROWS = 20_000
+# How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
+CANDIDATE_POOL = 50
 _ITERATIVE_SCAN = text(
     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', :ef, true)"
 )
+# websearch_to_tsquery parses what people type (quotes, "or", -exclusions); its terms are then
+# OR-ed, so a memory missing one word of a question still matches, ranked lower by ts_rank_cd.
+_TSQUERY = "CAST(replace(CAST(websearch_to_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery)"
 
 
 @dataclass(frozen=True)
@@ -53,28 +68,79 @@ class Filters:
         return "".join(f" AND {w}" for w in where), params
 
 
-def vector_candidates(
-    conn: Connection, store: MemoryStore, vector: np.ndarray, k: int, filters: Filters
-) -> list[tuple[object, float]]:
-    """The k nearest memories of the store that pass the filters, with their cosine similarity,
-    nearest first. No threshold here: callers cut by similarity after the nearest-k scan."""
+@dataclass(frozen=True)
+class SearchParams:
+    """Everything that decides a search's answer, checked once."""
+
+    limit: int = 5
+    min_similarity: float = 0.7
+    mode: str = "vector"
+    filters: Filters = field(default_factory=Filters)
+    weights: Weights = field(default_factory=Weights)
+    rrf_k: int = RRF_K
+    mmr_lambda: float | None = None
+
+    def checked(self) -> SearchParams:
+        if self.mode not in MODES:
+            raise InvalidInput(f"unknown search mode {str(self.mode)[:40]!r}; choose one of {', '.join(MODES)}")
+        if self.mmr_lambda is not None and not 0 <= validation.similarity(self.mmr_lambda, "mmr_lambda") <= 1:
+            raise InvalidInput(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
+        return SearchParams(
+            limit=validation.limit(self.limit),
+            min_similarity=validation.similarity(self.min_similarity),
+            mode=self.mode,
+            filters=self.filters,
+            weights=self.weights,
+            rrf_k=validation.limit(self.rrf_k, "rrf_k", 10_000),
+            mmr_lambda=self.mmr_lambda,
+        )
+
+    @property
+    def pool(self) -> int:
+        """Candidates fetched per side: the limit itself for plain vector search."""
+        if self.mode == "vector" and self.mmr_lambda is None:
+            return self.limit
+        return max(CANDIDATE_POOL, 4 * self.limit)
+
+
+def _distance(store: MemoryStore) -> str:
+    return f"(embedding::vector({int(store.embedding_dim)}) <=> :q)"
+
+
+def vector_candidates(conn: Connection, store: MemoryStore, vector: np.ndarray, k: int, filters: Filters) -> list[Row]:
+    """The k nearest memories of the store that pass the filters, nearest first, each with its
+    `similarity` and `embedding`. No threshold here: it is applied after the nearest-k scan."""
     dim = int(store.embedding_dim)
-    distance = f"(embedding::vector({dim}) <=> :q)"
+    distance = _distance(store)
     condition, params = filters.sql()
     params.update(q=vector, s=store.id, k=k)
     if store.total_memories <= EXACT_SEARCH_MAX_ROWS:
         sql = (
             f"WITH store_rows AS MATERIALIZED (SELECT * FROM memories WHERE store_id = :s AND embedding_dim = {dim}{condition})"
-            f" SELECT {MEMORY_COLUMNS}, 1 - {distance} AS similarity FROM store_rows ORDER BY {distance}, id LIMIT :k"
+            f" SELECT {MEMORY_COLUMNS}, embedding, 1 - {distance} AS similarity FROM store_rows ORDER BY {distance}, id LIMIT :k"
         )
     else:
         conn.execute(_ITERATIVE_SCAN, {"ef": str(max(40, 2 * k))})
         sql = (
-            f"WITH nearest AS MATERIALIZED (SELECT {MEMORY_COLUMNS}, {distance} AS distance FROM memories"
+            f"WITH nearest AS MATERIALIZED (SELECT {MEMORY_COLUMNS}, embedding, {distance} AS distance FROM memories"
             f" WHERE store_id = :s AND embedding_dim = {dim}{condition} ORDER BY {distance} LIMIT :k)"
             f" SELECT *, 1 - distance AS similarity FROM nearest ORDER BY distance, id"
         )
-    return [(row, float(row.similarity)) for row in conn.execute(text(sql), params)]
+    return conn.execute(text(sql), params).all()
+
+
+def text_candidates(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, k: int, filters: Filters) -> list[Row]:
+    """The k best full-text matches of the store, best first, each with `text_rank`, and its
+    `similarity` to the query vector (so every result can show both)."""
+    condition, params = filters.sql()
+    params.update(q=vector, s=store.id, k=k, query=query)
+    sql = (
+        f"SELECT {MEMORY_COLUMNS}, embedding, 1 - {_distance(store)} AS similarity,"
+        f" ts_rank_cd(content_tsv, tsq) AS text_rank"
+        f" FROM memories, {_TSQUERY} AS tsq"
+        f" WHERE store_id = :s AND content_tsv @@ tsq{condition} ORDER BY text_rank DESC, id LIMIT :k"
+    )
+    return conn.execute(text(sql), params).all()
 
 
 def count_access(conn: Connection, ids: Sequence[UUID]) -> None:
@@ -84,6 +150,105 @@ def count_access(conn: Connection, ids: Sequence[UUID]) -> None:
             text("UPDATE memories SET access_count = access_count + 1, last_accessed = now() WHERE id = ANY(:ids)"),
             {"ids": sorted(ids)},
         )
+
+
+@dataclass
+class _Candidate:
+    row: Row
+    similarity: float
+    vector_rank: int | None = None
+    text_rank: float | None = None
+    text_position: int | None = None
+    fused: float | None = None
+    recency: float | None = None
+    score: float = 0.0
+    mmr: float | None = None
+
+
+def hours_since(moments: Sequence[datetime], now: datetime) -> np.ndarray:
+    return np.array([(now - m).total_seconds() / 3600 for m in moments], dtype=float)
+
+
+def rank_candidates(
+    vector_rows: Sequence[Row], text_rows: Sequence[Row], params: SearchParams, now: datetime
+) -> list[_Candidate]:
+    """Order candidates by the mode's score; the vector side passes the threshold first."""
+    vector_rows = [r for r in vector_rows if r.similarity >= params.min_similarity]
+    pool: dict[UUID, _Candidate] = {}
+    for position, row in enumerate(vector_rows, start=1):
+        pool[row.id] = _Candidate(row, float(row.similarity), vector_rank=position)
+    for position, row in enumerate(text_rows, start=1):
+        candidate = pool.setdefault(row.id, _Candidate(row, float(row.similarity)))
+        candidate.text_rank, candidate.text_position = float(row.text_rank), position
+    if params.mode == "vector":
+        ranked = [pool[r.id] for r in vector_rows]
+        for c in ranked:
+            c.score = c.similarity
+    elif params.mode == "text":
+        ranked = [pool[r.id] for r in text_rows]
+        for c in ranked:
+            c.score = c.text_rank or 0.0
+    elif params.mode == "hybrid":
+        fused = reciprocal_rank_fusion([[r.id for r in vector_rows], [r.id for r in text_rows]], params.rrf_k)
+        ranked = sorted((pool[i] for i in fused), key=lambda c: (-fused[c.row.id], -c.similarity))
+        for c in ranked:
+            c.fused = c.score = fused[c.row.id]
+    else:  # weighted
+        ranked = [pool[r.id] for r in vector_rows]
+        if ranked:
+            ages = hours_since([c.row.last_accessed or c.row.created_at for c in ranked], now)
+            fresh = recency(ages, params.weights.half_life_hours)
+            scores = weighted_scores(
+                np.array([c.similarity for c in ranked]), np.array([float(c.row.importance) for c in ranked]), fresh, params.weights
+            )
+            for c, f, s in zip(ranked, fresh, scores):
+                c.recency, c.score = float(f), float(s)
+            ranked.sort(key=lambda c: (-c.score, -c.similarity))
+    if params.mmr_lambda is not None and ranked:
+        vectors = np.array([c.row.embedding.to_numpy() for c in ranked], dtype=np.float32)
+        picks = maximal_marginal_relevance(np.array([c.score for c in ranked]), vectors, params.limit, params.mmr_lambda)
+        for index, value in picks:
+            ranked[index].mmr = value
+        ranked = [ranked[index] for index, _ in picks]
+    return ranked[: params.limit]
+
+
+def to_result(c: _Candidate, params: SearchParams) -> SearchResult:
+    row = c.row
+    weighted = params.mode == "weighted"
+    return SearchResult(
+        memory=memory_from_row(row),
+        similarity=c.similarity,
+        score=c.score,
+        breakdown=ScoreBreakdown(
+            similarity=c.similarity,
+            vector_rank=c.vector_rank,
+            text_rank=c.text_rank,
+            text_position=c.text_position,
+            fused=c.fused,
+            importance=float(row.importance) if weighted else None,
+            recency=c.recency,
+            relevance=max(0.0, min(1.0, c.similarity)) if weighted else None,
+            mmr=c.mmr,
+            final=c.score,
+        ),
+    )
+
+
+def run_search(
+    conn: Connection, store: MemoryStore, query: str | None, vector: np.ndarray, params: SearchParams, *, record_access: bool
+) -> list[SearchResult]:
+    """One search inside an open tenant transaction."""
+    vector_rows = vector_candidates(conn, store, vector, params.pool, params.filters) if params.mode != "text" else []
+    text_rows: list[Row] = []
+    if params.mode in ("text", "hybrid"):
+        if query is None:
+            raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
+        text_rows = text_candidates(conn, store, query, vector, params.pool, params.filters)
+    ranked = rank_candidates(vector_rows, text_rows, params, datetime.now(timezone.utc))
+    if record_access:
+        count_access(conn, [c.row.id for c in ranked])
+    return [to_result(c, params) for c in ranked]
 
 
 class SearchOps(TenantBound):
@@ -100,16 +265,26 @@ class SearchOps(TenantBound):
         record_access: bool = True,
         memory_types: Sequence[str] = (),
         sources: Sequence[str] = (),
+        mode: str = "vector",
+        weights: Weights | None = None,
+        rrf_k: int = RRF_K,
+        mmr_lambda: float | None = None,
+        query_embedding: Sequence[float] | np.ndarray | None = None,
     ) -> list[SearchResult]:
-        """The seed's searchMemories: the `limit` most similar live memories at or above
-        `min_similarity`, most similar first; returned memories have their access counted unless
-        `record_access` is False (an analyst inspecting must not change what they inspect)."""
+        """The seed's searchMemories: the `limit` best live memories for the query, in `mode`
+        (default: the seed's cosine search at or above `min_similarity`). Returned memories have
+        their access counted unless `record_access` is False, so an analyst's inspection does
+        not change the statistics it inspects. `query_embedding` skips embedding the query
+        (evaluation embeds many queries in one batch)."""
+        query = validation.query(query)
+        params = SearchParams(
+            limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights(), rrf_k, mmr_lambda
+        ).checked()
         store = self.get_store(store_id)
-        vector = self.embed_query(store, query)
-        return self.search_by_embedding(
-            store.id, vector, limit, min_similarity,
-            record_access=record_access, memory_types=memory_types, sources=sources,
-        )
+        vector = self.embed_query(store, query) if query_embedding is None else query_embedding
+        vector = validation.embedding(vector, store.embedding_dim)
+        with self.transaction() as conn:
+            return run_search(conn, fetch_store(conn, store.id), query, vector, params, record_access=record_access)
 
     def search_by_embedding(
         self,
@@ -121,24 +296,14 @@ class SearchOps(TenantBound):
         record_access: bool = True,
         memory_types: Sequence[str] = (),
         sources: Sequence[str] = (),
+        mode: str = "vector",
+        weights: Weights | None = None,
     ) -> list[SearchResult]:
-        """search_memories with a query vector computed elsewhere (benchmarks, evaluation)."""
+        """Vector or weighted search with a query vector computed elsewhere (benchmarks, agents
+        that embed themselves): one transaction, no model in the path."""
+        params = SearchParams(limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights()).checked()
         store_id = validation.uuid(store_id, "store id")
-        limit = validation.limit(limit)
-        min_similarity = validation.similarity(min_similarity)
-        filters = Filters(tuple(memory_types), tuple(sources))
         with self.transaction() as conn:
             store = fetch_store(conn, store_id)
             vector = validation.embedding(embedding, store.embedding_dim)
-            hits = [(row, sim) for row, sim in vector_candidates(conn, store, vector, limit, filters) if sim >= min_similarity]
-            if record_access:
-                count_access(conn, [row.id for row, _ in hits])
-        return [
-            SearchResult(
-                memory=memory_from_row(row),
-                similarity=sim,
-                score=sim,
-                breakdown=ScoreBreakdown(similarity=sim, vector_rank=rank, final=sim),
-            )
-            for rank, (row, sim) in enumerate(hits, start=1)
-        ]
+            return run_search(conn, store, None, vector, params, record_access=record_access)
