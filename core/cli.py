@@ -205,6 +205,40 @@ def cmd_purge(args: argparse.Namespace) -> None:
     print(f"deleted {scope.svc.purge_expired(scope.store.id)} expired memories")
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from core.evaluation import configs_for, evaluate, load_cases
+
+    path = Path(args.cases)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    cases = load_cases(path.read_bytes())
+    ks = _int_list(args.k, "--k")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    scope = resolve_scope(args)
+    with progress_bar("searches") as progress:
+        reports = evaluate(scope.svc, scope.store.id, cases, configs_for(modes, args.min_similarity), ks, progress=progress)
+    if args.json:
+        print(json.dumps({r.name: r.metrics for r in reports}))
+        return
+    keys = [k for k in reports[0].metrics if k != "n"]
+    print(f"{len(cases)} cases, store {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}")
+    print(f"{'mode':<10}" + "".join(f"{k:>10}" for k in keys))
+    for r in reports:
+        print(f"{r.name:<10}" + "".join(f"{r.metrics[k]:>10.3f}" for k in keys))
+    for r in reports:
+        print(f"\nworst cases, {r.name}:")
+        for c in r.worst(args.worst):
+            ranks = ", ".join("-" if rank is None else str(rank) for rank in c.expected_ranks.values())
+            print(f"  ndcg {c.metrics['ndcg@10']:.2f}  expected at ranks [{ranks}]  {c.case.query}")
+
+
+def _int_list(value: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInput(f"{option} takes whole numbers separated by commas, not {value!r}") from None
+
+
 def cmd_tenants(args: argparse.Namespace) -> None:
     from core import admin
     from core.db import get_database
@@ -311,6 +345,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("purge-expired", cmd_purge, "delete the expired memories of a store")
     _scope_options(p)
+
+    p = command("eval", cmd_eval, "measure retrieval on cases: recall@k, hit@k, MRR, nDCG@10 per mode")
+    p.add_argument("cases", help='JSONL: {"query": ..., "expected_ids": [...]} per line')
+    _scope_options(p)
+    p.add_argument("--modes", default="vector,text,hybrid,weighted", help="comma-separated search modes")
+    p.add_argument("--k", default="1,5,10", help="cut-offs for recall@k and hit@k")
+    p.add_argument("--min-similarity", type=float, default=0.0, help="threshold on the vector side (default 0)")
+    p.add_argument("--worst", type=int, default=5, help="worst cases listed per mode")
+    p.add_argument("--json", action="store_true", help="print one JSON object of metrics per mode, nothing else")
 
     p = command("tenants", cmd_tenants, "list, create, rename or delete tenants")
     p.add_argument("action", choices=["list", "create", "rename", "delete"])
