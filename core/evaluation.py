@@ -137,9 +137,22 @@ class ModeReport:
     metrics: dict[str, float]
     cases: list[CaseResult] = field(repr=False)
 
+    def by_kind(self) -> dict[str, dict[str, float]]:
+        """Metrics averaged per case kind (paraphrase, temporal, ...): where a mode wins or loses."""
+        groups: dict[str, list[CaseResult]] = {}
+        for c in self.cases:
+            groups.setdefault(c.case.kind or "(none)", []).append(c)
+        return {kind: _average(results) for kind, results in sorted(groups.items())}
+
     def worst(self, n: int = 5) -> list[CaseResult]:
         """The cases that went worst: lowest nDCG, then lowest reciprocal rank."""
         return sorted(self.cases, key=lambda c: (c.metrics[f"ndcg@{NDCG_DEPTH}"], c.metrics["mrr"]))[:n]
+
+
+def _average(results: Sequence[CaseResult]) -> dict[str, float]:
+    averaged = {key: sum(r.metrics[key] for r in results) / len(results) for key in results[0].metrics}
+    averaged["n"] = len(results)
+    return averaged
 
 
 def configs_for(modes: Sequence[str], min_similarity: float = 0.0) -> list[ModeConfig]:
@@ -183,9 +196,7 @@ def evaluate(
                 done += 1
                 if progress and done % 25 == 0:
                     progress(done, total)
-        averaged = {key: sum(r.metrics[key] for r in results) / len(results) for key in results[0].metrics}
-        averaged["n"] = len(results)
-        reports.append(ModeReport(config.name, config, averaged, results))
+        reports.append(ModeReport(config.name, config, _average(results), results))
     if progress:
         progress(total, total)
     return reports
