@@ -225,7 +225,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"{'mode':<10}" + "".join(f"{k:>10}" for k in keys))
     for r in reports:
         print(f"{r.name:<10}" + "".join(f"{r.metrics[k]:>10.3f}" for k in keys))
-    for r in reports:
+    kinds = list(reports[0].by_kind())
+    if len(kinds) > 1:
+        print("\nrecall@5 by kind of case")
+        print(f"{'mode':<10}" + "".join(f"{k[:12]:>13}" for k in kinds))
+        for r in reports:
+            by_kind = r.by_kind()
+            print(f"{r.name:<10}" + "".join(f"{by_kind[k]['recall@5']:>13.3f}" for k in kinds))
+    for r in reports if args.worst else []:
         print(f"\nworst cases, {r.name}:")
         for c in r.worst(args.worst):
             ranks = ", ".join("-" if rank is None else str(rank) for rank in c.expected_ranks.values())

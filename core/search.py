@@ -39,9 +39,10 @@ CANDIDATE_POOL = 50
 _ITERATIVE_SCAN = text(
     "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', :ef, true)"
 )
-# websearch_to_tsquery parses what people type (quotes, "or", -exclusions); its terms are then
-# OR-ed, so a memory missing one word of a question still matches, ranked lower by ts_rank_cd.
-_TSQUERY = "CAST(replace(CAST(websearch_to_tsquery('english', :query) AS text), ' & ', ' | ') AS tsquery)"
+# websearch_to_tsquery parses what people type (quotes, "or", -exclusions); every remaining term
+# must match. OR-ing the terms instead was measured worse for hybrid search (docs/RETRIEVAL.md):
+# common words then pull in noise that displaces good vector candidates.
+_TSQUERY = "websearch_to_tsquery('english', :query)"
 
 
 @dataclass(frozen=True)
