@@ -1,2 +1,170 @@
+"""Admin: tenants, their users and the users' memory stores (create, rename, delete, change the model).
+
+Writes run in button callbacks, before the sidebar is drawn, so the sidebar follows at once
+what was created, renamed or deleted."""
+
+import pandas as pd
 import streamlit as st
-st.title("admin")
+
+from core import MemoryService, admin
+from core.config import get_settings
+from core.embeddings import MODELS
+from core.errors import Conflict
+from core.explorer.state import database, guard, set_params
+from core.explorer.widgets import data_changed
+
+PENDING, FLASH = "admin_pending", "admin_flash"
+db = database()
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun if n == 1 else noun.removesuffix('y') + 'ies' if noun.endswith('y') else noun + 's'}"
+
+
+def follow(**levels: str | None) -> None:
+    """Point the sidebar at these names (None clears the level). Only valid inside a callback."""
+    for level, name in levels.items():
+        if name is None:
+            st.session_state.pop(level, None)
+            st.session_state.pop(f"pick_{level}", None)
+        else:
+            st.session_state[level] = st.session_state[f"pick_{level}"] = name
+    set_params(**levels)
+
+
+def act(what: str, action, message: str, **levels: str | None) -> None:
+    """Callback: run a write; on success refresh caches, move the sidebar, say what was done."""
+    st.session_state.pop(PENDING, None)
+    with guard(f"Could not {what}"):
+        action()
+        data_changed()
+        follow(**levels)
+        st.session_state[FLASH] = message
+
+
+@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop(PENDING, None))
+def confirm_dialog() -> None:
+    if PENDING not in st.session_state:  # confirmed or cancelled inside this dialog
+        st.rerun()
+    label, name, detail, action = st.session_state[PENDING]
+    st.text(name)
+    st.write(f"{detail} This cannot be undone.")
+    left, right = st.columns(2)
+    right.button("Cancel", key="confirm_no", width="stretch", on_click=lambda: st.session_state.pop(PENDING, None))
+    left.button(label, key="confirm_yes", type="primary", width="stretch", on_click=action)
+
+
+def crud(kind: str, current: str | None, create, rename, delete_detail: str, delete, extra=None) -> None:
+    """Create / rename the current one / delete the current one (after confirmation), side by side."""
+    c = st.columns(3)
+    with c[0].form(f"admin_create_{kind}", border=True, clear_on_submit=True):
+        st.text_input(f"New {kind} name", key=f"admin_new_{kind}")
+        if extra:
+            extra()
+        st.form_submit_button(f"Create {kind}", icon=":material/add:",
+                              on_click=lambda: create(st.session_state.get(f"admin_new_{kind}", "")))
+    if current is None:
+        return
+    with c[1].form(f"admin_rename_{kind}_{current}", border=True):
+        st.text_input(f"Rename the selected {kind} to", value=current, key=f"admin_rename_{kind}_{current}")
+        st.form_submit_button("Rename", icon=":material/edit:",
+                              on_click=lambda: rename(st.session_state[f"admin_rename_{kind}_{current}"]))
+    with c[2].container(border=True):
+        st.write(f"Delete the selected {kind}: {delete_detail}")
+        if st.button(f"Delete {kind}", icon=":material/delete:", key=f"admin_delete_{kind}"):
+            st.session_state[PENDING] = (f"Delete this {kind}", current, f"Deletes {delete_detail}", delete)
+
+
+st.title("Admin")
+st.caption("Tenants, users and memory stores. The sidebar picks the tenant, user and store this page acts on; "
+           "deleting asks first and removes everything under what is deleted.")
+if message := st.session_state.pop(FLASH, None):
+    st.toast(message, icon=":material/check_circle:")
+
+tenant = user = store = None
+with guard("Could not read the tenants"):
+    tenants = {t.name: t for t in admin.list_tenants(db)}
+    services = {name: MemoryService(db, t.id) for name, t in tenants.items()}
+    stores_of = {name: svc.list_stores() for name, svc in services.items()}
+    st.subheader("Tenants")
+    st.dataframe(pd.DataFrame(
+        [(n, len(services[n].list_users()), len(stores_of[n]), sum(s.total_memories for s in stores_of[n]), t.created_at)
+         for n, t in tenants.items()], columns=["tenant", "users", "stores", "memories", "created"]), hide_index=True)
+    name = st.session_state.get("tenant") if st.session_state.get("tenant") in tenants else None
+    tenant, svc = tenants.get(name), services.get(name)
+    n_memories = sum(s.total_memories for s in stores_of.get(name, []))
+    crud("tenant", name,
+         lambda new: act("create the tenant", lambda: admin.create_tenant(db, new), "Tenant created", tenant=new.strip(), user=None, store=None),
+         lambda new: act("rename the tenant", lambda: admin.rename_tenant(db, tenant.id, new), "Tenant renamed", tenant=new.strip()),
+         f"all its users, {count(len(stores_of.get(name, [])), 'store')} and {count(n_memories, 'memory')}.",
+         lambda: act("delete the tenant", lambda: admin.delete_tenant(db, tenant.id), "Tenant deleted", tenant=None, user=None, store=None))
+
+if tenant is not None:
+    with guard("Could not read the users"):
+        st.subheader("Users of the selected tenant")
+        st.text(tenant.name)
+        users = {u.name: u for u in svc.list_users()}
+        per_user = {u: [s for s in stores_of[name] if s.user_id == users[u].id] for u in users}
+        st.dataframe(pd.DataFrame([(u, len(per_user[u]), sum(s.total_memories for s in per_user[u]), users[u].created_at)
+                                   for u in users], columns=["user", "stores", "memories", "created"]), hide_index=True)
+        uname = st.session_state.get("user") if st.session_state.get("user") in users else None
+        user = users.get(uname)
+        crud("user", uname,
+             lambda new: act("create the user", lambda: svc.create_user(new), "User created", user=new.strip(), store=None),
+             lambda new: act("rename the user", lambda: svc.rename_user(user.id, new), "User renamed", user=new.strip()),
+             f"their {count(len(per_user.get(uname, [])), 'store')} and "
+             f"{count(sum(s.total_memories for s in per_user.get(uname, [])), 'memory')}.",
+             lambda: act("delete the user", lambda: svc.delete_user(user.id), "User deleted", user=None, store=None))
+        if not users:
+            st.info("This tenant has no users yet: create the first one above.")
+
+    if user is not None:
+        with guard("Could not read the stores"):
+            st.subheader("Stores of the selected user")
+            st.text(user.name)
+            stores = {s.store_name: s for s in per_user[uname]}
+            st.dataframe(pd.DataFrame([(s.store_name, s.embedding_model, s.embedding_dim, s.total_memories, s.last_accessed,
+                                        s.created_at) for s in stores.values()],
+                                      columns=["store", "model", "dimensions", "memories", "last accessed", "created"]), hide_index=True)
+            in_use = {s.embedding_model for s in stores_of[name]}
+            models = sorted((m for m in MODELS if m != "test-hashing" or m in in_use),
+                            key=lambda m: (m != get_settings().default_embedding_model, m))
+            sname = st.session_state.get("store") if st.session_state.get("store") in stores else None
+            store = stores.get(sname)
+
+            def create_store(new: str) -> None:
+                def make():
+                    if svc.find_store(user.id, new.strip()) is not None:
+                        raise Conflict(f"this user already has a store named {new.strip()!r}")
+                    svc.get_or_create_store(user.id, new, embedding_model=st.session_state["admin_new_model"])
+                act("create the store", make, "Store created", store=new.strip())
+
+            crud("store", sname, create_store,
+                 lambda new: act("rename the store", lambda: svc.rename_store(store.id, new), "Store renamed", store=new.strip()),
+                 f"its {count(store.total_memories if store else 0, 'memory')} and their relationships.",
+                 lambda: act("delete the store", lambda: svc.delete_store(store.id), "Store deleted", store=None),
+                 extra=lambda: st.selectbox("Embedding model", models, key="admin_new_model"))
+            if not stores:
+                st.info("This user has no store yet: create one above.")
+
+            if store is not None:
+                st.subheader("Embedding model of the selected store")
+                c = st.columns([2, 2, 1])
+                model = c[0].selectbox("New model", [m for m in models if m != store.embedding_model], key="admin_model")
+                held = store.total_memories
+                reembed = held > 0 and c[1].checkbox(
+                    f"Re-embed all {count(held, 'memory')} with it", key="admin_reembed",
+                    help="A store's vectors all come from one model, so every memory is embedded again.")
+                if c[2].button("Change the model", icon=":material/sync:", disabled=model is None or (held > 0 and not reembed)):
+                    bar = st.progress(0.0, text="Re-embedding…")
+                    with guard("Could not change the model"):
+                        svc.set_store_model(store.id, model, reembed=held > 0,
+                                            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"))
+                        data_changed()
+                        st.session_state[FLASH] = f"Model changed, {count(held, 'memory')} re-embedded"
+                        st.rerun()
+                if held > 0 and not reembed:
+                    st.caption("The store holds memories: tick the box to re-embed them all, or the change is refused.")
+
+if st.session_state.get(PENDING):
+    confirm_dialog()

@@ -1,2 +1,192 @@
+"""Memories: filter and sort the store's memories, open one, add, edit, expire, archive, delete."""
+
+import json
+from datetime import date, datetime, time, timedelta, timezone
+
+import pandas as pd
 import streamlit as st
-st.title("memories")
+
+from core.explorer.state import current_scope, guard, param, set_params
+from core.explorer.widgets import data_changed, data_version, memory_detail, store_frame
+from core.memories import SORTABLE
+
+PAGE_SIZE, PENDING, FLASH = 100, "memories_pending", "memories_flash"
+NOTES = {"Delete": "Deleted memories and their relationships cannot be brought back.",
+         "Expire": "Search stops returning expired memories; they stay in the store until purged.",
+         "Archive": "Search skips archived memories; unarchive brings them back.", "Unarchive": "Search finds them again."}
+DATES = {c: st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm") for c in ("last accessed", "created", "expires")}
+scope = current_scope()
+svc, store = scope.svc, scope.store
+
+
+def utc(day: date | None) -> datetime | None:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc) if day else None
+
+
+def done(message: str, memory: str | None = "") -> None:
+    """After a write: refresh cached frames, say what happened on the next run, rerun."""
+    data_changed()
+    st.session_state[FLASH] = message
+    if memory != "":
+        set_params(memory=memory)
+    st.rerun()
+
+
+def ask(verb: str, what: str, action) -> None:
+    """Destructive actions wait for the confirmation dialog below."""
+    st.session_state[PENDING] = (verb, f"{verb} {what}", action)
+
+
+@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop(PENDING, None))
+def confirm_dialog() -> None:
+    verb, label, action = st.session_state[PENDING]
+    st.write(f"{label}? {NOTES[verb]}")
+    left, right = st.columns(2)
+    if right.button("Cancel", key="confirm_no", width="stretch"):
+        st.session_state.pop(PENDING, None)
+        st.rerun()
+    if left.button(label, key="confirm_yes", type="primary", width="stretch"):
+        with guard("Could not finish"):
+            message = action()
+            st.session_state.pop(PENDING, None)
+            done(message, None if verb == "Delete" else "")
+
+
+def memory_form(key: str, types: list[str], memory=None) -> dict | None:
+    """Add (empty) or edit (pre-filled) form; returns checked fields once submitted, else None."""
+    key = f"{key}_{data_version()}"  # a fresh form after each write
+    kinds = sorted(set(types) | {memory.memory_type if memory else "fact"})
+    old_expiry = memory.expires_at.date() if memory and memory.expires_at else None
+    with st.form(key, border=False):
+        content = st.text_area("Content", memory.content if memory else "", height=120, key=f"{key}_content")
+        c = st.columns(3)
+        kind = c[0].selectbox("Type", kinds, kinds.index(memory.memory_type if memory else "fact"),
+                              accept_new_options=True, key=f"{key}_type")
+        source = c[1].text_input("Source (optional)", (memory.source or "") if memory else "", key=f"{key}_source")
+        importance = c[2].slider("Importance", 0.0, 1.0, memory.importance if memory else 0.5, 0.01, key=f"{key}_importance")
+        c = st.columns([3, 1])
+        meta = c[0].text_area("Metadata (a JSON object)", json.dumps(memory.metadata if memory else {}, indent=2,
+                              ensure_ascii=False), height=100, key=f"{key}_metadata")
+        expires = c[1].date_input("Expires on (optional)", old_expiry, key=f"{key}_expires")
+        if not st.form_submit_button("Save changes" if memory else "Add memory", type="primary"):
+            return None
+    try:
+        metadata = json.loads(meta.strip() or "{}")
+        problem = "" if isinstance(metadata, dict) else f"found a {type(metadata).__name__}"
+    except json.JSONDecodeError as exc:
+        problem = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+    if problem:
+        st.error(f'Metadata must be a JSON object such as {{"project": "apollo"}}, or {{}} for none ({problem}).')
+        return None
+    fields = dict(content=content, memory_type=kind, source=source.strip() or None, importance=importance, metadata=metadata)
+    return fields | ({"expires_at": utc(expires)} if expires != old_expiry else {})
+
+
+st.title("Memories")
+st.caption("Filter, sort and select memories: select one row to open it, several for bulk actions.")
+if message := st.session_state.pop(FLASH, None):
+    st.toast(message, icon=":material/check_circle:")
+
+frame = store_frame(scope)
+types, sources = sorted(frame["memory_type"].unique()), sorted(frame["source"].dropna().unique())
+with st.container(border=True):
+    c = st.columns([2, 2, 3, 2])
+    chosen_types = c[0].multiselect("Type", types, key="type", bind="query-params")
+    chosen_sources = c[1].multiselect("Source", [""] + sources, key="source", bind="query-params",
+                                      format_func=lambda s: s or "(no source)")
+    contains = c[2].text_input("Content or metadata contains", key="q", bind="query-params")
+    low, high = c[3].slider("Importance", 0.0, 1.0, (0.0, 1.0), 0.05, key="importance")
+    c = st.columns([3, 3, 2, 2, 2])
+    created = c[0].date_input("Created between", value=(), key="created")
+    archived = c[1].segmented_control("Archived", ["all", "active", "archived"], default="all", key="archived",
+                                      bind="query-params") or "all"
+    expired = c[2].toggle("Include expired", key="expired", bind="query-params")
+    order = c[3].selectbox("Sort by", SORTABLE, key="sort", bind="query-params", format_func=lambda s: s.replace("_", " "))
+    descending = c[4].toggle("Descending", value=True, key="desc", bind="query-params")
+
+filters = dict(memory_types=chosen_types, sources=chosen_sources, text_contains=contains or None,
+               min_importance=low, max_importance=high, include_expired=expired,
+               archived={"all": None, "active": False, "archived": True}[archived],
+               created_after=utc(created[0]) if created else None,
+               created_before=utc(created[1] + timedelta(days=1)) if len(created) > 1 else None,
+               order_by=order, descending=descending)
+signature = repr(sorted(filters.items()))
+if st.session_state.get("memories_signature") != signature:  # new filters start on page 1
+    st.session_state["memories_signature"], st.session_state["memories_page"] = signature, 1
+number = st.session_state.get("memories_page", 1)
+with guard("Could not list the memories"):
+    result = svc.list_memories(store.id, **filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    pages = max(1, -(-result.total // PAGE_SIZE))
+    if number > pages:  # the last page emptied by a delete
+        st.session_state["memories_page"] = pages
+        st.rerun()
+    now = datetime.now(timezone.utc)
+    table = pd.DataFrame(
+        [(m.content, m.memory_type, m.source, m.importance, m.access_count, m.last_accessed, m.created_at, m.expires_at,
+          "archived" if m.archived else "expired" if m.is_expired(now) else "live", str(m.id)) for m in result.items],
+        columns=["content", "type", "source", "importance", "accesses", "last accessed", "created", "expires", "status", "id"])
+    st.caption(f"{result.total} of the store's {len(frame)} memories match" + (f", page {number} of {pages}" if pages > 1 else ""))
+    if frame.empty:
+        st.info("This store holds no memories yet: add one below or import a JSONL file on the Import / export page.")
+    key = f"memories_table_{abs(hash((signature, number, data_version())))}"  # a write clears the selection
+    event = st.dataframe(table, key=key, hide_index=True, on_select="rerun", selection_mode="multi-row", column_config={
+        "content": st.column_config.TextColumn(width="large"), "id": None, **DATES,
+        "importance": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f")})
+    if pages > 1:
+        st.number_input("Page", 1, pages, key="memories_page")
+    selected = [table.iloc[i]["id"] for i in event.selection.rows if i < len(table)]
+    last_key, last_selected = st.session_state.get("memories_last", (None, []))
+    if key == last_key and selected != last_selected:  # the user changed the selection: it decides what is open
+        set_params(memory=selected[0] if len(selected) == 1 else None)
+    st.session_state["memories_last"] = (key, selected)
+
+    if len(selected) > 1:
+        n, ids = len(selected), list(selected)
+        st.caption(f"{n} memories selected: every bulk action asks for confirmation first")
+        bulk = [("Delete", ":material/delete:", svc.delete_memories), ("Expire", ":material/timer_off:", svc.expire_memories),
+                ("Archive", ":material/archive:", lambda ids: svc.set_archived(ids, True)),
+                ("Unarchive", ":material/unarchive:", lambda ids: svc.set_archived(ids, False))]
+        with st.container(horizontal=True):
+            for verb, icon, run in bulk:
+                if st.button(f"{verb} {n} memories", icon=icon):
+                    ask(verb, f"{n} memories", lambda verb=verb, run=run, ids=ids: f"{verb}d {run(ids)} memories")
+
+with st.expander("Add a memory", icon=":material/add:", expanded=frame.empty):
+    if (fields := memory_form("memories_add", types)) is not None:
+        with guard("Could not add the memory"):
+            done("Memory added and embedded", str(svc.add_memory(store.id, **fields).id))
+
+if memory_id := param("memory"):
+    memory = None
+    with guard("Could not open the memory"):
+        memory = svc.get_memory(memory_id)
+    if memory is None:
+        set_params(memory=None)  # a stale link: the error above says why
+    else:
+        st.divider()
+        st.subheader("Selected memory")
+        mid = str(memory.id)
+        with st.container(horizontal=True):
+            if st.button("Unarchive" if memory.archived else "Archive", icon=":material/archive:"):
+                with guard("Could not change the archive flag"):
+                    svc.set_archived([mid], not memory.archived)
+                    done("Memory unarchived" if memory.archived else "Memory archived: search skips it")
+            if st.button("Expire now", icon=":material/timer_off:"):
+                ask("Expire", "this memory", lambda mid=mid: f"Expired {svc.expire_memories([mid])} memory")
+            if st.button("Delete", icon=":material/delete:"):
+                ask("Delete", "this memory", lambda mid=mid: (svc.delete_memory(mid), "Memory deleted")[1])
+            st.button("Close", icon=":material/close:", on_click=set_params, kwargs={"memory": None})
+        if memory.store_id != store.id:
+            st.info("This memory belongs to another store of this tenant (reached through a relationship).")
+        with st.expander("Edit this memory", icon=":material/edit:"):
+            if (fields := memory_form(f"memories_edit_{mid}", types, memory)) is not None:
+                with guard("Could not save the memory"):
+                    svc.update_memory(mid, **fields)
+                    done("Memory saved" + (" and re-embedded" if fields["content"] != memory.content else ""))
+        with guard("Could not read the relationships"):
+            if (related := memory_detail(scope, memory, key="memories")) is not None:
+                set_params(memory=related)
+                st.rerun()
+
+if st.session_state.get(PENDING):
+    confirm_dialog()

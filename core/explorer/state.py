@@ -134,8 +134,24 @@ def isolation_panel(svc: MemoryService, store: MemoryStore) -> None:
         st.text(f"model   {store.embedding_model}\nvectors {store.embedding_dim}d\nsize    {store.total_memories} memories")
 
 
+def _enter_through_app() -> None:
+    """Run app.py first when a page's URL is the first request a fresh server gets.
+
+    While a `pages/` directory exists, Streamlit (1.67) runs the requested page file alone, with
+    its own page list, until app.py has called st.navigation once in the process: a copied link
+    would open without the sidebar and its scope. Switching the process to st.navigation and
+    running again makes app.py draw the sidebar and then run this same page, URL included.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
 def current_scope() -> Scope:
     """The scope the sidebar selected, for a page; stops the page with a hint when there is none."""
+    if "scope" not in st.session_state:
+        _enter_through_app()
     scope = st.session_state.get("scope")
     if scope is None:
         st.info("Pick a tenant, user and store in the sidebar (or create them on the Admin page).")

@@ -1,0 +1,131 @@
+"""The Admin page through AppTest: tenants, users and stores created, renamed and deleted for real,
+deletions only after confirmation, and the sidebar selection kept valid.
+
+(AppTest does not rerun app.py's sidebar after switching pages, so the sidebar's follow-up is
+checked through the session state and URL it reads, not through its widgets.)"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core import NewMemory
+from core.admin import find_tenant, list_tenants
+from tests.apptest import open_page
+from tests.conftest import unique
+
+
+def open_admin(tenant, user, store="default"):
+    at = open_page("admin", tenant=tenant.name, user=user.name, store=store)
+    assert not at.exception, at.exception
+    return at
+
+
+def ok(at):
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def selection(at) -> dict[str, str | None]:
+    return {k: at.session_state[k] if k in at.session_state else None for k in ("tenant", "user", "store")}
+
+
+def submit(at, form: str, label: str):
+    return ok(at.button(key=f"FormSubmitter:{form}-{label}").click().run())
+
+
+def test_create_rename_delete_a_user(svc, store, user, tenant) -> None:
+    at = open_admin(tenant, user)
+    at.text_input(key="admin_new_user").set_value("bob")
+    at = submit(at, "admin_create_user", "Create user")
+    assert "bob" in [u.name for u in svc.list_users()]
+    assert selection(at) == {"tenant": tenant.name, "user": "bob", "store": None}  # the sidebar moves to bob
+    assert at.query_params["user"] == "bob" and "store" not in at.query_params
+    assert [t.value for t in at.toast] == ["User created"]
+    at.text_input(key="admin_rename_user_bob").set_value("robert")
+    at = submit(at, "admin_rename_user_bob", "Rename")
+    assert sorted(u.name for u in svc.list_users()) == sorted([user.name, "robert"])
+    assert selection(at)["user"] == "robert" and at.query_params["user"] == "robert"
+    ok(at.button(key="admin_delete_user").click().run())
+    assert "robert" in [u.name for u in svc.list_users()]  # not before confirming
+    ok(at.button(key="confirm_yes").click().run())
+    assert [u.name for u in svc.list_users()] == [user.name]
+    assert selection(at)["user"] is None and "user" not in at.query_params
+
+
+def test_a_duplicate_user_name_is_refused_with_a_message(svc, store, user, tenant) -> None:
+    at = open_admin(tenant, user)
+    at.text_input(key="admin_new_user").set_value(user.name)
+    at = at.button(key="FormSubmitter:admin_create_user-Create user").click().run()
+    assert "already exists" in at.error[0].value
+    assert len(svc.list_users()) == 1
+
+
+def test_create_rename_delete_a_store(svc, store, user, tenant) -> None:
+    svc.add_memory(store.id, "kept")
+    at = open_admin(tenant, user)
+    assert "test-hashing" in at.selectbox(key="admin_new_model").options  # in use in this tenant
+    at.text_input(key="admin_new_store").set_value("notes")
+    at.selectbox(key="admin_new_model").set_value("test-hashing")
+    at = submit(at, "admin_create_store", "Create store")
+    notes = svc.find_store(user.id, "notes")
+    assert (notes.embedding_model, notes.embedding_dim) == ("test-hashing", 384)
+    assert selection(at)["store"] == "notes"
+    svc.add_memories(notes.id, [NewMemory("one"), NewMemory("two")])
+    at.text_input(key="admin_rename_store_notes").set_value("journal")
+    at = submit(at, "admin_rename_store_notes", "Rename")
+    assert sorted(s.store_name for s in svc.list_stores(user.id)) == ["default", "journal"]
+    assert selection(at)["store"] == "journal" and at.query_params["store"] == "journal"
+    ok(at.button(key="admin_delete_store").click().run())
+    assert "its 2 memories" in " ".join(m.value for m in at.markdown)  # the dialog says what goes
+    ok(at.button(key="confirm_no").click().run())
+    assert svc.find_store(user.id, "journal") is not None
+    ok(at.button(key="admin_delete_store").click().run())
+    ok(at.button(key="confirm_yes").click().run())
+    assert [s.store_name for s in svc.list_stores(user.id)] == ["default"]
+    assert svc.list_memories(store.id).total == 1  # the other store is untouched
+    assert selection(at)["store"] is None and "store" not in at.query_params
+
+
+def test_the_test_embedder_is_offered_only_when_in_use(svc, user, tenant) -> None:
+    svc.get_or_create_store(user.id, "default", embedding_model="all-MiniLM-L6-v2")
+    at = open_admin(tenant, user)
+    options = at.selectbox(key="admin_new_model").options
+    assert "test-hashing" not in options and options[0] == "all-MiniLM-L6-v2"
+
+
+def test_changing_the_model_of_a_full_store_needs_the_reembed_choice(svc, store, user, tenant) -> None:
+    mini = svc.get_or_create_store(user.id, "mini", embedding_model="all-MiniLM-L6-v2")
+    vector = np.ones(384, dtype=np.float32)
+    svc.add_memories(mini.id, [NewMemory("Prefers aisle seats", embedding=vector), NewMemory("Owns a cat", embedding=vector)])
+    at = open_admin(tenant, user, store="mini")
+    at.selectbox(key="admin_model").set_value("test-hashing").run()
+    change = next(b for b in at.button if b.label == "Change the model")
+    assert change.disabled  # refused while the store holds memories and re-embedding is not chosen
+    assert at.checkbox(key="admin_reembed").label == "Re-embed all 2 memories with it"
+    at.checkbox(key="admin_reembed").check().run()
+    ok(next(b for b in at.button if b.label == "Change the model").click().run())
+    changed = svc.get_store(mini.id)
+    assert changed.embedding_model == "test-hashing"
+    _, vectors = svc.store_embeddings(mini.id)
+    assert not np.allclose(vectors[0], vectors[1])  # every memory has its new vector
+    assert [t.value for t in at.toast] == ["Model changed, 2 memories re-embedded"]
+
+
+def test_create_rename_delete_a_tenant(db, svc, store, user, tenant) -> None:
+    at = open_admin(tenant, user)
+    name = unique("new-tenant")
+    at.text_input(key="admin_new_tenant").set_value(name)
+    at = submit(at, "admin_create_tenant", "Create tenant")
+    assert find_tenant(db, name).name == name
+    assert selection(at) == {"tenant": name, "user": None, "store": None}
+    assert "no users yet" in at.info[0].value
+    at.text_input(key=f"admin_rename_tenant_{name}").set_value(name + "-renamed")
+    at = submit(at, f"admin_rename_tenant_{name}", "Rename")
+    assert selection(at)["tenant"] == name + "-renamed" and at.query_params["tenant"] == name + "-renamed"
+    ok(at.button(key="admin_delete_tenant").click().run())
+    assert name + "-renamed" in [t.name for t in list_tenants(db)]
+    ok(at.button(key="confirm_yes").click().run())
+    names = [t.name for t in list_tenants(db)]
+    assert name + "-renamed" not in names and tenant.name in names
+    assert selection(at)["tenant"] is None
