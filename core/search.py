@@ -42,7 +42,7 @@ _ITERATIVE_SCAN = text(
 # websearch_to_tsquery parses what people type (quotes, "or", -exclusions); every remaining term
 # must match. OR-ing the terms instead was measured worse for hybrid search (docs/RETRIEVAL.md):
 # common words then pull in noise that displaces good vector candidates.
-_TSQUERY = "websearch_to_tsquery('english', :query)"
+TSQUERY = "websearch_to_tsquery('english', :query)"
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,15 @@ def vector_candidates(conn: Connection, store: MemoryStore, vector: np.ndarray, 
     condition, params = filters.sql()
     params.update(q=vector, s=store.id, k=k)
     if store.total_memories <= EXACT_SEARCH_MAX_ROWS:
+        # Only (id, distance) is materialised, each distance computed once; the k winners are then
+        # read by primary key. The fence keeps the planner off the HNSW index, shared with every
+        # other store, where a small store's rows are too rare to be found (docs/BENCHMARKS.md).
         sql = (
-            f"WITH store_rows AS MATERIALIZED (SELECT * FROM memories WHERE store_id = :s AND embedding_dim = {dim}{condition})"
-            f" SELECT {MEMORY_COLUMNS}, embedding, 1 - {distance} AS similarity FROM store_rows ORDER BY {distance}, id LIMIT :k"
+            f"WITH store_rows AS MATERIALIZED (SELECT id, {distance} AS distance FROM memories"
+            f" WHERE store_id = :s AND embedding_dim = {dim}{condition}),"
+            f" nearest AS (SELECT id, distance FROM store_rows ORDER BY distance, id LIMIT :k)"
+            f" SELECT {MEMORY_COLUMNS}, embedding, 1 - distance AS similarity FROM nearest JOIN memories USING (id)"
+            f" ORDER BY distance, id"
         )
     else:
         conn.execute(_ITERATIVE_SCAN, {"ef": str(max(40, 2 * k))})
@@ -138,7 +144,7 @@ def text_candidates(conn: Connection, store: MemoryStore, query: str, vector: np
     sql = (
         f"SELECT {MEMORY_COLUMNS}, embedding, 1 - {_distance(store)} AS similarity,"
         f" ts_rank_cd(content_tsv, tsq) AS text_rank"
-        f" FROM memories, {_TSQUERY} AS tsq"
+        f" FROM memories, {TSQUERY} AS tsq"
         f" WHERE store_id = :s AND content_tsv @@ tsq{condition} ORDER BY text_rank DESC, id LIMIT :k"
     )
     return conn.execute(text(sql), params).all()

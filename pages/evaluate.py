@@ -1,2 +1,147 @@
+"""Evaluate: measure retrieval on labelled cases and compare search configurations side by side."""
+
+import pandas as pd
+import plotly.express as px
 import streamlit as st
-st.title("evaluate")
+
+from core import diagnostics as dx
+from core.evaluation import DEFAULT_KS, NDCG_DEPTH, ModeConfig, delete_eval_set, evaluate, list_eval_sets, load_cases, save_eval_set
+from core.explorer.state import current_scope, guard, param, set_params
+from core.explorer.widgets import data_changed, data_version
+from core.labels import plot_text
+from core.ranking import MODES
+
+scope = current_scope()
+svc, store = scope.svc, scope.store
+DEPTH = max(max(DEFAULT_KS), NDCG_DEPTH)
+CHARTED = [*(f"recall@{k}" for k in DEFAULT_KS), "mrr", f"ndcg@{NDCG_DEPTH}"]
+st.title("Evaluate")
+st.caption("How well does search find what it should? Run labelled cases (a query and the memories it should return) "
+           "through up to four search configurations and compare recall, MRR and nDCG. Evaluation never counts accesses.")
+
+
+@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop("delete_set_pending", None))
+def confirm_delete(set_id: str, size: int) -> None:
+    st.write(f"Delete this evaluation set and its {size} cases? This cannot be undone; the memories are not touched.")
+    left, right = st.columns(2)
+    if right.button("Cancel", key="cancel_delete", width="stretch"):
+        st.session_state.pop("delete_set_pending", None)
+        st.rerun()
+    if left.button("Delete the set", type="primary", key="confirm_delete", width="stretch"):
+        with guard("Could not delete the set"):
+            st.session_state.pop("delete_set_pending", None)
+            delete_eval_set(svc, set_id)
+            data_changed()
+            set_params(set=None)
+            st.rerun()
+
+
+sets = {}
+with guard("Could not read the evaluation sets"):
+    sets = {str(s.id): s for s in list_eval_sets(svc, store.id)}
+pick, upload = st.columns([3, 2])
+with upload.expander("Upload cases (JSONL)", expanded=not sets):
+    st.caption('One case a line: {"query": "...", "expected_ids": ["<memory id>", ...], "kind": "optional label"}')
+    file = st.file_uploader("Cases file", type=["jsonl", "json", "txt"], key="cases_file")
+    name = st.text_input("Name of the set", key="new_set_name", placeholder="e.g. paraphrases")
+    if st.button("Save as an evaluation set", disabled=file is None, key="save_set"):
+        with guard("Could not save the set"):
+            saved = save_eval_set(svc, store.id, name, load_cases(file.getvalue()))
+            data_changed()
+            st.session_state.pop("set", None)  # the selector starts again from the URL: the new set
+            set_params(set=saved.id)
+            st.rerun()
+if not sets:
+    pick.info("No evaluation set for this store yet. Upload a cases file, or on the Search page mark the memories "
+              "a query should return and use “Add this query to an evaluation set”.")
+    st.stop()
+ids = list(sets)
+if st.session_state.get("set") not in ids:
+    st.session_state.pop("set", None)  # a deleted set: fall back to the URL or the first one
+chosen = pick.selectbox("Evaluation set", ids, index=ids.index(param("set")) if param("set") in ids else 0,
+                        format_func=lambda i: f"{sets[i].name} ({len(sets[i].cases)} cases)", key="set")
+set_params(set=chosen)
+cases = sets[chosen].cases
+if pick.button("Delete this set", icon=":material/delete:", key="delete_set"):
+    st.session_state["delete_set_pending"] = chosen
+if st.session_state.get("delete_set_pending") == chosen:
+    confirm_delete(chosen, len(cases))
+with pick.expander(f"The {len(cases)} cases"):
+    st.dataframe(pd.DataFrame({"query": [c.query for c in cases], "kind": [c.kind or "" for c in cases],
+                               "expected": [len(c.expected_ids) for c in cases]}), hide_index=True)
+
+st.subheader("Configurations")
+count = st.slider("How many configurations", 1, 4, 3, key="n_configs")
+configs = []
+for i, col in enumerate(st.columns(count)):
+    with col.container(border=True):
+        mode = st.selectbox("Mode", MODES, index=i % len(MODES), key=f"mode_{i}")
+        threshold = st.slider("Similarity threshold", 0.0, 1.0, 0.0, 0.05, key=f"threshold_{i}",
+                              help="The vector side must reach it (0: rank everything, as recall measurement wants).")
+        lam = st.slider("MMR lambda", 0.0, 1.0, 0.5, key=f"mmr_{i}") if st.toggle("Diversify (MMR)", key=f"use_mmr_{i}") else None
+        auto = f"{mode} ≥{threshold:.2f}" + (f" mmr {lam:.2f}" if lam is not None else "")
+        label = st.text_input("Name (optional)", key=f"name_{i}", placeholder=auto)
+        configs.append(ModeConfig(name=label.strip() or auto, mode=mode, mmr_lambda=lam, min_similarity=threshold))
+names = [c.name for c in configs]
+if len(set(names)) < len(names):
+    st.warning("Two configurations have the same name: rename one so the charts can tell them apart.")
+    st.stop()
+
+signature = (chosen, tuple(configs), data_version())
+if st.button("Run the evaluation", type="primary", icon=":material/play_arrow:", key="run"):
+    bar = st.progress(0.0, text="Embedding the queries…")
+    with guard("The evaluation failed"):
+        reports = evaluate(svc, store.id, cases, configs, DEFAULT_KS,
+                           progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} searches"))
+        st.session_state["eval_run"] = (signature, reports)
+    bar.empty()
+run = st.session_state.get("eval_run")
+if not run or run[0] != signature:
+    st.info(f"Press “Run the evaluation” to search the {len(cases)} cases with each configuration (top {DEPTH} each).")
+    st.stop()
+reports = run[1]
+
+st.subheader("Results")
+metrics = dx.metrics_frame(reports)
+table = metrics.pivot(index="configuration", columns="metric", values="value").reindex(index=names, columns=metrics["metric"].unique())
+st.dataframe(table, column_config={m: st.column_config.NumberColumn(format="%.3f") for m in table.columns})
+charted = metrics[metrics["metric"].isin(CHARTED)].assign(configuration=lambda f: f["configuration"].map(plot_text))
+fig = px.bar(charted, x="metric", y="value", color="configuration", barmode="group", range_y=[0, 1],
+             category_orders={"metric": CHARTED, "configuration": [plot_text(n) for n in names]},
+             title=f"Retrieval quality over {len(cases)} cases", labels={"value": "mean over cases (higher is better)"})
+st.plotly_chart(fig)
+kinds = [r.by_kind() for r in reports]
+if any(len(k) > 1 for k in kinds):
+    st.caption(f"nDCG@{NDCG_DEPTH} by kind of case: where a configuration wins or loses")
+    by_kind = pd.DataFrame({r.name: {kind: m[f"ndcg@{NDCG_DEPTH}"] for kind, m in k.items()} for r, k in zip(reports, kinds)})
+    st.dataframe(by_kind, column_config={n: st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f") for n in names})
+
+st.subheader("Failed cases")
+worst = min(range(len(reports)), key=lambda i: reports[i].metrics[f"ndcg@{NDCG_DEPTH}"])
+which = st.selectbox("Configuration", range(len(reports)), index=worst, format_func=lambda i: reports[i].name, key="drill_config")
+report = reports[which]
+failed = dx.failed_cases(report, DEPTH)
+st.caption(f"{len(failed)} of {len(cases)} cases missed at least one expected memory in the top {DEPTH}, worst first. "
+           "Select one to see what was expected and what came back instead.")
+if not failed:
+    st.success(f"Every expected memory came back in the top {DEPTH}.")
+    st.stop()
+overview = pd.DataFrame({
+    "query": [c.case.query for c in failed], "kind": [c.case.kind or "" for c in failed],
+    f"recall@{DEPTH}": [c.metrics[f"recall@{DEPTH}"] for c in failed], "mrr": [c.metrics["mrr"] for c in failed],
+    "expected ranks": [", ".join(str(r) if r else "–" for r in c.expected_ranks.values()) for c in failed],
+})
+event = st.dataframe(overview, hide_index=True, on_select="rerun", selection_mode="single-row", key="failed_table",
+                     column_config={"query": st.column_config.TextColumn(width="large")})
+rows = event.selection.rows if event else []
+if rows:
+    case = failed[rows[0]]
+    st.text(f"Query: {case.case.query}")
+    with guard("Could not explain the case"):
+        expected, returned = dx.explain_case(svc, store.id, case, report.config, DEPTH)
+        left, right = st.columns(2)
+        left.caption("Expected memories: where each came, or why it did not")
+        left.dataframe(expected, hide_index=True, column_order=["rank", "status", "similarity", "reason", "content"])
+        right.caption(f"What {report.name} returned (✓ = expected)")
+        right.dataframe(returned.dropna(axis=1, how="all"), hide_index=True, column_order=[
+            c for c in returned.columns if c != "id" and returned[c].notna().any()])

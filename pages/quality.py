@@ -8,7 +8,8 @@ import plotly.express as px
 import streamlit as st
 
 from core.explorer.state import current_scope, guard
-from core.explorer.widgets import data_changed, data_version, plot_text, store_frame
+from core.explorer.widgets import data_changed, data_version, store_frame
+from core.labels import plot_text
 from core.quality import creation_timeline, expiring, merge_memories, near_duplicate_groups, never_retrieved, orphans, with_status
 
 MAX_GROUPS, PENDING, FLASH = 30, "quality_pending", "quality_flash"

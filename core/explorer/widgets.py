@@ -4,14 +4,12 @@ plotly charts is escaped first (plotly reads a subset of HTML in labels)."""
 
 from __future__ import annotations
 
-import html
-import textwrap
-
 import pandas as pd
 import streamlit as st
 
 from core.explorer.state import Scope, set_params
 from core.frames import memory_frame
+from core.labels import short
 from core.models import Memory
 
 
@@ -25,7 +23,7 @@ def data_changed() -> None:
     st.cache_data.clear()
 
 
-@st.cache_data(ttl=60, show_spinner=False, hash_funcs={"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id))})
+@st.cache_data(ttl=60, show_spinner=False, hash_funcs={"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id), s.store.total_memories)})
 def _frame(scope: Scope, version: int) -> pd.DataFrame:
     return memory_frame(scope.svc, scope.store.id)
 
@@ -33,19 +31,6 @@ def _frame(scope: Scope, version: int) -> pd.DataFrame:
 def store_frame(scope: Scope) -> pd.DataFrame:
     """The selected store's memories (cached for this session until the next write)."""
     return _frame(scope, data_version())
-
-
-def plot_text(value: object, width: int = 60, limit: int = 240) -> str:
-    """Text for a plotly label or hover: escaped, shortened, wrapped with <br>."""
-    text = " ".join(str(value).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width)) or "&nbsp;"
-
-
-def short(value: str, limit: int = 90) -> str:
-    text = " ".join(value.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str | None:

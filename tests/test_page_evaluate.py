@@ -1,0 +1,92 @@
+"""The Evaluate page through AppTest: run a saved set, metrics, failed-case drill-down, upload, delete."""
+
+from __future__ import annotations
+
+import json
+
+from core import NewMemory
+from core.evaluation import EvalCase, list_eval_sets, save_eval_set
+from tests.apptest import open_page, texts
+
+
+def open_evaluate(tenant, user, **params):
+    at = open_page("evaluate", tenant=tenant.name, user=user.name, store="default", **params)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def seeded(svc, store):
+    m = svc.add_memories(store.id, [
+        NewMemory("alpha beta gamma"), NewMemory("alpha beta delta"), NewMemory("zeta eta theta"), NewMemory("quarterly tax report"),
+    ])
+    cases = [
+        EvalCase("alpha beta gamma", (m[0].id,), "easy"),
+        EvalCase("taxes for the quarter", (m[3].id,), "paraphrase"),  # no shared word but "quarter" (stemmed): text finds it
+        EvalCase("theta memory", (m[2].id, m[1].id), "paraphrase"),
+    ]
+    return m, save_eval_set(svc, store.id, "smoke", cases)
+
+
+def test_a_saved_set_runs_and_shows_metrics_and_failures(svc, store, user, tenant) -> None:
+    memories, saved = seeded(svc, store)
+    at = open_evaluate(tenant, user)
+    assert at.selectbox(key="set").value == str(saved.id) and at.query_params["set"] == str(saved.id)
+    assert "Press “Run the evaluation”" in at.info[0].value
+    before = {m.id: m.access_count for m in svc.get_memories([m.id for m in memories])}
+    at.slider(key="n_configs").set_value(2).run()
+    at.selectbox(key="mode_1").select("vector").run()
+    at.slider(key="threshold_1").set_value(0.6).run()
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error
+    table = next(df for df in at.dataframe if "mrr" in df.value.columns).value
+    assert list(table.index) == ["vector ≥0.00", "vector ≥0.60"]
+    assert table.loc["vector ≥0.00", "recall@10"] == 1.0  # four memories: everything is in the top 10
+    assert table.loc["vector ≥0.60", "recall@1"] < 1.0 and table.loc["vector ≥0.60", "mrr"] < table.loc["vector ≥0.00", "mrr"]
+    assert {m.id: m.access_count for m in svc.get_memories([m.id for m in memories])} == before
+    assert len(at.get("plotly_chart")) == 1
+
+    at.selectbox(key="drill_config").select(1).run()
+    assert "of 3 cases missed at least one expected memory in the top 10" in texts(at)
+    at.session_state["failed_table"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert not at.exception and not at.error
+    expected = next(df for df in at.dataframe if "reason" in df.value.columns).value
+    assert set(expected["status"]) <= {"below threshold"} and all("below the threshold 0.60" in r for r in expected["reason"])
+
+
+def test_uploading_cases_saves_a_set_and_deleting_asks_first(svc, store, user, tenant, other) -> None:
+    m = svc.add_memory(store.id, "alpha beta gamma")
+    at = open_evaluate(tenant, user)
+    assert "No evaluation set for this store yet" in at.info[0].value
+    other_svc, other_store = other
+    save_eval_set(other_svc, other_store.id, "other tenant's set", [EvalCase("x", (m.id,))])
+    at.run()
+    assert "No evaluation set for this store yet" in at.info[0].value  # another tenant's set never shows
+
+    lines = "\n".join(json.dumps({"query": q, "expected_ids": [str(m.id)]}) for q in ("alpha", "gamma beta"))
+    at.get("file_uploader")[0].set_value(("cases.jsonl", lines.encode(), "application/jsonl"))
+    at.text_input(key="new_set_name").input("uploaded").run()
+    at.button(key="save_set").click().run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="set").options == ["uploaded (2 cases)"]
+    at.button(key="delete_set").click().run()
+    assert [s.name for s in list_eval_sets(svc, store.id)] == ["uploaded"]  # nothing deleted before the confirmation
+    at.button(key="confirm_delete").click().run()
+    assert list_eval_sets(svc, store.id) == []
+
+
+def test_an_uploaded_set_is_selected_next_to_existing_ones(svc, store, user, tenant) -> None:
+    m = svc.add_memory(store.id, "alpha beta gamma")
+    save_eval_set(svc, store.id, "first", [EvalCase("alpha", (m.id,))])
+    at = open_evaluate(tenant, user)
+    at.get("file_uploader")[0].set_value(("cases.jsonl", json.dumps({"query": "gamma", "expected_ids": [str(m.id)]}).encode(), "text/plain"))
+    at.text_input(key="new_set_name").input("second").run()
+    at.button(key="save_set").click().run()
+    assert not at.exception and not at.error and not at.warning
+    assert at.selectbox(key="set").value == str(next(s.id for s in list_eval_sets(svc, store.id) if s.name == "second"))
+    at.get("file_uploader")[0].set_value(("bad.jsonl", b'{"query": "x"}\n', "text/plain"))
+    at.text_input(key="new_set_name").input("third").run()
+    at.button(key="save_set").click().run()
+    assert "line 1: expected_ids must be a non-empty list of memory ids" in at.error[0].value
+    assert [s.name for s in list_eval_sets(svc, store.id)] == ["first", "second"]

@@ -1,0 +1,95 @@
+"""The Embedding map page through Streamlit's AppTest, on a store built here with the test-hashing embedder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import streamlit as st
+
+from core import NewMemory
+from core import projection as proj
+from tests.apptest import open_page, texts
+
+WORDS = "flight seat window aisle hotel paris lisbon conference peanuts vegetarian desk report".split()
+
+
+@pytest.fixture
+def map_store(svc, store):
+    added = svc.add_memories(store.id, [
+        NewMemory(f"memory about {w} and {WORDS[(i + 1) % len(WORDS)]}" + (" <b>x</b>" if i == 0 else ""),
+                  memory_type="fact" if i % 2 else "preference", source="chat" if i % 3 else None, importance=0.1 + 0.07 * i)
+        for i, w in enumerate(WORDS)])
+    return [str(m.id) for m in added]
+
+
+def chart(at) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def points(spec: dict) -> set[str]:
+    return {c for t in spec["data"] for c in (t.get("customdata") or [])}
+
+
+def test_map_shows_every_memory_then_reuses_the_cached_projection(map_store, tenant, user) -> None:
+    at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5")
+    assert not at.exception and not at.error
+    spec = chart(at)
+    assert points(spec) == set(map_store)
+    assert {t["type"] for t in spec["data"]} == {"scattergl"}
+    assert {t["name"] for t in spec["data"]} == {"fact", "preference"}
+    assert "&lt;b&gt;x&lt;/b&gt;" in json.dumps(spec) and "<b>x</b>" not in json.dumps(spec)
+    assert "cached projection" not in texts(at)
+    reopened = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5")  # another session
+    assert not reopened.exception
+    assert "cached projection" in texts(reopened)
+    assert chart(reopened)["data"][0]["x"] == spec["data"][0]["x"]
+    reopened.button[0].click().run()  # Recompute
+    assert "cached projection" not in texts(reopened) and not reopened.exception
+
+
+def test_3d_colour_and_a_query_overlay(map_store, tenant, user, svc, store) -> None:
+    at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5", dims="3D",
+                   colour="Importance", q="window seat", k="3")
+    assert not at.exception and not at.error
+    spec = chart(at)
+    assert {t["type"] for t in spec["data"]} == {"scatter3d"}
+    names = [t.get("name") for t in spec["data"]]
+    assert "query" in names and "top 3 results" in names
+    assert spec["data"][0]["marker"]["colorbar"]["title"]["text"] == "Importance"
+    shown = at.dataframe[0].value
+    assert len(shown) == 3 and shown["memory"].iloc[0].startswith("memory about")
+    assert all(m.access_count == 0 for m in svc.list_memories(store.id).items)  # inspecting counts no access
+    at.selectbox(key="map-colour").set_value("Type").run()
+    assert at.query_params["colour"] == "Type"
+
+
+def test_large_stores_are_sampled_and_the_page_says_so(map_store, tenant, user, monkeypatch) -> None:
+    monkeypatch.setattr(proj, "SAMPLE_CAP", 8)
+    at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="4")
+    assert not at.exception and not at.error
+    assert "Showing 8 of 12 memories, sampled" in at.warning[0].value
+    assert len(points(chart(at))) == 8 and points(chart(at)) <= set(map_store)
+
+
+def test_a_store_with_fewer_than_five_memories_says_a_map_needs_five(svc, store, tenant, user) -> None:
+    svc.add_memories(store.id, [NewMemory(f"memory {i}") for i in range(3)])
+    at = open_page("map", tenant=tenant.name, user=user.name, store="default")
+    assert not at.exception and not at.error
+    assert "at least 5" in at.info[0].value and not at.get("plotly_chart")
+
+
+def test_changed_memories_refit_the_map(map_store, svc, store, tenant, user) -> None:
+    open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5")
+    svc.add_memory(store.id, "a thirteenth memory about trains")  # written outside the explorer (an agent)
+    st.cache_data.clear()  # as when the store frame's one-minute cache expires
+    at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5")
+    assert "cached projection" not in texts(at)
+    assert len(points(chart(at))) == 13
+
+
+def test_another_tenants_memories_never_reach_the_map(map_store, other, tenant, user) -> None:
+    at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5", q="launch code")
+    assert not at.exception and not at.error
+    assert "launch code of the other tenant" not in json.dumps(chart(at))
+    assert all("launch code" not in m for m in at.dataframe[0].value["memory"])

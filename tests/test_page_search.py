@@ -1,0 +1,135 @@
+"""The Search page (retrieval debugger) through AppTest: threshold, near misses, access recording,
+why-not, evaluation cases, and tenant isolation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from core import NewMemory
+from core.evaluation import list_eval_sets
+from tests.apptest import open_page, texts
+
+
+def open_search(tenant, user, **params):
+    at = open_page("search", tenant=tenant.name, user=user.name, store="default", **params)
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def table(at, key: str) -> list[str]:
+    return [str(v) for v in next(df for df in at.dataframe if df.key == key).value["content"]]
+
+
+def planted(svc, store):
+    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    return {m.content: m for m in svc.add_memories(store.id, [
+        NewMemory("alpha beta gamma"),  # similarity 1 to the query
+        NewMemory("alpha beta gamma delta"),  # about 0.87
+        NewMemory("alpha beta **bold** <b>x</b>"),  # about 0.41
+        NewMemory("quarterly tax report"),  # about 0
+        NewMemory("alpha beta gamma, expired", expires_at=past),
+    ])}
+
+
+def test_moving_the_threshold_changes_results_and_near_misses(svc, store, user, tenant) -> None:
+    planted(svc, store)
+    at = open_search(tenant, user, q="alpha beta gamma", threshold="0.3")
+    assert table(at, "results_table") == ["alpha beta gamma", "alpha beta gamma delta", "alpha beta **bold** <b>x</b>"]
+    assert table(at, "misses_table") == ["quarterly tax report"]
+    at.slider(key="threshold").set_value(0.8).run()
+    assert table(at, "results_table") == ["alpha beta gamma", "alpha beta gamma delta"]
+    assert table(at, "misses_table") == ["alpha beta **bold** <b>x</b>", "quarterly tax report"]
+    reasons = next(df for df in at.dataframe if df.key == "misses_table").value["reason"]
+    assert reasons[0].startswith("similarity 0.41 ") and reasons[0].endswith("is below the threshold 0.80")
+    assert at.query_params["threshold"] == "0.8" and at.query_params["q"] == "alpha beta gamma"
+    at.slider(key="limit").set_value(1).run()
+    assert table(at, "results_table") == ["alpha beta gamma"]
+    assert next(df for df in at.dataframe if df.key == "misses_table").value["reason"][0] == "ranked 2nd; the limit is 1"
+
+
+def test_record_access_is_off_by_default_and_counts_once_when_on(svc, store, user, tenant) -> None:
+    memory = planted(svc, store)["alpha beta gamma"]
+    at = open_search(tenant, user, q="alpha beta gamma")
+    at.slider(key="threshold").set_value(0.5).run()
+    assert svc.get_memory(memory.id).access_count == 0
+    at.toggle(key="record").set_value(True).run()
+    assert not at.exception and not at.error
+    assert svc.get_memory(memory.id).access_count == 1 and svc.get_memory(memory.id).last_accessed is not None
+    at.slider(key="limit").set_value(4).run()  # a new search counts again; a mere rerun does not
+    at.run()
+    assert svc.get_memory(memory.id).access_count == 2
+
+
+def test_why_not_shows_the_reason_and_the_link_reproduces_it(svc, store, user, tenant) -> None:
+    memories = planted(svc, store)
+    far = memories["quarterly tax report"]
+    at = open_search(tenant, user, q="alpha beta gamma", threshold="0.4", limit="2")
+    at.selectbox(key="whynot").select(str(far.id)).run()
+    assert not at.exception
+    assert at.query_params["memory"] == str(far.id)
+    assert {m.label: m.value for m in at.metric}["Status"] == "below threshold"
+    assert at.warning[0].value.startswith("Similarity ") and at.warning[0].value.endswith("is below the threshold 0.40.")
+    assert "quarterly tax report" in [t.value for t in at.text]  # the memory itself, as plain text
+    bold = memories["alpha beta **bold** <b>x</b>"]
+    at = open_search(tenant, user, q="alpha beta gamma", threshold="0.4", limit="2", memory=str(bold.id))
+    assert at.selectbox(key="whynot").value == str(bold.id)
+    assert at.warning[0].value == "Ranked 3rd; the limit is 2."
+    assert "alpha beta **bold** <b>x</b>" in [t.value for t in at.text]
+
+
+def test_selecting_a_near_miss_opens_it(svc, store, user, tenant) -> None:
+    planted(svc, store)
+    at = open_search(tenant, user, q="alpha beta gamma", threshold="0.6")
+    at.session_state["misses_table"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Status"] == "below threshold"
+    assert "alpha beta **bold** <b>x</b>" in [t.value for t in at.text]
+
+
+def test_marked_memories_are_added_to_an_evaluation_set(svc, store, user, tenant) -> None:
+    memories = planted(svc, store)
+    at = open_search(tenant, user, q="alpha beta gamma", threshold="0.3")
+    wanted = str(memories["alpha beta gamma delta"].id)
+    at.multiselect(key="expected").select(wanted).run()
+    at.text_input(key="eval_name").input("smoke").run()
+    next(b for b in at.button if b.label == "Add to evaluation set").click().run()
+    assert not at.exception and not at.error
+    (saved,) = list_eval_sets(svc, store.id)
+    assert saved.name == "smoke" and [(c.query, [str(i) for i in c.expected_ids]) for c in saved.cases] == [("alpha beta gamma", [wanted])]
+
+
+def test_another_tenants_memory_never_appears(svc, store, user, tenant, other) -> None:
+    svc.add_memory(store.id, "The launch code of our tenant is 1234")
+    at = open_search(tenant, user, q="launch code tenant", threshold="0")
+    shown = str([df.value.to_dict() for df in at.dataframe]) + str([s.options for s in at.selectbox]) + texts(at)
+    assert "1234" in shown and "0000" not in shown
+
+
+def test_the_link_sets_the_mode_and_filters_and_comparison_mark_the_overlap(svc, store, user, tenant) -> None:
+    svc.add_memories(store.id, [
+        NewMemory("alpha beta gamma", memory_type="fact"), NewMemory("alpha beta gamma delta", memory_type="event"),
+        NewMemory("quarterly tax report", memory_type="fact"),
+    ])
+    at = open_search(tenant, user, q="alpha beta gamma", mode="text", threshold="0.9")
+    assert at.selectbox(key="mode").value == "text"
+    assert sorted(table(at, "results_table")) == ["alpha beta gamma", "alpha beta gamma delta"]  # no threshold on text
+    at.selectbox(key="mode_b").select("vector").run()
+    a, b = [df.value for df in at.dataframe if "in both" in df.value.columns]
+    assert list(b["content"]) == ["alpha beta gamma"]
+    assert dict(zip(a["content"], a["in both"])) == {"alpha beta gamma": "✓", "alpha beta gamma delta": ""}
+    at.multiselect(key="types").select("event").run()
+    assert table(at, "results_table") == ["alpha beta gamma delta"]
+    assert at.query_params["mode"] == "text"
+
+
+def test_an_empty_store_says_what_to_do(svc, store, user, tenant) -> None:
+    at = open_search(tenant, user, q="anything")
+    assert "This store holds no memories yet" in at.info[0].value
+
+
+def test_without_a_query_the_page_invites_one(svc, store, user, tenant) -> None:
+    svc.add_memory(store.id, "alpha")
+    at = open_search(tenant, user)
+    assert "Type a query" in at.info[0].value and not at.dataframe
