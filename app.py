@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.explorer import auth, state
 
+state.use_app_navigation()
 st.set_page_config(page_title="Memex explorer", page_icon=":material/neurology:", layout="wide")
 
 auth.require_login()

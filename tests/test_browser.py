@@ -21,6 +21,7 @@ import pytest
 from core import NewMemory
 from core.admin import find_tenant
 from core.demo import load_demo
+from core.evaluation import EvalCase, save_eval_set
 from core.service import MemoryService
 
 pytestmark = pytest.mark.browser
@@ -35,16 +36,16 @@ CHROMIUM_ARGS = [
 XSS = ["<img src=x onerror=alert(1)>", "<script>alert('memex')</script>", "**bold** [link](javascript:alert(2)) # heading"]
 SCOPE = {"tenant": "Acme Travel", "user": "alice", "store": "default"}
 
-PAGES = [  # (url path, text that must be on the page)
-    ("", "Overview"),
-    ("memories", "Memories"),
-    ("search", "Search"),
-    ("graph", "Graph"),
-    ("map", "Embedding map"),
-    ("quality", "Quality"),
-    ("evaluate", "Evaluate"),
-    ("admin", "Admin"),
-    ("import_export", "Import"),
+PAGES = [  # (url path, page state in the URL, text that must be on the page)
+    ("", {}, "Mean importance"),
+    ("memories", {}, "memories match"),
+    ("search", {"q": "Where does Alice live now?", "mode": "hybrid", "threshold": "0.3"}, "Near misses"),
+    ("graph", {}, "Components"),
+    ("map", {"q": "flights to Lisbon"}, "UMAP"),
+    ("quality", {}, "Near-duplicates"),
+    ("evaluate", {}, "Evaluation set"),
+    ("admin", {}, "Tenants"),
+    ("import_export", {}, "Export"),
 ]
 
 
@@ -65,6 +66,11 @@ def demo(db) -> dict[str, str]:
         NewMemory(payload, memory_type="note", source="browser-test", metadata={"html": payload, "<b>key</b>": "<i>x</i>"},
                   id=f"00000000-0000-4000-8000-00000000000{n}")
         for n, payload in enumerate(XSS, start=1)
+    ])
+    lisbon = svc.list_memories(store.id, text_contains="Lisbon", limit=3).items
+    save_eval_set(svc, store.id, "demo questions", [
+        EvalCase("Where does Alice live now?", (lisbon[0].id,), "temporal"),
+        EvalCase("Which city did Alice move to?", tuple(m.id for m in lisbon[:2]), "paraphrase"),
     ])
     return {"memory": str(hostile[0].id)}
 
@@ -122,15 +128,11 @@ def page(browser) -> Iterator[object]:
     context.close()
 
 
-def settle(page, timeout: float = 90_000) -> None:
-    """Wait until Streamlit has finished running the script and drawing."""
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
-        timeout=timeout,
-    )
-    page.wait_for_timeout(800)  # let charts finish their first paint before the screenshot
+def settle(page, timeout: float = 120_000) -> None:
+    """Wait until the page's script has drawn its title and Streamlit has stopped running it."""
+    page.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+    page.wait_for_timeout(2000)  # let plotly finish its first paint before the screenshot
 
 
 def open_view(page, server: str, path: str, **params: str) -> str:
@@ -139,9 +141,9 @@ def open_view(page, server: str, path: str, **params: str) -> str:
     return page.inner_text("[data-testid='stMain']")
 
 
-@pytest.mark.parametrize("path, expected", PAGES)
-def test_every_page_opens_on_the_demo_data(demo, server, page, path, expected) -> None:
-    text = open_view(page, server, path)
+@pytest.mark.parametrize("path, params, expected", PAGES)
+def test_every_page_opens_on_the_demo_data(demo, server, page, path, params, expected) -> None:
+    text = open_view(page, server, path, **params)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{path or 'overview'}.png"), full_page=True)
     assert expected in text
@@ -152,6 +154,7 @@ def test_every_page_opens_on_the_demo_data(demo, server, page, path, expected) -
 
 def test_script_and_html_in_memories_render_as_text_and_run_nothing(demo, server, page) -> None:
     text = open_view(page, server, "memories", memory=demo["memory"])
+    page.get_by_text("Selected memory").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "xss-memory-detail.png"), full_page=True)
     assert XSS[0] in text  # shown literally, angle brackets and all
     assert '"<b>key</b>"' in text or "<b>key</b>" in text  # metadata keys too

@@ -134,24 +134,25 @@ def isolation_panel(svc: MemoryService, store: MemoryStore) -> None:
         st.text(f"model   {store.embedding_model}\nvectors {store.embedding_dim}d\nsize    {store.total_memories} memories")
 
 
-def _enter_through_app() -> None:
-    """Run app.py first when a page's URL is the first request a fresh server gets.
+def use_app_navigation() -> None:
+    """Make app.py's navigation the one in force, from the very first request of the process.
 
-    While a `pages/` directory exists, Streamlit (1.67) runs the requested page file alone, with
-    its own page list, until app.py has called st.navigation once in the process: a copied link
-    would open without the sidebar and its scope. Switching the process to st.navigation and
-    running again makes app.py draw the sidebar and then run this same page, URL included.
+    While a `pages/` directory exists, Streamlit (1.67) starts every fresh server in its legacy
+    mode: the first request, to the root or straight to a page's URL, runs with the directory's
+    own page list, without app.py's navigation and sidebar. Leaving that mode and running again
+    makes app.py draw the sidebar and then run the requested page, URL parameters included.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    PagesManager.uses_pages_directory = False
-    st.rerun()
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def current_scope() -> Scope:
     """The scope the sidebar selected, for a page; stops the page with a hint when there is none."""
     if "scope" not in st.session_state:
-        _enter_through_app()
+        use_app_navigation()
     scope = st.session_state.get("scope")
     if scope is None:
         st.info("Pick a tenant, user and store in the sidebar (or create them on the Admin page).")
