@@ -11,9 +11,8 @@ from core.config import get_settings
 from core.embeddings import MODELS
 from core.errors import Conflict
 from core.explorer.state import database, guard, set_params
-from core.explorer.widgets import data_changed
+from core.explorer.widgets import ask, confirm_pending, done, flash, show_flash
 
-PENDING, FLASH = "admin_pending", "admin_flash"
 db = database()
 
 
@@ -32,26 +31,17 @@ def follow(**levels: str | None) -> None:
     set_params(**levels)
 
 
+def change(action, message: str, **levels: str | None) -> str:
+    """Run a write and point the sidebar at what it made; returns what to tell the user."""
+    action()
+    follow(**levels)
+    return message
+
+
 def act(what: str, action, message: str, **levels: str | None) -> None:
-    """Callback: run a write; on success refresh caches, move the sidebar, say what was done."""
-    st.session_state.pop(PENDING, None)
+    """Callback of a create or rename: the write, then the sidebar follows and the user is told."""
     with guard(f"Could not {what}"):
-        action()
-        data_changed()
-        follow(**levels)
-        st.session_state[FLASH] = message
-
-
-@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop(PENDING, None))
-def confirm_dialog() -> None:
-    if PENDING not in st.session_state:  # confirmed or cancelled inside this dialog
-        st.rerun()
-    label, name, detail, action = st.session_state[PENDING]
-    st.text(name)
-    st.write(f"{detail} This cannot be undone.")
-    left, right = st.columns(2)
-    right.button("Cancel", key="confirm_no", width="stretch", on_click=lambda: st.session_state.pop(PENDING, None))
-    left.button(label, key="confirm_yes", type="primary", width="stretch", on_click=action)
+        flash(change(action, message, **levels))
 
 
 def crud(kind: str, current: str | None, create, rename, delete_detail: str, delete, extra=None) -> None:
@@ -72,14 +62,13 @@ def crud(kind: str, current: str | None, create, rename, delete_detail: str, del
     with c[2].container(border=True):
         st.write(f"Delete the selected {kind}: {delete_detail}")
         if st.button(f"Delete {kind}", icon=":material/delete:", key=f"admin_delete_{kind}"):
-            st.session_state[PENDING] = (f"Delete this {kind}", current, f"Deletes {delete_detail}", delete)
+            ask(f"Delete this {kind}", f"Deletes {delete_detail} This cannot be undone.", delete, subject=current)
 
 
 st.title("Admin")
 st.caption("Tenants, users and memory stores. The sidebar picks the tenant, user and store this page acts on; "
            "deleting asks first and removes everything under what is deleted.")
-if message := st.session_state.pop(FLASH, None):
-    st.toast(message, icon=":material/check_circle:")
+show_flash()
 
 tenant = user = store = None
 with guard("Could not read the tenants"):
@@ -97,7 +86,7 @@ with guard("Could not read the tenants"):
          lambda new: act("create the tenant", lambda: admin.create_tenant(db, new), "Tenant created", tenant=new.strip(), user=None, store=None),
          lambda new: act("rename the tenant", lambda: admin.rename_tenant(db, tenant.id, new), "Tenant renamed", tenant=new.strip()),
          f"all its users, {count(len(stores_of.get(name, [])), 'store')} and {count(n_memories, 'memory')}.",
-         lambda: act("delete the tenant", lambda: admin.delete_tenant(db, tenant.id), "Tenant deleted", tenant=None, user=None, store=None))
+         lambda: change(lambda: admin.delete_tenant(db, tenant.id), "Tenant deleted", tenant=None, user=None, store=None))
 
 if tenant is not None:
     with guard("Could not read the users"):
@@ -114,7 +103,7 @@ if tenant is not None:
              lambda new: act("rename the user", lambda: svc.rename_user(user.id, new), "User renamed", user=new.strip()),
              f"their {count(len(per_user.get(uname, [])), 'store')} and "
              f"{count(sum(s.total_memories for s in per_user.get(uname, [])), 'memory')}.",
-             lambda: act("delete the user", lambda: svc.delete_user(user.id), "User deleted", user=None, store=None))
+             lambda: change(lambda: svc.delete_user(user.id), "User deleted", user=None, store=None))
         if not users:
             st.info("This tenant has no users yet: create the first one above.")
 
@@ -142,7 +131,7 @@ if tenant is not None:
             crud("store", sname, create_store,
                  lambda new: act("rename the store", lambda: svc.rename_store(store.id, new), "Store renamed", store=new.strip()),
                  f"its {count(store.total_memories if store else 0, 'memory')} and their relationships.",
-                 lambda: act("delete the store", lambda: svc.delete_store(store.id), "Store deleted", store=None),
+                 lambda: change(lambda: svc.delete_store(store.id), "Store deleted", store=None),
                  extra=lambda: st.selectbox("Embedding model", models, key="admin_new_model"))
             if not stores:
                 st.info("This user has no store yet: create one above.")
@@ -160,11 +149,8 @@ if tenant is not None:
                     with guard("Could not change the model"):
                         svc.set_store_model(store.id, model, reembed=held > 0,
                                             progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"))
-                        data_changed()
-                        st.session_state[FLASH] = f"Model changed, {count(held, 'memory')} re-embedded"
-                        st.rerun()
+                        done(f"Model changed, {count(held, 'memory')} re-embedded")
                 if held > 0 and not reembed:
                     st.caption("The store holds memories: tick the box to re-embed them all, or the change is refused.")
 
-if st.session_state.get(PENDING):
-    confirm_dialog()
+confirm_pending()

@@ -7,7 +7,7 @@ import streamlit as st
 from core import diagnostics as dx
 from core.evaluation import DEFAULT_KS, NDCG_DEPTH, ModeConfig, delete_eval_set, evaluate, list_eval_sets, load_cases, save_eval_set
 from core.explorer.state import current_scope, guard, param, set_params
-from core.explorer.widgets import data_changed, data_version
+from core.explorer.widgets import ask, confirm_pending, data_version, done, show_flash
 from core.labels import plot_text
 from core.ranking import MODES
 
@@ -18,22 +18,13 @@ CHARTED = [*(f"recall@{k}" for k in DEFAULT_KS), "mrr", f"ndcg@{NDCG_DEPTH}"]
 st.title("Evaluate")
 st.caption("How well does search find what it should? Run labelled cases (a query and the memories it should return) "
            "through up to four search configurations and compare recall, MRR and nDCG. Evaluation never counts accesses.")
+show_flash()
 
 
-@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop("delete_set_pending", None))
-def confirm_delete(set_id: str, size: int) -> None:
-    st.write(f"Delete this evaluation set and its {size} cases? This cannot be undone; the memories are not touched.")
-    left, right = st.columns(2)
-    if right.button("Cancel", key="cancel_delete", width="stretch"):
-        st.session_state.pop("delete_set_pending", None)
-        st.rerun()
-    if left.button("Delete the set", type="primary", key="confirm_delete", width="stretch"):
-        with guard("Could not delete the set"):
-            st.session_state.pop("delete_set_pending", None)
-            delete_eval_set(svc, set_id)
-            data_changed()
-            set_params(set=None)
-            st.rerun()
+def delete_set(set_id: str) -> str:
+    delete_eval_set(svc, set_id)
+    set_params(set=None)
+    return "Evaluation set deleted"
 
 
 sets = {}
@@ -47,10 +38,9 @@ with upload.expander("Upload cases (JSONL)", expanded=not sets):
     if st.button("Save as an evaluation set", disabled=file is None, key="save_set"):
         with guard("Could not save the set"):
             saved = save_eval_set(svc, store.id, name, load_cases(file.getvalue()))
-            data_changed()
             st.session_state.pop("set", None)  # the selector starts again from the URL: the new set
             set_params(set=saved.id)
-            st.rerun()
+            done(f"Saved {len(saved.cases)} cases")
 if not sets:
     pick.info("No evaluation set for this store yet. Upload a cases file, or on the Search page mark the memories "
               "a query should return and use “Add this query to an evaluation set”.")
@@ -63,9 +53,9 @@ chosen = pick.selectbox("Evaluation set", ids, index=ids.index(param("set")) if 
 set_params(set=chosen)
 cases = sets[chosen].cases
 if pick.button("Delete this set", icon=":material/delete:", key="delete_set"):
-    st.session_state["delete_set_pending"] = chosen
-if st.session_state.get("delete_set_pending") == chosen:
-    confirm_delete(chosen, len(cases))
+    ask("Delete the set", f"Delete this evaluation set and its {len(cases)} cases? This cannot be undone; "
+        "the memories are not touched.", lambda chosen=chosen: delete_set(chosen), subject=sets[chosen].name)
+confirm_pending()
 with pick.expander(f"The {len(cases)} cases"):
     st.dataframe(pd.DataFrame({"query": [c.query for c in cases], "kind": [c.kind or "" for c in cases],
                                "expected": [len(c.expected_ids) for c in cases]}), hide_index=True)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import graph as g
 from core.explorer.state import current_scope, guard, param, set_params
-from core.explorer.widgets import data_changed, data_version, memory_detail, store_frame
+from core.explorer.widgets import data_version, done, memory_detail, show_flash, store_frame
 from core.relationships import NewRelationship
 
 SCOPE_HASH = {"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id))}
@@ -56,8 +56,7 @@ scope = current_scope()
 st.title("Graph")
 st.caption("Memories are nodes (colour = type, size = importance), relationships are arrows (colour and dash = type, "
            "width = strength). Click a memory to open it.")
-if flash := st.session_state.pop("graph-flash", None):
-    st.success(flash, icon=":material/check_circle:")
+show_flash()
 
 with guard("Could not read the store's graph"):
     frame = store_frame(scope)
@@ -141,6 +140,4 @@ with guard("Could not read the store's graph"):
                              icon=":material/add_link:"):
                     scope.svc.add_relationships([NewRelationship(r.source, r.target, "similar_to", round(min(1.0, r.similarity), 2))
                                                  for r in chosen.itertuples()])
-                    data_changed()
-                    st.session_state["graph-flash"] = f"Saved {len(chosen)} similar_to relationships."
-                    st.rerun()
+                    done(f"Saved {len(chosen)} similar_to relationships.")

@@ -7,10 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from core.explorer.state import current_scope, guard, param, set_params
-from core.explorer.widgets import data_changed, data_version, memory_detail, store_frame
+from core.explorer.widgets import ask, confirm_pending, data_version, done, memory_detail, show_flash, store_frame
 from core.memories import SORTABLE
 
-PAGE_SIZE, PENDING, FLASH = 100, "memories_pending", "memories_flash"
+PAGE_SIZE = 100
 NOTES = {"Delete": "Deleted memories and their relationships cannot be brought back.",
          "Expire": "Search stops returning expired memories; they stay in the store until purged.",
          "Archive": "Search skips archived memories; unarchive brings them back.", "Unarchive": "Search finds them again."}
@@ -23,33 +23,15 @@ def utc(day: date | None) -> datetime | None:
     return datetime.combine(day, time.min, tzinfo=timezone.utc) if day else None
 
 
-def done(message: str, memory: str | None = "") -> None:
-    """After a write: refresh cached frames, say what happened on the next run, rerun."""
-    data_changed()
-    st.session_state[FLASH] = message
-    if memory != "":
-        set_params(memory=memory)
-    st.rerun()
+def confirm(verb: str, what: str, action) -> None:
+    """Destructive actions wait for the confirmation dialog."""
+    ask(f"{verb} {what}", f"{verb} {what}? {NOTES[verb]}", action)
 
 
-def ask(verb: str, what: str, action) -> None:
-    """Destructive actions wait for the confirmation dialog below."""
-    st.session_state[PENDING] = (verb, f"{verb} {what}", action)
-
-
-@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop(PENDING, None))
-def confirm_dialog() -> None:
-    verb, label, action = st.session_state[PENDING]
-    st.write(f"{label}? {NOTES[verb]}")
-    left, right = st.columns(2)
-    if right.button("Cancel", key="confirm_no", width="stretch"):
-        st.session_state.pop(PENDING, None)
-        st.rerun()
-    if left.button(label, key="confirm_yes", type="primary", width="stretch"):
-        with guard("Could not finish"):
-            message = action()
-            st.session_state.pop(PENDING, None)
-            done(message, None if verb == "Delete" else "")
+def delete_open(memory_id: str) -> str:
+    svc.delete_memory(memory_id)
+    set_params(memory=None)
+    return "Memory deleted"
 
 
 def memory_form(key: str, types: list[str], memory=None) -> dict | None:
@@ -84,8 +66,7 @@ def memory_form(key: str, types: list[str], memory=None) -> dict | None:
 
 st.title("Memories")
 st.caption("Filter, sort and select memories: select one row to open it, several for bulk actions.")
-if message := st.session_state.pop(FLASH, None):
-    st.toast(message, icon=":material/check_circle:")
+show_flash()
 
 frame = store_frame(scope)
 types, sources = sorted(frame["memory_type"].unique()), sorted(frame["source"].dropna().unique())
@@ -149,12 +130,13 @@ with guard("Could not list the memories"):
         with st.container(horizontal=True):
             for verb, icon, run in bulk:
                 if st.button(f"{verb} {n} memories", icon=icon):
-                    ask(verb, f"{n} memories", lambda verb=verb, run=run, ids=ids: f"{verb}d {run(ids)} memories")
+                    confirm(verb, f"{n} memories", lambda verb=verb, run=run, ids=ids: f"{verb}d {run(ids)} memories")
 
 with st.expander("Add a memory", icon=":material/add:", expanded=frame.empty):
     if (fields := memory_form("memories_add", types)) is not None:
         with guard("Could not add the memory"):
-            done("Memory added and embedded", str(svc.add_memory(store.id, **fields).id))
+            set_params(memory=str(svc.add_memory(store.id, **fields).id))
+            done("Memory added and embedded")
 
 if memory_id := param("memory"):
     memory = None
@@ -172,9 +154,9 @@ if memory_id := param("memory"):
                     svc.set_archived([mid], not memory.archived)
                     done("Memory unarchived" if memory.archived else "Memory archived: search skips it")
             if st.button("Expire now", icon=":material/timer_off:"):
-                ask("Expire", "this memory", lambda mid=mid: f"Expired {svc.expire_memories([mid])} memory")
+                confirm("Expire", "this memory", lambda mid=mid: f"Expired {svc.expire_memories([mid])} memory")
             if st.button("Delete", icon=":material/delete:"):
-                ask("Delete", "this memory", lambda mid=mid: (svc.delete_memory(mid), "Memory deleted")[1])
+                confirm("Delete", "this memory", lambda mid=mid: delete_open(mid))
             st.button("Close", icon=":material/close:", on_click=set_params, kwargs={"memory": None})
         if memory.store_id != store.id:
             st.info("This memory belongs to another store of this tenant (reached through a relationship).")
@@ -188,5 +170,4 @@ if memory_id := param("memory"):
                 set_params(memory=related)
                 st.rerun()
 
-if st.session_state.get(PENDING):
-    confirm_dialog()
+confirm_pending()

@@ -8,11 +8,11 @@ import plotly.express as px
 import streamlit as st
 
 from core.explorer.state import current_scope, guard
-from core.explorer.widgets import data_changed, data_version, store_frame
+from core.explorer.widgets import ask, confirm_pending, data_version, done, show_flash, store_frame
 from core.labels import plot_text
 from core.quality import creation_timeline, expiring, merge_memories, near_duplicate_groups, never_retrieved, orphans, with_status
 
-MAX_GROUPS, PENDING, FLASH = 30, "quality_pending", "quality_flash"
+MAX_GROUPS = 30
 CONFIG = {"content": st.column_config.TextColumn(width="large"), "id": None, "memory_type": "type", "access_count": "accesses",
           "importance": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"), "days_left": "days left",
           **{c: st.column_config.DatetimeColumn(c.replace("_at", "").replace("_", " "), format="YYYY-MM-DD HH:mm")
@@ -22,29 +22,8 @@ scope = current_scope()
 svc, store = scope.svc, scope.store
 
 
-def done(message: str) -> None:
-    data_changed()
-    st.session_state[FLASH] = message
-    st.rerun()
-
-
-def ask(label: str, action) -> None:
-    st.session_state[PENDING] = (label, action)
-
-
-@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop(PENDING, None))
-def confirm_dialog() -> None:
-    label, action = st.session_state[PENDING]
-    st.write(f"{label}? Deleted memories cannot be brought back.")
-    left, right = st.columns(2)
-    if right.button("Cancel", key="confirm_no", width="stretch"):
-        st.session_state.pop(PENDING, None)
-        st.rerun()
-    if left.button(label, key="confirm_yes", type="primary", width="stretch"):
-        with guard("Could not finish"):
-            message = action()
-            st.session_state.pop(PENDING, None)
-            done(message)
+def confirm(label: str, action) -> None:
+    ask(label, f"{label}? Deleted memories cannot be brought back.", action)
 
 
 @st.cache_data(ttl=300, show_spinner="Comparing every pair of memories…")
@@ -79,8 +58,7 @@ def curate(rows: pd.DataFrame, key: str, empty: str, extra: tuple[str, ...] = ()
 st.title("Quality and curation")
 st.caption("Find the noise in this store, select rows and curate: importance up or down, archive (search skips an "
            "archived memory, nothing is lost, unarchive brings it back), merge or delete duplicates.")
-if message := st.session_state.pop(FLASH, None):
-    st.toast(message, icon=":material/check_circle:")
+show_flash()
 frame = with_status(store_frame(scope))
 if frame.empty:
     st.info("This store holds no memories yet: add some on the Memories page or import a JSONL file.")
@@ -110,16 +88,16 @@ with dup_tab, guard("Could not compare the memories"):
                                        key=f"dup{n}_content_{keep}_{data_version()}")
             c = st.container(horizontal=True)
             if c.button("Keep the selected, delete the others", key=f"dup{n}_keep", disabled=not keep):
-                ask(f"Delete {len(others)} memories and keep the selected one",
+                confirm(f"Delete {len(others)} memories and keep the selected one",
                     lambda others=others: f"Deleted {svc.delete_memories(others)} duplicates")
             if c.button("Merge into the selected", key=f"dup{n}_merge", disabled=not keep,
                            help="Keeps the selected memory with the highest importance and all metadata; the others' "
                                 "relationships move to it, then the others are deleted."):
-                ask(f"Merge {len(members)} memories into one",
+                confirm(f"Merge {len(members)} memories into one",
                     lambda keep=keep, others=others, content=content: "Merged: kept 1 memory, deleted "
                     f"{merge_memories(svc, keep, others, content).deleted}")
             if c.button("Delete the selected", key=f"dup{n}_delete", disabled=not ids):
-                ask(f"Delete {len(ids)} memories", lambda ids=ids: f"Deleted {svc.delete_memories(ids)} memories")
+                confirm(f"Delete {len(ids)} memories", lambda ids=ids: f"Deleted {svc.delete_memories(ids)} memories")
 
 with stale_tab, guard("Could not list the memories"):
     since = st.date_input("Not retrieved since", date.today() - timedelta(days=30), key="since", width=240)
@@ -137,7 +115,7 @@ with expiry_tab, guard("Could not list the memories"):
     gone = rows[rows["days_left"] < 0]
     curate(gone, "gone", "No memory has expired.", ("expires_at", "days_left"))
     if not gone.empty and st.button(f"Purge expired memories ({len(gone)})", icon=":material/delete_sweep:"):
-        ask(f"Delete {len(gone)} expired memories", lambda: f"Purged {svc.purge_expired(store.id)} expired memories")
+        confirm(f"Delete {len(gone)} expired memories", lambda: f"Purged {svc.purge_expired(store.id)} expired memories")
 
 with orphan_tab, guard("Could not read the graph"):
     lonely = frame[frame["id"].isin(orphans(svc, store.id))]
@@ -152,5 +130,4 @@ with time_tab, guard("Could not draw the timeline"):
         st.plotly_chart(px.bar(timeline, x="period", y="memories", color=by, title=f"Memories created per {period}, by {name}",
                                labels={"period": period, "memories": "memories created", by: name}))
 
-if st.session_state.get(PENDING):
-    confirm_dialog()
+confirm_pending()

@@ -72,7 +72,7 @@ def test_uploading_cases_saves_a_set_and_deleting_asks_first(svc, store, user, t
     assert at.selectbox(key="set").options == ["uploaded (2 cases)"]
     at.button(key="delete_set").click().run()
     assert [s.name for s in list_eval_sets(svc, store.id)] == ["uploaded"]  # nothing deleted before the confirmation
-    at.button(key="confirm_delete").click().run()
+    at.button(key="confirm_yes").click().run()
     assert list_eval_sets(svc, store.id) == []
 
 

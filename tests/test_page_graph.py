@@ -122,7 +122,7 @@ def test_saving_suggested_links_writes_relationships(graph_store, svc, store, te
     assert set(saved) == pairs
     expected = dict(zip(map(frozenset, zip(editor["source"], editor["target"])), editor["similarity"]))
     assert all(saved[p] == round(expected[p], 2) for p in pairs)
-    assert "Saved" in " ".join(s.value for s in at.success)
+    assert "Saved" in " ".join(t.value for t in at.toast)
     assert metrics(at)["Relationships"] == str(4 + len(pairs))
 
 

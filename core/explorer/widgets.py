@@ -4,10 +4,12 @@ plotly charts is escaped first (plotly reads a subset of HTML in labels)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
-from core.explorer.state import Scope, set_params
+from core.explorer.state import Scope, guard
 from core.frames import memory_frame
 from core.labels import short
 from core.models import Memory
@@ -67,3 +69,57 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
     )
     rows = event.selection.rows if event else []
     return table.iloc[rows[0]]["id"] if rows else None
+
+
+# Writes: confirm first when destructive, then say what was done -------------------------------
+
+_PENDING, _FLASH = "confirm_pending", "flash_message"
+
+
+def flash(message: str) -> None:
+    """After a write: refresh cached data and show `message` on the next run."""
+    data_changed()
+    st.session_state[_FLASH] = message
+
+
+def done(message: str) -> None:
+    """After a write in the page's script: flash and run the page again with fresh data."""
+    flash(message)
+    st.rerun()
+
+
+def show_flash() -> None:
+    if message := st.session_state.pop(_FLASH, None):
+        st.toast(message, icon=":material/check_circle:")
+
+
+def ask(label: str, note: str, action: Callable[[], str], subject: str | None = None) -> None:
+    """Queue a destructive action; `confirm_pending()` asks before it runs. `label` names the
+    button, `note` says what cannot be undone (app text only), `subject` is shown as plain text
+    (a user's name, say); `action` returns what to tell the user afterwards."""
+    st.session_state[_PENDING] = (label, note, action, subject)
+
+
+def _run_confirmed() -> None:
+    """Runs as the button's callback, before the page script: pages (and the sidebar) then draw
+    what the action changed."""
+    label, _, action, _ = st.session_state.pop(_PENDING)
+    with guard(f"Could not finish ({label.lower()})"):
+        flash(action())
+
+
+@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop(_PENDING, None))
+def _confirm_dialog() -> None:
+    label, note, _, subject = st.session_state[_PENDING]
+    if subject is not None:
+        st.text(subject)
+    st.write(note)
+    left, right = st.columns(2)
+    left.button(label, key="confirm_yes", type="primary", width="stretch", on_click=_run_confirmed)
+    right.button("Cancel", key="confirm_no", width="stretch", on_click=lambda: st.session_state.pop(_PENDING, None))
+
+
+def confirm_pending() -> None:
+    """Draw the confirmation dialog of a queued action; call it at the end of the page."""
+    if _PENDING in st.session_state:
+        _confirm_dialog()
