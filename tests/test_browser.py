@@ -37,6 +37,7 @@ XSS = ["<img src=x onerror=alert(1)>", "<script>alert('memex')</script>", "**bol
 SCOPE = {"tenant": "Acme Travel", "user": "alice", "store": "default"}
 
 PAGES = [  # (url path, page state in the URL, text that must be on the page)
+    ("admin", {}, "Tenants"),  # first: a deep link as the fresh server's very first request
     ("", {}, "Mean importance"),
     ("memories", {}, "memories match"),
     ("search", {"q": "Where does Alice live now?", "mode": "hybrid", "threshold": "0.3"}, "Near misses"),
@@ -44,7 +45,6 @@ PAGES = [  # (url path, page state in the URL, text that must be on the page)
     ("map", {"q": "flights to Lisbon"}, "UMAP"),
     ("quality", {}, "Near-duplicates"),
     ("evaluate", {}, "Evaluation set"),
-    ("admin", {}, "Tenants"),
     ("import_export", {}, "Export"),
 ]
 
@@ -147,6 +147,8 @@ def test_every_page_opens_on_the_demo_data(demo, server, page, path, params, exp
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{path or 'overview'}.png"), full_page=True)
     assert expected in text
+    sidebar = page.inner_text("[data-testid='stSidebar']")
+    assert "Scope" in sidebar and "Embedding map" in sidebar  # app.py's navigation and scope, whatever the entry URL
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator("[data-testid='stAlertContentError']").count() == 0, text[:500]
     assert page.dialogs == []
