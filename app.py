@@ -4,7 +4,6 @@ import streamlit as st
 
 from core.explorer import auth, state
 
-state.use_app_navigation()
 st.set_page_config(page_title="Memex explorer", page_icon=":material/neurology:", layout="wide")
 
 auth.require_login()
@@ -28,6 +27,7 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+st.session_state["scope"] = None  # set on every run of app.py, even when the sidebar fails
 with state.guard():
     st.session_state["scope"] = state.sidebar_scope()
 page.run()

@@ -51,6 +51,13 @@ def resolve_scope(args: argparse.Namespace, *, create: bool = False) -> Scope:
 
     db = get_database()
     create = create and args.create
+    if create:  # every name checked before anything is created: a bad store name leaves no new tenant behind
+        from core import validation
+
+        for value, what in ((args.tenant, "tenant name"), (args.user, "user name")):
+            if validation.maybe_uuid(value) is None:
+                validation.label(value, what, 100)
+        validation.label(args.store, "store name", 100)
     tenant = find_tenant(db, args.tenant, create=create)
     svc = MemoryService(db, tenant.id)
     user = svc.find_user(args.user, create=create)
@@ -114,8 +121,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> None:
+    from core import validation
     from core.jsonl import import_parsed, parse_jsonl
 
+    validation.limit(args.batch_size, "batch size", 10_000)  # before the scope is created, not after
     path = Path(args.file)
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
@@ -125,6 +134,10 @@ def cmd_import(args: argparse.Namespace) -> None:
     parsed = parse_jsonl(data, _target_dim(args))
     if not args.skip_bad:
         parsed.fail_if_bad()
+        try:
+            resolve_scope(args)
+        except NotFound:  # the scope is created below: refuse now what import_parsed would refuse after
+            _refuse_unknown_relationship_ends(args, parsed)
     scope = resolve_scope(args, create=True)
     with progress_bar("memories") as progress:
         report = import_parsed(
@@ -138,6 +151,31 @@ def cmd_import(args: argparse.Namespace) -> None:
         f" {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}"
         + (f"; skipped {len(report.skipped)} bad lines" if report.skipped else "")
     )
+
+
+def _refuse_unknown_relationship_ends(args: argparse.Namespace, parsed: Any) -> None:
+    """Relationship ends must be memories of the file or of the tenant (if it exists already)."""
+    from core.admin import find_tenant
+    from core.db import get_database
+    from core.jsonl import ParsedFile
+    from core.service import MemoryService
+
+    file_ids = {m.id for _, m in parsed.memories if m.id is not None}
+    ends = {end for _, r in parsed.relationships for end in (r.source_memory_id, r.target_memory_id)} - file_ids
+    known = set()
+    if ends and not args.new_ids:  # with --new-ids, ends outside the file map to ids of the new store: none exist
+        try:
+            db = get_database()
+            known = {m.id for m in MemoryService(db, find_tenant(db, args.tenant).id).get_memories(ends)}
+        except NotFound:
+            pass
+    errors = [
+        f"line {n}: memory {end} is neither in the file nor in this tenant"
+        for n, r in parsed.relationships
+        for end in [next((e for e in (r.source_memory_id, r.target_memory_id) if e in ends - known), None)]
+        if end is not None
+    ]
+    ParsedFile(parsed.digest, errors=errors).fail_if_bad()
 
 
 def _target_dim(args: argparse.Namespace) -> int:
@@ -373,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--tenant", required=True)
 
+    from core import bench
+    bench.add_command(command)
     return parser
 
 

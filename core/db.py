@@ -21,6 +21,7 @@ from uuid import UUID
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import PoolResetState
 
 from core.config import Settings, get_settings
 from core.errors import ConfigError, Conflict, InvalidInput, NotFound
@@ -36,10 +37,15 @@ DATABASE_NAME = "memex"
 _SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant_id, true)")
 
 # Settings of the embedded server, written once when its data directory is created. Sized for a
-# 2-core, 24 GB machine; index builds want maintenance_work_mem above the HNSW graph's size.
+# 2-core, 24 GB machine (docs/BENCHMARKS.md has the figures):
+# - shared_buffers: an HNSW search reads ~1,000 index pages; at 1M 384-d memories the index is
+#   2 GB and the table 2 GB, and with 1 GB of buffers those reads came from the OS cache: 13-20 ms
+#   a search instead of ~2 ms with both held in 6 GB (a quarter of the RAM, the usual share).
+# - maintenance_work_mem: HNSW builds want it above the graph's size, ~2 KB a 384-d row (195 MB
+#   per 100k), so 1M rows need more than 2 GB; a graph that outgrows it is built on disk, slower.
 _EMBEDDED_CONF = """
-shared_buffers = 1GB
-maintenance_work_mem = 2GB
+shared_buffers = 6GB
+maintenance_work_mem = 4GB
 effective_cache_size = 8GB
 work_mem = 64MB
 max_connections = 200
@@ -60,13 +66,41 @@ def _register_vector(dbapi_connection: psycopg.Connection, _record: object) -> N
         dbapi_connection.rollback()
 
 
+_DISCARD_SESSION = "CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; RESET ALL"
+
+
+def _discard_session_state(dbapi_connection: psycopg.Connection, _record: object, reset_state: PoolResetState) -> None:
+    """Return a connection to the pool with no session state of the work it served.
+
+    The tenant is set per transaction, but a caller with SQL access to the application role can
+    leave state that outlives a transaction: a session-level `set_config(..., false)` of the
+    tenant (the next user without a tenant would see that tenant's rows), a TEMP table named
+    `memories` (temporary tables are found before public ones: the next tenant would read and
+    write it instead of the real table), a search_path, a statement_timeout, an advisory lock.
+    One round trip drops all of it; it is DISCARD ALL except DEALLOCATE ALL, which would pull the
+    prepared statements from under psycopg's cache of them. Should it fail, SQLAlchemy closes the
+    connection instead of pooling it.
+    """
+    if reset_state.terminate_only or dbapi_connection is None:
+        return
+    if dbapi_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        dbapi_connection.rollback()
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute(_DISCARD_SESSION, prepare=False)
+    finally:
+        dbapi_connection.autocommit = False
+
+
 def make_engine(url: str | URL, **kwargs: object) -> Engine:
-    """An engine with pre-ping (a restarted server does not break the next call) and vector types."""
+    """An engine with pre-ping (a restarted server does not break the next call), vector types, and
+    connections that go back to the pool with their session state discarded."""
     url = make_url(url)
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16, **kwargs)
     event.listen(engine, "connect", _register_vector)
+    event.listen(engine, "reset", _discard_session_state)
     return engine
 
 

@@ -24,6 +24,11 @@ MEMORY_COLUMNS = (
     " expires_at, metadata, created_at, updated_at, archived"
 )
 LIVE = "(expires_at IS NULL OR expires_at > now())"
+# Multi-row writes lock their rows in id order first (SELECT ... ORDER BY id FOR UPDATE). Without
+# it each statement locks rows in the order its plan visits them (index order, heap order), and
+# two of them on the same rows deadlock: expiring while a search counts accesses did, in the
+# 8-thread load test (tests/test_reliability_faults.py). In one order they only wait.
+IN_ID_ORDER = "id IN (SELECT id FROM memories WHERE {} ORDER BY id FOR UPDATE)"
 SORTABLE = ("created_at", "updated_at", "importance", "access_count", "last_accessed", "expires_at", "memory_type", "source")
 
 
@@ -67,6 +72,8 @@ class NewMemory:
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> NewMemory:
+        if not isinstance(data, dict):
+            raise InvalidInput(f"a memory must be a NewMemory or a JSON object, not {type(data).__name__}")
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise InvalidInput(f"unknown memory field {sorted(unknown)[0]!r}")
@@ -108,8 +115,20 @@ def embed_missing(store: MemoryStore, items: list[NewMemory]) -> list[np.ndarray
     return vectors
 
 
+# From this many memories on, a write goes through core.bulk's binary COPY (same upsert, same
+# refusal of another store's id): measured faster in docs/BENCHMARKS.md.
+COPY_MIN_ROWS = 64
+
+
 def write_memories(conn: Connection, tenant_id: UUID, store: MemoryStore, items: list[NewMemory], vectors: list[np.ndarray]) -> list[Memory]:
     """Insert or update (by id) checked memories inside an open transaction."""
+    ids = [item.id for item in items]
+    if len(items) >= COPY_MIN_ROWS and len(set(ids)) == len(ids):
+        from core.bulk import MemoryColumns, copy_memories
+
+        copy_memories(conn, tenant_id, store, MemoryColumns.from_memories(items, vectors))
+        rows = {r.id: r for r in conn.execute(text(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ANY(:ids)"), {"ids": ids})}
+        return [memory_from_row(rows[memory_id]) for memory_id in ids]
     params = [
         {
             "tenant_id": tenant_id,
@@ -128,8 +147,8 @@ def write_memories(conn: Connection, tenant_id: UUID, store: MemoryStore, items:
         }
         for item, vector in zip(items, vectors)
     ]
+    params.sort(key=lambda p: p["id"])  # existing rows are locked in id order (see IN_ID_ORDER)
     conn.execute(_UPSERT, params)
-    ids = [item.id for item in items]
     rows = {r.id: r for r in conn.execute(text(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ANY(:ids)"), {"ids": ids})}
     for memory_id in ids:
         if rows[memory_id].store_id != store.id:
@@ -244,13 +263,20 @@ class MemoryOps(TenantBound):
         ids = [validation.uuid(m, "memory id") for m in memory_ids]
         with self.transaction() as conn:
             return conn.execute(
-                text(f"UPDATE memories SET {assignments}, updated_at = now() WHERE id = ANY(:ids)"), {**params, "ids": ids}
+                text(f"UPDATE memories SET {assignments}, updated_at = now() WHERE {IN_ID_ORDER.format('id = ANY(:ids)')}"),
+                {**params, "ids": ids},
             ).rowcount
 
     def expire_memories(self, memory_ids: Iterable[UUID | str], at: datetime | str | None = None) -> int:
-        """Set the expiry (now by default): search and default listings skip the memory from then on."""
+        """Set the expiry (now by default): search and default listings skip the memory from then on.
+
+        Expiring now never moves an earlier expiry later: `now()` is the time a transaction began,
+        so a second "expire now" would hand an expired memory back, for a moment, to every
+        transaction that began before it (found by the 8-thread load test)."""
         when = validation.timestamp(at, "expires_at")
-        return self._update_many(memory_ids, "expires_at = coalesce(:at, now())", {"at": when})
+        if when is None:
+            return self._update_many(memory_ids, "expires_at = least(expires_at, now())", {})
+        return self._update_many(memory_ids, "expires_at = :at", {"at": when})
 
     def set_archived(self, memory_ids: Iterable[UUID | str], archived: bool = True) -> int:
         """Archive (search skips it, nothing is deleted) or bring back."""
@@ -270,17 +296,17 @@ class MemoryOps(TenantBound):
         """Delete memories (and their relationships); returns how many existed."""
         ids = [validation.uuid(m, "memory id") for m in memory_ids]
         with self.transaction() as conn:
-            return conn.execute(text("DELETE FROM memories WHERE id = ANY(:ids)"), {"ids": ids}).rowcount
+            return conn.execute(text(f"DELETE FROM memories WHERE {IN_ID_ORDER.format('id = ANY(:ids)')}"), {"ids": ids}).rowcount
 
     def purge_expired(self, store_id: UUID | str | None = None) -> int:
         """Delete expired memories, of one store or of the whole tenant."""
-        query = "DELETE FROM memories WHERE expires_at <= now()"
+        condition = "expires_at <= now()"
         params: dict[str, Any] = {}
         if store_id is not None:
-            query += " AND store_id = :s"
+            condition += " AND store_id = :s"
             params["s"] = validation.uuid(store_id, "store id")
         with self.transaction() as conn:
-            return conn.execute(text(query), params).rowcount
+            return conn.execute(text(f"DELETE FROM memories WHERE {IN_ID_ORDER.format(condition)}"), params).rowcount
 
     def list_memories(
         self,

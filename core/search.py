@@ -32,13 +32,28 @@ from core.ranking import MODES, RRF_K, Weights, maximal_marginal_relevance, rece
 from core.scope import TenantBound
 from core.stores import fetch_store
 
-# Stores up to this size are searched exactly. Measured in docs/BENCHMARKS.md.
-EXACT_SEARCH_MAX_ROWS = 20_000
+# Stores up to this size are searched exactly (docs/BENCHMARKS.md, "crossover"): among 1M
+# memories exact search wins up to 5k memories, HNSW from 10k on (p50 ~13 vs ~5 ms at 10k).
+EXACT_SEARCH_MAX_ROWS = 7_500
 # How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
 CANDIDATE_POOL = 50
+# hnsw.ef_search floor: recall@10 of a 100k store among 1M memories 0.955 at 40, 0.99 at 64
+# (index built with ef_construction 128, migration 005), for ~1 ms more. Measured in docs/BENCHMARKS.md.
+HNSW_EF_SEARCH = 64
+# Transaction-local settings of the HNSW path. force_custom_plan: psycopg prepares a statement on
+# its 5th run and PostgreSQL may then switch to a generic plan, which cannot know whether the store
+# is big; at 1M memories it chose the store's btree for a 100k store: ~300 ms instead of ~3 ms.
 _ITERATIVE_SCAN = text(
-    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', :ef, true)"
+    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+    f" set_config('hnsw.ef_search', CAST(greatest(CAST(:ef AS int), {HNSW_EF_SEARCH}) AS text), true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
+# Exact search of a store above this size reads its rows with a bitmap heap scan (each page once)
+# instead of an index scan (a buffer pin per row): 1.5-1.9x faster at 5k-20k memories, which the
+# planner does not see when a store's rows lie together. Transaction-local, restored after.
+_BITMAP_MIN_ROWS = 2_000
+_BITMAP_ONLY = text("SELECT current_setting('enable_indexscan'), set_config('enable_indexscan', 'off', true)")
+_RESTORE_INDEXSCAN = text("SELECT set_config('enable_indexscan', :was, true)")
 # websearch_to_tsquery parses what people type (quotes, "or", -exclusions); every remaining term
 # must match. OR-ing the terms instead was measured worse for hybrid search (docs/RETRIEVAL.md):
 # common words then pull in noise that displaces good vector candidates.
@@ -126,6 +141,11 @@ def vector_candidates(conn: Connection, store: MemoryStore, vector: np.ndarray, 
             f" SELECT {MEMORY_COLUMNS}, embedding, 1 - distance AS similarity FROM nearest JOIN memories USING (id)"
             f" ORDER BY distance, id"
         )
+        if store.total_memories > _BITMAP_MIN_ROWS:
+            was = conn.execute(_BITMAP_ONLY).scalar()
+            rows = conn.execute(text(sql), params).all()
+            conn.execute(_RESTORE_INDEXSCAN, {"was": was})
+            return rows
     else:
         conn.execute(_ITERATIVE_SCAN, {"ef": str(max(40, 2 * k))})
         sql = (
@@ -154,7 +174,9 @@ def count_access(conn: Connection, ids: Sequence[UUID]) -> None:
     """The seed's access bookkeeping: count and timestamp every memory a search returned."""
     if ids:
         conn.execute(
-            text("UPDATE memories SET access_count = access_count + 1, last_accessed = now() WHERE id = ANY(:ids)"),
+            # rows locked in id order, as every multi-row write does (core.memories.IN_ID_ORDER)
+            text("UPDATE memories SET access_count = access_count + 1, last_accessed = now()"
+                 " WHERE id IN (SELECT id FROM memories WHERE id = ANY(:ids) ORDER BY id FOR UPDATE)"),
             {"ids": sorted(ids)},
         )
 

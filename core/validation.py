@@ -43,7 +43,17 @@ def text_field(value: Any, field: str, max_chars: int, *, allow_newlines: bool =
     match = _CONTROL.search(value) or (None if allow_newlines else re.search(r"[\t\n\r]", value))
     if match:
         raise InvalidInput(f"{field} contains the control character {match.group()!r} at position {match.start()}")
+    _check_utf8(value, field)
     return value
+
+
+def _check_utf8(value: str, field: str) -> None:
+    """A lone surrogate (JSON's "\\ud800" decodes to one) cannot be stored as UTF-8: refuse it here,
+    not at the INSERT, where an import would fail after its earlier batches were written."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{field} contains a lone surrogate {value[exc.start]!r} at position {exc.start}, not text") from None
 
 
 def content(value: Any) -> str:
@@ -130,6 +140,7 @@ def metadata(value: Any) -> dict[str, Any]:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"metadata is not valid JSON: {exc}") from None
+    _check_utf8(json.dumps(value, ensure_ascii=False), "metadata")
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InvalidInput(f"metadata is {len(encoded.encode()):,} bytes as JSON; the limit is {MAX_METADATA_BYTES:,}")
     if "\\u0000" in encoded:

@@ -10,10 +10,10 @@ from core import MemoryService, admin
 from core.config import get_settings
 from core.embeddings import MODELS
 from core.errors import Conflict
-from core.explorer.state import database, guard, set_params, use_app_navigation
+from core.explorer.state import database, guard, set_params, enter_through_app
 from core.explorer.widgets import ask, confirm_pending, done, flash, show_flash
 
-use_app_navigation()  # this page needs no scope, so it asks for app.py's navigation itself
+enter_through_app()  # this page reads no scope, but a deep link to it must still run app.py first
 db = database()
 
 

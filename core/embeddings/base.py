@@ -22,7 +22,10 @@ class Embedder(ABC):
         is refused here, before anything reaches the database."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = np.asarray(self._embed(list(texts)), dtype=np.float32)
+        try:
+            vectors = np.asarray(self._embed(list(texts)), dtype=np.float32)
+        except (TypeError, ValueError) as exc:  # vectors of different lengths, or not numbers
+            raise EmbeddingError(f"{self.model} returned vectors that do not form a ({len(texts)}, {self.dim}) array") from exc
         if vectors.shape != (len(texts), self.dim):
             raise EmbeddingError(
                 f"{self.model} returned vectors of shape {vectors.shape}, expected ({len(texts)}, {self.dim})"

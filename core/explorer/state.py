@@ -134,25 +134,24 @@ def isolation_panel(svc: MemoryService, store: MemoryStore) -> None:
         st.text(f"model   {store.embedding_model}\nvectors {store.embedding_dim}d\nsize    {store.total_memories} memories")
 
 
-def use_app_navigation() -> None:
-    """Make app.py's navigation the one in force, from the very first request of the process.
+def enter_through_app() -> None:
+    """Run app.py first when a page's URL is the first request of a fresh server.
 
-    While a `pages/` directory exists, Streamlit (1.67) starts every fresh server in its legacy
-    mode: the first request, to the root or straight to a page's URL, runs with the directory's
-    own page list, without app.py's navigation and sidebar. Leaving that mode and running again
-    makes app.py draw the sidebar and then run the requested page, URL parameters included.
+    While a `pages/` directory exists, Streamlit (1.67) serves the first request of a process in
+    its legacy mode: a page's URL runs that page file alone, without app.py's navigation and
+    sidebar (app.py has not run, so there is no scope in the session). Leaving legacy mode and
+    running again makes app.py draw the sidebar and then run the requested page, URL included.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if "scope" not in st.session_state:
         PagesManager.uses_pages_directory = False
         st.rerun()
 
 
 def current_scope() -> Scope:
     """The scope the sidebar selected, for a page; stops the page with a hint when there is none."""
-    if "scope" not in st.session_state:
-        use_app_navigation()
+    enter_through_app()
     scope = st.session_state.get("scope")
     if scope is None:
         st.info("Pick a tenant, user and store in the sidebar (or create them on the Admin page).")
