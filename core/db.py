@@ -36,21 +36,24 @@ DATABASE_NAME = "memex"
 # never carries one tenant's context into the next piece of work.
 _SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant_id, true)")
 
-# Settings of the embedded server, written once when its data directory is created. Sized for a
-# 2-core, 24 GB machine (docs/BENCHMARKS.md has the figures):
-# - shared_buffers: an HNSW search reads ~1,000 index pages; at 1M 384-d memories the index is
-#   2 GB and the table 2 GB, and with 1 GB of buffers those reads came from the OS cache: 13-20 ms
-#   a search instead of ~2 ms with both held in 6 GB (a quarter of the RAM, the usual share).
-# - maintenance_work_mem: HNSW builds want it above the graph's size, ~2 KB a 384-d row (195 MB
-#   per 100k), so 1M rows need more than 2 GB; a graph that outgrows it is built on disk, slower.
-_EMBEDDED_CONF = """
-shared_buffers = 6GB
-maintenance_work_mem = 4GB
-effective_cache_size = 8GB
-work_mem = 64MB
-max_connections = 200
-random_page_cost = 1.1
-"""
+def embedded_conf() -> str:
+    """Settings of the embedded server, written once when its data directory is created, sized
+    from the machine's memory (docs/BENCHMARKS.md has the figures):
+    - shared_buffers, a quarter of it: an HNSW search reads ~1,000 index pages; at 1M 384-d
+      memories index and table are 2 GB each, and with 1 GB of buffers a search took 13-20 ms
+      instead of ~2 ms (6 GB on the 24 GB machine measured);
+    - maintenance_work_mem up to 4 GB: an HNSW build wants the graph (~2 KB a 384-d row) in it.
+    """
+    import psutil
+
+    gb = psutil.virtual_memory().total / 2**30
+    shared = max(0.25, min(8.0, gb / 4))
+    return (
+        f"\nshared_buffers = {int(shared * 1024)}MB\n"
+        f"maintenance_work_mem = {int(max(0.25, min(4.0, gb / 6)) * 1024)}MB\n"
+        f"effective_cache_size = {int(max(0.5, gb / 2) * 1024)}MB\n"
+        "work_mem = 64MB\nmax_connections = 200\nrandom_page_cost = 1.1\n"
+    )
 
 
 def _register_vector(dbapi_connection: psycopg.Connection, _record: object) -> None:
@@ -123,7 +126,7 @@ class EmbeddedServer:
         if not (pgdata / "PG_VERSION").exists():
             self.server.ensure_pgdata_inited()
             with open(pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
-                conf.write(_EMBEDDED_CONF)
+                conf.write(embedded_conf())
         self.server.start()
         self._bootstrap()
 
