@@ -30,6 +30,7 @@ from sqlalchemy import Connection, text
 
 from core import validation
 from core.errors import InvalidInput
+from core.memories import ON_CONFLICT_UPDATE
 from core.models import MemoryStore
 
 if TYPE_CHECKING:
@@ -58,12 +59,9 @@ _MOVE = text(
     "INSERT INTO memories (tenant_id, id, store_id, content, embedding, embedding_dim, memory_type, source,"
     " importance, metadata, expires_at, created_at, archived)"
     f" SELECT :t, coalesce(id, gen_random_uuid()), :s, content, embedding, :dim, memory_type, source, importance, CAST(metadata AS jsonb),"
-    f" expires_at, coalesce(created_at, now()), archived FROM {_STAGING}"
-    " ON CONFLICT (tenant_id, id) DO UPDATE SET content = EXCLUDED.content, embedding = EXCLUDED.embedding,"
-    " memory_type = EXCLUDED.memory_type, source = EXCLUDED.source, importance = EXCLUDED.importance,"
-    " metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at,"
-    " archived = EXCLUDED.archived, updated_at = now()"
-    " WHERE memories.store_id = EXCLUDED.store_id"
+    # ORDER BY id: existing rows are locked in id order, as every multi-row write does (IN_ID_ORDER)
+    f" expires_at, coalesce(created_at, now()), archived FROM {_STAGING} ORDER BY id"
+    f"{ON_CONFLICT_UPDATE}"
 )
 _FOREIGN_ID = text(
     f"SELECT b.id FROM {_STAGING} b JOIN memories m ON m.id = b.id WHERE m.store_id <> :s ORDER BY b.id LIMIT 1"

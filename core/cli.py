@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("migrate", cmd_migrate, "apply pending database migrations")
-    p = command("demo", cmd_demo, "load the demo data set (3 tenants, 360 memories)")
+    p = command("demo", cmd_demo, "load the demo data set (3 tenants, 376 memories, 343 relationships)")
     p.add_argument("--if-empty", action="store_true", help="only when the database has no tenant yet")
 
     p = command("import", cmd_import, "import memories and relationships from a JSONL file")

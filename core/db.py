@@ -10,7 +10,6 @@ Two roles, two engines:
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +24,6 @@ from sqlalchemy.pool import PoolResetState
 
 from core.config import Settings, get_settings
 from core.errors import ConfigError, Conflict, InvalidInput, NotFound
-
-log = logging.getLogger(__name__)
 
 APP_ROLE = "memex_app"
 OWNER_ROLE = "memex_owner"
@@ -198,20 +195,22 @@ class Database:
             yield conn
 
     def check_app_role(self) -> None:
-        """Refuse to run if DATABASE_URL's role would bypass row-level security."""
+        """Refuse to run if DATABASE_URL's role could bypass row-level security: itself, or any
+        role it can become (SET ROLE), is a superuser, has BYPASSRLS or owns the tables."""
         with self.app.connect() as conn:
             row = conn.execute(
                 text(
-                    "SELECT current_user, r.rolsuper, r.rolbypassrls,"
-                    " pg_has_role(current_user, c.relowner, 'USAGE') AS owns"
+                    "SELECT current_user AS role,"
+                    " bool_or(r.rolsuper OR r.rolbypassrls) AS bypasses,"
+                    " bool_or(r.oid = c.relowner) AS owns"
                     " FROM pg_roles r, pg_class c"
-                    " WHERE r.rolname = current_user AND c.oid = 'memories'::regclass"
+                    " WHERE pg_has_role(current_user, r.oid, 'MEMBER') AND c.oid = 'memories'::regclass"
                 )
             ).one()
-        if row.rolsuper or row.rolbypassrls or row.owns:
+        if row.bypasses or row.owns:
             raise ConfigError(
-                f"DATABASE_URL connects as role {row.current_user!r}, which bypasses row-level security;"
-                f" connect as {APP_ROLE} (or a login role granted it)"
+                f"DATABASE_URL connects as role {row.role!r}, which bypasses row-level security (itself or a role it can become);"
+                f" connect as {APP_ROLE} (or a login role granted only it)"
             )
 
     def dispose(self) -> None:

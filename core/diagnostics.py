@@ -28,7 +28,7 @@ from core.memories import MEMORY_COLUMNS, memory_from_row
 from core.models import Memory, MemoryStore, ScoreBreakdown, SearchResult
 from core.evaluation import NDCG_DEPTH, CaseResult, ModeConfig, ModeReport
 from core.ranking import Weights
-from core.search import TSQUERY, Filters, SearchParams, rank_candidates, to_result
+from core.search import TSQUERY, Filters, distance_sql, SearchParams, rank_candidates, to_result
 from core.service import MemoryService
 from core.stores import fetch_store
 
@@ -112,7 +112,7 @@ def _scan(svc: MemoryService, store_id: UUID, query: str, vector: np.ndarray, pa
     whether the search's filters (expiry, archive, type, source) let it through."""
     with svc.transaction() as conn:
         store = fetch_store(conn, store_id)
-        distance = f"(embedding::vector({int(store.embedding_dim)}) <=> :q)"
+        distance = distance_sql(store)
         condition, values = params.filters.sql()
         vectors = ", embedding" if params.mmr_lambda is not None else ""
         sql = (

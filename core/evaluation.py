@@ -232,10 +232,15 @@ def save_eval_set(svc: MemoryService, store_id: UUID | str, name: str, cases: Se
 
 
 def _insert_cases(conn, tenant_id: UUID, set_id: UUID, cases: Sequence[EvalCase]) -> None:
+    """Append cases to a set, in order (the set row is locked so two writers number them apart)."""
     if cases:
+        conn.execute(text("SELECT 1 FROM evaluation_sets WHERE id = :s FOR UPDATE"), {"s": set_id})
+        start = conn.scalar(text("SELECT coalesce(max(position), 0) FROM evaluation_cases WHERE set_id = :s"), {"s": set_id})
         conn.execute(
-            text("INSERT INTO evaluation_cases (tenant_id, set_id, query, expected_ids, kind) VALUES (:t, :s, :q, :e, :k)"),
-            [{"t": tenant_id, "s": set_id, "q": c.query, "e": list(c.expected_ids), "k": c.kind} for c in cases],
+            text("INSERT INTO evaluation_cases (tenant_id, set_id, position, query, expected_ids, kind)"
+                 " VALUES (:t, :s, :p, :q, :e, :k)"),
+            [{"t": tenant_id, "s": set_id, "p": start + n, "q": c.query, "e": list(c.expected_ids), "k": c.kind}
+             for n, c in enumerate(cases, start=1)],
         )
 
 
@@ -262,7 +267,7 @@ def get_eval_set(svc: MemoryService, set_id: UUID | str) -> EvalSet:
         if head is None:
             raise NotFound(f"evaluation set {set_id} not found in this tenant")
         rows = conn.execute(
-            text("SELECT query, expected_ids, kind FROM evaluation_cases WHERE set_id = :id ORDER BY created_at, id"), {"id": set_id}
+            text("SELECT query, expected_ids, kind FROM evaluation_cases WHERE set_id = :id ORDER BY position"), {"id": set_id}
         ).all()
     return EvalSet(head.id, head.store_id, head.name, head.created_at, [EvalCase(r.query, tuple(r.expected_ids), r.kind) for r in rows])
 

@@ -13,12 +13,13 @@ from core.stores import fetch_store
 
 FRAME_COLUMNS = [
     "id", "content", "memory_type", "source", "importance", "access_count", "last_accessed",
-    "expires_at", "created_at", "updated_at", "archived", "metadata", "expired",
+    "expires_at", "created_at", "updated_at", "archived", "metadata", "expired", "status",
 ]
 
 
 def memory_frame(svc: MemoryService, store_id: UUID | str) -> pd.DataFrame:
-    """Every memory of the store (expired and archived included), without vectors, newest first."""
+    """Every memory of the store (expired and archived included, `status` says which: archived,
+    expired or live), without vectors, newest first."""
     store_id = validation.uuid(store_id, "store id")
     with svc.transaction() as conn:
         fetch_store(conn, store_id)
@@ -26,7 +27,8 @@ def memory_frame(svc: MemoryService, store_id: UUID | str) -> pd.DataFrame:
             text(
                 "SELECT id, content, memory_type, source, importance::float AS importance, access_count, last_accessed,"
                 " expires_at, created_at, updated_at, archived, metadata,"
-                " (expires_at IS NOT NULL AND expires_at <= now()) AS expired"
+                " (expires_at IS NOT NULL AND expires_at <= now()) AS expired,"
+                " CASE WHEN archived THEN 'archived' WHEN expires_at <= now() THEN 'expired' ELSE 'live' END AS status"
                 " FROM memories WHERE store_id = :s ORDER BY created_at DESC, id"
             ),
             {"s": store_id},

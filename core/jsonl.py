@@ -108,7 +108,8 @@ def _parse_line(raw: bytes, dim: int) -> NewMemory | NewRelationship:
         embedding=data.get("embedding"),
         archived=data.get("archived", False),
     )
-    return replace(memory.checked(dim), id=None if data.get("id") is None else validation.uuid(data["id"], "id"))
+    checked = memory.checked(dim)
+    return checked if data.get("id") is not None else replace(checked, id=None)  # ids derived later
 
 
 def parse_jsonl(data: bytes, dim: int) -> ParsedFile:
@@ -191,7 +192,7 @@ def import_parsed(
         batch = memories[start : start + batch_size]
         vectors = embed_missing(store, batch)
         with svc.transaction() as conn:
-            write_memories(conn, svc.tenant_id, fetch_store(conn, store.id), batch, vectors)
+            write_memories(conn, svc.tenant_id, store, batch, vectors)
         batches += 1
         if progress:
             progress(min(start + batch_size, len(memories)), len(memories))

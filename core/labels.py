@@ -1,9 +1,11 @@
-"""User text made safe and short for display: plotly reads a subset of HTML in its labels, so
-memory content placed in a chart is escaped first; long content is cut for tables."""
+"""User text made safe and short for display: plotly reads a subset of HTML in its labels and
+Streamlit reads Markdown in messages and captions, so user text placed there is escaped first;
+long content is cut for tables."""
 
 from __future__ import annotations
 
 import html
+import re
 import textwrap
 
 
@@ -19,3 +21,18 @@ def short(value: str, limit: int = 90) -> str:
     """One line of at most `limit` characters."""
     text = " ".join(value.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# What can start markup inside a line: emphasis, code, links and images, LaTeX, HTML, tables,
+# strikethrough, icon and emoji shortcodes (":name:"); underscores only where they can open or close
+# emphasis (not inside words such as expected_ids).
+_INLINE_MARKUP = re.compile(r"[\\`*\[\]$<>~|!]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|:(?=[A-Za-z])")
+
+
+def markdown_literal(value: object) -> str:
+    """Text for a Streamlit element that reads Markdown (st.error, st.caption, labels), on one
+    line, with everything that could render as markup escaped: `![x](http://...)`, `$x$` or
+    `**x**` show as typed."""
+    text = _INLINE_MARKUP.sub(lambda m: "\\" + m.group(), " ".join(str(value).split()))
+    text = re.sub(r"^(\d+)([.)])", r"\1\\\2", text)  # "1. " would start a list
+    return re.sub(r"^([#+=-])", r"\\\1", text)  # as would "- ", "+ ", and "#" a heading

@@ -17,7 +17,7 @@ from core.embeddings import get_embedder
 from core.errors import InvalidInput, NotFound
 from core.models import Memory, MemoryStore
 from core.scope import UNSET, TenantBound
-from core.stores import fetch_store
+from core.stores import fetch_store, same_model
 
 MEMORY_COLUMNS = (
     "id, tenant_id, store_id, content, memory_type, source, importance, access_count, last_accessed,"
@@ -90,17 +90,22 @@ class MemoryPage:
     limit: int
 
 
+# What a write of an existing id does, whichever path writes it (executemany here, COPY in
+# core.bulk): update the memory in place, never one of another store (that row is left alone and
+# the caller reports the id).
+ON_CONFLICT_UPDATE = (
+    " ON CONFLICT (tenant_id, id) DO UPDATE SET content = EXCLUDED.content, embedding = EXCLUDED.embedding,"
+    " memory_type = EXCLUDED.memory_type, source = EXCLUDED.source, importance = EXCLUDED.importance,"
+    " metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at,"
+    " archived = EXCLUDED.archived, updated_at = now()"
+    " WHERE memories.store_id = EXCLUDED.store_id"
+)
 _UPSERT = text(
     "INSERT INTO memories (tenant_id, id, store_id, content, embedding, embedding_dim, memory_type, source,"
     " importance, metadata, expires_at, created_at, archived)"
     " VALUES (:tenant_id, :id, :store_id, :content, :embedding, :dim, :memory_type, :source,"
     " :importance, CAST(:metadata AS jsonb), :expires_at, coalesce(:created_at, now()), :archived)"
-    " ON CONFLICT (tenant_id, id) DO UPDATE SET content = EXCLUDED.content, embedding = EXCLUDED.embedding,"
-    " memory_type = EXCLUDED.memory_type, source = EXCLUDED.source, importance = EXCLUDED.importance,"
-    " metadata = EXCLUDED.metadata, expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at,"
-    " archived = EXCLUDED.archived,"
-    " updated_at = now()"
-    " WHERE memories.store_id = EXCLUDED.store_id"
+    f"{ON_CONFLICT_UPDATE}"
 )
 
 
@@ -121,7 +126,9 @@ COPY_MIN_ROWS = 64
 
 
 def write_memories(conn: Connection, tenant_id: UUID, store: MemoryStore, items: list[NewMemory], vectors: list[np.ndarray]) -> list[Memory]:
-    """Insert or update (by id) checked memories inside an open transaction."""
+    """Insert or update (by id) checked memories inside an open transaction; `vectors` come from
+    `store`'s model, which must still be the store's."""
+    store = same_model(conn, store)
     ids = [item.id for item in items]
     if len(items) >= COPY_MIN_ROWS and len(set(ids)) == len(ids):
         from core.bulk import MemoryColumns, copy_memories
@@ -156,6 +163,28 @@ def write_memories(conn: Connection, tenant_id: UUID, store: MemoryStore, items:
                 f"memory id {memory_id} already belongs to another store of this tenant (to copy, import with --new-ids)"
             )
     return [memory_from_row(rows[memory_id]) for memory_id in ids]
+
+
+def update_row(conn: Connection, store: MemoryStore, memory_id: UUID, changes: dict[str, Any]) -> Memory:
+    """Apply checked changes to one memory inside an open transaction (a new `embedding` must come
+    from `store`'s model)."""
+    if "embedding" in changes:
+        same_model(conn, store)
+    params = {**changes, "id": memory_id}
+    if "metadata" in params:
+        params["metadata"] = json.dumps(params["metadata"])
+    assignments = ", ".join(f"{name} = CAST(:{name} AS jsonb)" if name == "metadata" else f"{name} = :{name}" for name in changes)
+    row = conn.execute(
+        text(f"UPDATE memories SET {assignments}, updated_at = now() WHERE id = :id RETURNING {MEMORY_COLUMNS}"), params
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"memory {memory_id} not found in this tenant")
+    return memory_from_row(row)
+
+
+def delete_rows(conn: Connection, memory_ids: Sequence[UUID]) -> int:
+    """Delete memories (their relationships go by cascade), rows locked in id order."""
+    return conn.execute(text(f"DELETE FROM memories WHERE {IN_ID_ORDER.format('id = ANY(:ids)')}"), {"ids": list(memory_ids)}).rowcount
 
 
 class MemoryOps(TenantBound):
@@ -228,36 +257,29 @@ class MemoryOps(TenantBound):
     ) -> Memory:
         """Change the fields passed; new content is re-embedded with the store's model."""
         current = self.get_memory(memory_id)
+        store = self.get_store(current.store_id)
         changes: dict[str, Any] = {}
         if content is not UNSET and content != current.content:
             changes["content"] = validation.content(content)
-            store = self.get_store(current.store_id)
             changes["embedding"] = get_embedder(store.embedding_model, store.embedding_dim).embed_one(changes["content"])
-        if memory_type is not UNSET:
+        if memory_type is not UNSET and memory_type != current.memory_type:
             changes["memory_type"] = validation.label(memory_type, "memory_type", 50)
-        if source is not UNSET:
+        if source is not UNSET and source != current.source:
             changes["source"] = validation.optional_label(source, "source", 100)
-        if importance is not UNSET:
+        if importance is not UNSET and importance != current.importance:
             changes["importance"] = validation.unit_interval(importance, "importance")
-        if metadata is not UNSET:
-            changes["metadata"] = json.dumps(validation.metadata(metadata))
+        if metadata is not UNSET and metadata != current.metadata:
+            changes["metadata"] = validation.metadata(metadata)
         if expires_at is not UNSET:
-            changes["expires_at"] = validation.timestamp(expires_at, "expires_at")
-        if archived is not UNSET:
+            expires_at = validation.timestamp(expires_at, "expires_at")
+            if expires_at != current.expires_at:
+                changes["expires_at"] = expires_at
+        if archived is not UNSET and archived != current.archived:
             changes["archived"] = validation.flag(archived, "archived")
         if not changes:
             return current
-        assignments = ", ".join(
-            f"{name} = CAST(:{name} AS jsonb)" if name == "metadata" else f"{name} = :{name}" for name in changes
-        )
         with self.transaction() as conn:
-            row = conn.execute(
-                text(f"UPDATE memories SET {assignments}, updated_at = now() WHERE id = :id RETURNING {MEMORY_COLUMNS}"),
-                {**changes, "id": current.id},
-            ).one_or_none()
-        if row is None:
-            raise NotFound(f"memory {current.id} not found in this tenant")
-        return memory_from_row(row)
+            return update_row(conn, store, current.id, changes)
 
     def _update_many(self, memory_ids: Iterable[UUID | str], assignments: str, params: dict[str, Any]) -> int:
         ids = [validation.uuid(m, "memory id") for m in memory_ids]
@@ -296,7 +318,7 @@ class MemoryOps(TenantBound):
         """Delete memories (and their relationships); returns how many existed."""
         ids = [validation.uuid(m, "memory id") for m in memory_ids]
         with self.transaction() as conn:
-            return conn.execute(text(f"DELETE FROM memories WHERE {IN_ID_ORDER.format('id = ANY(:ids)')}"), {"ids": ids}).rowcount
+            return delete_rows(conn, ids)
 
     def purge_expired(self, store_id: UUID | str | None = None) -> int:
         """Delete expired memories, of one store or of the whole tenant."""

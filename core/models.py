@@ -56,6 +56,10 @@ class Memory:
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
+    def status(self, now: datetime) -> str:
+        """archived, expired or live (archived wins: search skips it whatever its expiry)."""
+        return "archived" if self.archived else "expired" if self.is_expired(now) else "live"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -32,8 +32,8 @@ from core.models import MemoryStore
 SAMPLE_CAP = 20_000  # beyond this a fit takes minutes: a random sample shows the same shape
 MIN_MEMORIES = 5
 COLOUR_BY = {"Type": "memory_type", "Source": "source", "Importance": "importance",
-             "Age (days)": "age_days", "Access count": "access_count", "State": "state"}
-CATEGORICAL = {"memory_type", "source", "state"}
+             "Age (days)": "age_days", "Access count": "access_count", "State": "status"}
+CATEGORICAL = {"memory_type", "source", "status"}
 
 
 @dataclass(frozen=True)
@@ -160,14 +160,13 @@ class ProjectionCache:
 
 def points_frame(frame: pd.DataFrame, projection: Projection, now: datetime | None = None) -> pd.DataFrame:
     """The projected memories with what the map can colour by: type, source, importance, age,
-    access count and state. Memories deleted since the fit drop out."""
+    access count and status. Memories deleted since the fit drop out."""
     now = now or datetime.now(timezone.utc)
     names = ["x", "y", "z"][: projection.coords.shape[1]]
     coords = pd.DataFrame(projection.coords, columns=names).assign(id=projection.ids)
     points = coords.merge(frame, on="id", how="inner")
     points["source"] = points["source"].fillna("(none)")
     points["age_days"] = (pd.Timestamp(now) - points["created_at"]).dt.total_seconds() / 86400
-    points["state"] = np.where(points["archived"], "archived", np.where(points["expired"], "expired", "live"))
     return points
 
 

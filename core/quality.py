@@ -19,9 +19,11 @@ import pandas as pd
 from sqlalchemy import text
 
 from core import validation
-from core.errors import InvalidInput
+from core.embeddings import get_embedder
+from core.errors import InvalidInput, NotFound
+from core.memories import MEMORY_COLUMNS, delete_rows, memory_from_row, update_row
 from core.models import Memory
-from core.relationships import NewRelationship
+from core.relationships import NewRelationship, relationships_touching, upsert_relationships
 from core.service import MemoryService
 from core.stores import fetch_store
 
@@ -100,39 +102,54 @@ def near_duplicate_groups(memories: Sequence[Memory], vectors: np.ndarray, min_s
 
 
 def merge_memories(svc: MemoryService, keep_id: UUID | str, other_ids: Iterable[UUID | str], content: str | None = None) -> MergeReport:
-    """Fold `other_ids` into `keep_id`: the survivor takes the highest importance and the union of
-    the metadata (its own values win on a clash), optionally new content (re-embedded); the
-    relationships of the others are re-pointed to it (self-loops dropped, the stronger edge kept
-    when both had one), and only then are the others deleted, so a failure never loses an edge."""
+    """Fold `other_ids` into `keep_id`, in one transaction: the survivor takes the highest
+    importance and the union of the metadata (its own values win on a clash), optionally new
+    content (re-embedded); the others' relationships are re-pointed to it (self-loops dropped, the
+    stronger edge kept when both had one); then the others are deleted. All of it or nothing."""
     keep = svc.get_memory(keep_id)
-    others = [m for m in svc.get_memories(dict.fromkeys(validation.uuid(o, "memory id") for o in other_ids)) if m.id != keep.id]
-    if not others:
-        raise InvalidInput("choose at least one other memory to merge into the kept one")
-    if any(m.store_id != keep.store_id for m in others):
-        raise InvalidInput("only memories of the same store can be merged")
-    merged = {m.id for m in others}
-    existing = {(r.source_memory_id, r.target_memory_id, r.relationship_type): r.strength for r in svc.relationships_of(keep.id)}
-    edges = {r.id: r for other in others for r in svc.relationships_of(other.id)}  # an edge between two others once
-    moved: dict[tuple[UUID, UUID, str], float] = {}
-    loops = 0
-    for rel in edges.values():
-        source = keep.id if rel.source_memory_id in merged else rel.source_memory_id
-        target = keep.id if rel.target_memory_id in merged else rel.target_memory_id
-        if source == target:
-            loops += 1
-            continue
-        edge = (source, target, rel.relationship_type)
-        moved[edge] = max(rel.strength, moved.get(edge, 0.0), existing.get(edge, 0.0))
-    svc.add_relationships(NewRelationship(s, t, kind, strength) for (s, t, kind), strength in moved.items())
-    metadata: dict = {}
-    for other in others:
-        metadata.update(other.metadata)
-    metadata.update(keep.metadata)
-    changes = {"importance": max([keep.importance] + [m.importance for m in others]), "metadata": metadata}
+    store = svc.get_store(keep.store_id)
+    wanted = list(dict.fromkeys(validation.uuid(o, "memory id") for o in other_ids))
+    changes: dict = {}
     if content is not None and content != keep.content:
-        changes["content"] = content
-    kept = svc.update_memory(keep.id, **changes)
-    deleted = svc.delete_memories(merged)
+        changes["content"] = validation.content(content)
+        changes["embedding"] = get_embedder(store.embedding_model, store.embedding_dim).embed_one(changes["content"])
+    with svc.transaction() as conn:
+        locked = conn.execute(
+            text(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+            {"ids": [keep.id, *wanted]},
+        )
+        rows = {m.id: m for m in map(memory_from_row, locked)}
+        if keep.id not in rows:
+            raise NotFound(f"memory {keep.id} not found in this tenant")
+        keep, others = rows[keep.id], [rows[i] for i in wanted if i in rows and i != keep.id]
+        if not others:
+            raise InvalidInput("choose at least one other memory to merge into the kept one")
+        if any(m.store_id != keep.store_id for m in others):
+            raise InvalidInput("only memories of the same store can be merged")
+        merged = {m.id for m in others}
+        touching = relationships_touching(conn, [keep.id, *merged])
+        existing = {(r.source_memory_id, r.target_memory_id, r.relationship_type): r.strength
+                    for r in touching if keep.id in (r.source_memory_id, r.target_memory_id)}
+        moved: dict[tuple[UUID, UUID, str], float] = {}
+        loops = 0
+        for rel in touching:
+            if rel.source_memory_id not in merged and rel.target_memory_id not in merged:
+                continue  # the kept memory's own edges stay as they are
+            source = keep.id if rel.source_memory_id in merged else rel.source_memory_id
+            target = keep.id if rel.target_memory_id in merged else rel.target_memory_id
+            if source == target:
+                loops += 1
+                continue
+            edge = (source, target, rel.relationship_type)
+            moved[edge] = max(rel.strength, moved.get(edge, 0.0), existing.get(edge, 0.0))
+        upsert_relationships(conn, svc.tenant_id, [NewRelationship(s, t, kind, strength).checked() for (s, t, kind), strength in moved.items()])
+        metadata: dict = {}
+        for other in others:
+            metadata.update(other.metadata)
+        metadata.update(keep.metadata)
+        changes.update(importance=max([keep.importance] + [m.importance for m in others]), metadata=metadata)
+        kept = update_row(conn, store, keep.id, changes)
+        deleted = delete_rows(conn, sorted(merged))
     return MergeReport(kept=kept, deleted=deleted, relationships_moved=len(moved), self_loops_dropped=loops)
 
 
@@ -141,12 +158,6 @@ def _utc(value: date | datetime | pd.Timestamp) -> pd.Timestamp:
         value = datetime.combine(value, time.min)
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def with_status(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with a `status` column (archived, expired or live) for tables that mark them."""
-    status = np.where(frame["archived"].astype(bool), "archived", np.where(frame["expired"].astype(bool), "expired", "live"))
-    return frame.assign(status=status)
 
 
 def never_retrieved(frame: pd.DataFrame, since: date | datetime) -> pd.DataFrame:

@@ -81,5 +81,5 @@ def maximal_marginal_relevance(relevance: np.ndarray, vectors: np.ndarray, k: in
         best = int(np.argmax(score))
         picked.append((best, float(score[best])))
         available[best] = False
-        redundancy = np.maximum(redundancy, similarity[best]) if picked else redundancy
+        redundancy = np.maximum(redundancy, similarity[best])
     return picked

@@ -66,6 +66,32 @@ def _walk_sql(direction: str) -> str:
     )
 
 
+def upsert_relationships(conn: Connection, tenant_id: UUID, checked: Sequence[NewRelationship]) -> list[Relationship]:
+    """Insert or update (same source, target and type: new strength) inside an open transaction."""
+    _require_memories(conn, {i.source_memory_id for i in checked} | {i.target_memory_id for i in checked})
+    upsert = text(
+        "INSERT INTO memory_relationships (tenant_id, source_memory_id, target_memory_id, relationship_type, strength)"
+        " VALUES (:t, :s, :g, :rt, :st)"
+        " ON CONFLICT (tenant_id, source_memory_id, target_memory_id, relationship_type)"
+        f" DO UPDATE SET strength = EXCLUDED.strength RETURNING {_COLUMNS}"
+    )
+    return [
+        _relationship(conn.execute(upsert, {"t": tenant_id, "s": i.source_memory_id, "g": i.target_memory_id,
+                                            "rt": i.relationship_type, "st": i.strength}).one())
+        for i in checked
+    ]
+
+
+def relationships_touching(conn: Connection, memory_ids: Sequence[UUID]) -> list[Relationship]:
+    """Every relationship with one of these memories at either end, strongest first."""
+    rows = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM memory_relationships"
+             " WHERE source_memory_id = ANY(:ids) OR target_memory_id = ANY(:ids) ORDER BY strength DESC, created_at, id"),
+        {"ids": list(memory_ids)},
+    )
+    return [_relationship(r) for r in rows]
+
+
 class RelationshipOps(TenantBound):
     def add_relationship(
         self, source_id: UUID | str, target_id: UUID | str, relationship_type: str, strength: float = 0.5
@@ -79,23 +105,7 @@ class RelationshipOps(TenantBound):
         if not checked:
             return []
         with self.transaction() as conn:
-            _require_memories(conn, {i.source_memory_id for i in checked} | {i.target_memory_id for i in checked})
-            return [
-                _relationship(
-                    conn.execute(
-                        text(
-                            "INSERT INTO memory_relationships"
-                            " (tenant_id, source_memory_id, target_memory_id, relationship_type, strength)"
-                            " VALUES (:t, :s, :g, :rt, :st)"
-                            " ON CONFLICT (tenant_id, source_memory_id, target_memory_id, relationship_type)"
-                            f" DO UPDATE SET strength = EXCLUDED.strength RETURNING {_COLUMNS}"
-                        ),
-                        {"t": self.tenant_id, "s": i.source_memory_id, "g": i.target_memory_id,
-                         "rt": i.relationship_type, "st": i.strength},
-                    ).one()
-                )
-                for i in checked
-            ]
+            return upsert_relationships(conn, self.tenant_id, checked)
 
     def get_related_memories(
         self,
@@ -157,12 +167,7 @@ class RelationshipOps(TenantBound):
         """Every relationship with this memory at either end."""
         memory_id = validation.uuid(memory_id, "memory id")
         with self.transaction() as conn:
-            rows = conn.execute(
-                text(f"SELECT {_COLUMNS} FROM memory_relationships WHERE source_memory_id = :m OR target_memory_id = :m"
-                     " ORDER BY strength DESC, created_at"),
-                {"m": memory_id},
-            )
-            return [_relationship(r) for r in rows]
+            return relationships_touching(conn, [memory_id])
 
     def list_relationships(self, store_id: UUID | str) -> list[Relationship]:
         """Relationships whose source memory is in the store (the store's graph)."""

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Row, text
 from core import validation
 from core.embeddings import get_embedder
 from core.errors import InvalidInput
-from core.memories import MEMORY_COLUMNS, memory_from_row
+from core.memories import LIVE, MEMORY_COLUMNS, memory_from_row
 from core.models import MemoryStore, ScoreBreakdown, SearchResult
 from core.ranking import MODES, RRF_K, Weights, maximal_marginal_relevance, recency, reciprocal_rank_fusion, weighted_scores
 from core.scope import TenantBound
@@ -72,7 +72,7 @@ class Filters:
     def sql(self) -> tuple[str, dict[str, object]]:
         where, params = [], {}
         if not self.include_expired:
-            where.append("(expires_at IS NULL OR expires_at > now())")
+            where.append(LIVE)
         if not self.include_archived:
             where.append("NOT archived")
         if self.memory_types:
@@ -119,7 +119,8 @@ class SearchParams:
         return max(CANDIDATE_POOL, 4 * self.limit)
 
 
-def _distance(store: MemoryStore) -> str:
+def distance_sql(store: MemoryStore) -> str:
+    """Cosine distance to the query vector :q, in the expression of the store's partial HNSW index."""
     return f"(embedding::vector({int(store.embedding_dim)}) <=> :q)"
 
 
@@ -127,7 +128,7 @@ def vector_candidates(conn: Connection, store: MemoryStore, vector: np.ndarray, 
     """The k nearest memories of the store that pass the filters, nearest first, each with its
     `similarity` and `embedding`. No threshold here: it is applied after the nearest-k scan."""
     dim = int(store.embedding_dim)
-    distance = _distance(store)
+    distance = distance_sql(store)
     condition, params = filters.sql()
     params.update(q=vector, s=store.id, k=k)
     if store.total_memories <= EXACT_SEARCH_MAX_ROWS:
@@ -162,7 +163,7 @@ def text_candidates(conn: Connection, store: MemoryStore, query: str, vector: np
     condition, params = filters.sql()
     params.update(q=vector, s=store.id, k=k, query=query)
     sql = (
-        f"SELECT {MEMORY_COLUMNS}, embedding, 1 - {_distance(store)} AS similarity,"
+        f"SELECT {MEMORY_COLUMNS}, embedding, 1 - {distance_sql(store)} AS similarity,"
         f" ts_rank_cd(content_tsv, tsq) AS text_rank"
         f" FROM memories, {TSQUERY} AS tsq"
         f" WHERE store_id = :s AND content_tsv @@ tsq{condition} ORDER BY text_rank DESC, id LIMIT :k"

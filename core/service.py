@@ -6,8 +6,8 @@
     svc.add_memory(store.id, "Prefers window seats on long flights", memory_type="preference")
     svc.search_memories(store.id, "where does the user like to sit?", min_similarity=0.3)
 
-Every call is one transaction as the application role with this tenant set for that transaction
-only; what another tenant holds is invisible to it, whatever ids the caller passes.
+Every call runs as the application role with this tenant set in each of its transactions, and
+only there; what another tenant holds is invisible to it, whatever ids the caller passes.
 """
 
 from __future__ import annotations

@@ -22,12 +22,28 @@ def _store(row: Row) -> MemoryStore:
     return MemoryStore(**row._mapping)
 
 
-def fetch_store(conn: Connection, store_id: UUID) -> MemoryStore:
-    """The store inside an open tenant transaction; NotFound if this tenant has no such store."""
-    row = conn.execute(text(f"SELECT {_COLUMNS} FROM memory_stores WHERE id = :id"), {"id": store_id}).one_or_none()
+def fetch_store(conn: Connection, store_id: UUID, *, lock: str = "") -> MemoryStore:
+    """The store inside an open tenant transaction; NotFound if this tenant has no such store.
+    `lock` (a row-lock clause such as "FOR UPDATE") holds the row until the transaction ends."""
+    row = conn.execute(text(f"SELECT {_COLUMNS} FROM memory_stores WHERE id = :id {lock}"), {"id": store_id}).one_or_none()
     if row is None:
         raise NotFound(f"memory store {store_id} not found in this tenant")
     return _store(row)
+
+
+def same_model(conn: Connection, store: MemoryStore) -> MemoryStore:
+    """In a write transaction: the store still has the model its new vectors came from.
+
+    Vectors are embedded before the transaction (a model call must not hold a connection), so a
+    model change may commit in between; two models of one size would pass every constraint. The
+    store row stays locked until commit, so a model change waits for the write instead. The lock
+    is the one the counter trigger takes on the same row at the end of the insert (FOR NO KEY
+    UPDATE): a weaker one would have to be upgraded there, and two writers doing that deadlock.
+    """
+    current = fetch_store(conn, store.id, lock="FOR NO KEY UPDATE")
+    if (current.embedding_model, current.embedding_dim) != (store.embedding_model, store.embedding_dim):
+        raise Conflict(f"the store's embedding model changed to {current.embedding_model} meanwhile; nothing was written, try again")
+    return current
 
 
 class StoreOps(TenantBound):
@@ -126,9 +142,11 @@ class StoreOps(TenantBound):
         embeds every memory with the new model and swaps all vectors in one transaction."""
         store_id = validation.uuid(store_id, "store id")
         _, dim = resolve_model(embedding_model, embedding_dim)
+        snapshot = text("SELECT count(*), max(updated_at) FROM memories WHERE store_id = :s")
         with self.transaction() as conn:
             fetch_store(conn, store_id)
             rows = conn.execute(text("SELECT id, content FROM memories WHERE store_id = :s ORDER BY id"), {"s": store_id}).all()
+            before = tuple(conn.execute(snapshot, {"s": store_id}).one())
         if rows and not reembed:
             raise Conflict(
                 f"the store holds {len(rows)} memories embedded with its current model; re-embed them all to change it"
@@ -142,6 +160,9 @@ class StoreOps(TenantBound):
             if progress:
                 progress(len(updates), len(rows))
         with self.transaction() as conn:
+            fetch_store(conn, store_id, lock="FOR UPDATE")  # writers of the store wait from here (same_model)
+            if tuple(conn.execute(snapshot, {"s": store_id}).one()) != before:
+                raise Conflict("memories of the store changed while it was re-embedded; nothing was changed, run it again")
             conn.execute(text("SET CONSTRAINTS memories_store_fk DEFERRED"))
             row = conn.execute(
                 text(f"UPDATE memory_stores SET embedding_model = :m, embedding_dim = :dim WHERE id = :id RETURNING {_COLUMNS}"),
@@ -152,8 +173,6 @@ class StoreOps(TenantBound):
                     text("UPDATE memories SET embedding = :e, embedding_dim = :dim, updated_at = now() WHERE id = :id"),
                     updates,
                 )
-            if conn.scalar(text("SELECT count(*) FROM memories WHERE store_id = :s"), {"s": store_id}) != len(updates):
-                raise Conflict("memories were added to the store while it was re-embedded; run it again")
         return _store(row)
 
     def store_stats(self, store_id: UUID | str) -> StoreStats:

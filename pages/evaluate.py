@@ -8,7 +8,7 @@ from core import diagnostics as dx
 from core.evaluation import DEFAULT_KS, NDCG_DEPTH, ModeConfig, delete_eval_set, evaluate, list_eval_sets, load_cases, save_eval_set
 from core.explorer.state import current_scope, guard, param, set_params
 from core.explorer.widgets import ask, confirm_pending, data_version, done, show_flash
-from core.labels import plot_text
+from core.labels import markdown_literal, plot_text
 from core.ranking import MODES
 
 scope = current_scope()
@@ -132,6 +132,6 @@ if rows:
         left, right = st.columns(2)
         left.caption("Expected memories: where each came, or why it did not")
         left.dataframe(expected, hide_index=True, column_order=["rank", "status", "similarity", "reason", "content"])
-        right.caption(f"What {report.name} returned (✓ = expected)")
+        right.caption(f"What {markdown_literal(report.name)} returned (✓ = expected)")
         right.dataframe(returned.dropna(axis=1, how="all"), hide_index=True, column_order=[
             c for c in returned.columns if c != "id" and returned[c].notna().any()])

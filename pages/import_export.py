@@ -82,7 +82,7 @@ with import_tab:
             blocked = bool(parsed.errors) and not skip
             if st.button("Import", type="primary", icon=":material/upload:", disabled=blocked or not (parsed.memories or parsed.relationships)):
                 bar = st.progress(0.0, text="Embedding and writing…")
-                with guard("Nothing was imported"):
+                with guard("The import stopped (batches already written stay; importing the same file again completes it)"):
                     result = import_parsed(svc, store.id, parsed, skip_bad=skip, new_ids=new_ids,
                                            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"))
                     data_changed()

@@ -85,7 +85,8 @@ with guard("Could not build the map"):
     if query.strip():
         with st.spinner("Embedding the query and placing it on the map…"):
             vector = scope.svc.embed_query(scope.store, query)
-            results = scope.svc.search_memories(scope.store.id, query, limit=int(k), min_similarity=-1, record_access=False)
+            results = scope.svc.search_memories(scope.store.id, query, limit=int(k), min_similarity=-1, record_access=False,
+                                                query_embedding=vector)
             overlay = (query, projection.place(vector), [str(r.memory.id) for r in results])
 
     points = proj.points_frame(frame, projection)

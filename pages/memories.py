@@ -104,7 +104,7 @@ with guard("Could not list the memories"):
     now = datetime.now(timezone.utc)
     table = pd.DataFrame(
         [(m.content, m.memory_type, m.source, m.importance, m.access_count, m.last_accessed, m.created_at, m.expires_at,
-          "archived" if m.archived else "expired" if m.is_expired(now) else "live", str(m.id)) for m in result.items],
+          m.status(now), str(m.id)) for m in result.items],
         columns=["content", "type", "source", "importance", "accesses", "last accessed", "created", "expires", "status", "id"])
     st.caption(f"{result.total} of the store's {len(frame)} memories match" + (f", page {number} of {pages}" if pages > 1 else ""))
     if frame.empty:

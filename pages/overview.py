@@ -6,10 +6,12 @@ import streamlit as st
 
 from core.explorer.state import current_scope, guard
 from core.explorer.widgets import store_frame
+from core.labels import markdown_literal, plot_text
+from core.quality import creation_timeline
 
 scope = current_scope()
 st.title("Overview")
-st.caption(f"{scope.tenant.name} / {scope.user.name} / {scope.store.store_name}")
+st.caption(markdown_literal(f"{scope.tenant.name} / {scope.user.name} / {scope.store.store_name}"))
 
 with guard("Could not read the store"):
     stats = scope.svc.store_stats(scope.store.id)
@@ -25,15 +27,15 @@ with guard("Could not read the store"):
         st.info("This store holds no memories yet. Add some on the Memories page or import a JSONL file.")
         st.stop()
 
-    frame["state"] = frame.apply(lambda r: "archived" if r.archived else ("expired" if r.expired else "live"), axis=1)
-    frame["source"] = frame["source"].fillna("(none)")
+    # types, sources and relationship types are user text: escaped before plotly reads them as HTML
+    frame = frame.assign(memory_type=frame["memory_type"].map(plot_text), source=frame["source"].fillna("(none)").map(plot_text))
     left, right = st.columns(2)
     with left:
-        by_type = frame.groupby(["memory_type", "state"]).size().reset_index(name="memories")
-        st.plotly_chart(px.bar(by_type, x="memory_type", y="memories", color="state", title="By type",
+        by_type = frame.groupby(["memory_type", "status"]).size().reset_index(name="memories")
+        st.plotly_chart(px.bar(by_type, x="memory_type", y="memories", color="status", title="By type",
                                color_discrete_map={"live": "#4f46e5", "expired": "#f59e0b", "archived": "#9ca3af"}))
         st.plotly_chart(px.histogram(frame, x="importance", nbins=20, title="Importance", range_x=[0, 1]))
-        rels = pd.DataFrame(list(stats.relationships_by_type.items()), columns=["type", "relationships"])
+        rels = pd.DataFrame([(plot_text(k), v) for k, v in stats.relationships_by_type.items()], columns=["type", "relationships"])
         if not rels.empty:
             st.plotly_chart(px.bar(rels, x="type", y="relationships", title="Relationships by type"))
     with right:
@@ -41,9 +43,8 @@ with guard("Could not read the store"):
         st.plotly_chart(px.bar(by_source, x="source", y="memories", title="By source"))
         st.plotly_chart(px.histogram(frame, x="access_count", nbins=30, title="Access count",
                                      labels={"access_count": "times retrieved"}))
-        weekly = frame.assign(week=frame["created_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("W").dt.start_time)
-        timeline = weekly.groupby(["week", "memory_type"]).size().reset_index(name="memories")
-        st.plotly_chart(px.bar(timeline, x="week", y="memories", color="memory_type", title="Created per week"))
+        timeline = creation_timeline(frame, "memory_type", "W")
+        st.plotly_chart(px.bar(timeline, x="period", y="memories", color="memory_type", title="Created per week"))
 
     st.subheader("Most accessed")
     top = frame.sort_values("access_count", ascending=False).head(10)

@@ -10,7 +10,7 @@ import streamlit as st
 from core.explorer.state import current_scope, guard
 from core.explorer.widgets import ask, confirm_pending, data_version, done, show_flash, store_frame
 from core.labels import plot_text
-from core.quality import creation_timeline, expiring, merge_memories, near_duplicate_groups, never_retrieved, orphans, with_status
+from core.quality import creation_timeline, expiring, merge_memories, near_duplicate_groups, never_retrieved, orphans
 
 MAX_GROUPS = 30
 CONFIG = {"content": st.column_config.TextColumn(width="large"), "id": None, "memory_type": "type", "access_count": "accesses",
@@ -59,7 +59,7 @@ st.title("Quality and curation")
 st.caption("Find the noise in this store, select rows and curate: importance up or down, archive (search skips an "
            "archived memory, nothing is lost, unarchive brings it back), merge or delete duplicates.")
 show_flash()
-frame = with_status(store_frame(scope))
+frame = store_frame(scope)
 if frame.empty:
     st.info("This store holds no memories yet: add some on the Memories page or import a JSONL file.")
     st.stop()

@@ -76,6 +76,13 @@ def test_a_missed_case_shows_where_its_memories_came_back(svc, store, planted) -
     assert result.expected_ranks == {planted["all"][1]: None, planted["all"][3]: None}
 
 
+def test_a_saved_set_keeps_the_order_of_its_cases(svc, store, planted) -> None:
+    cases = [EvalCase(f"question {n}", (planted["all"][n % 4],)) for n in range(12)]
+    saved = save_eval_set(svc, store.id, "ordered", cases)
+    add_case(svc, saved.id, EvalCase("question 12", (planted["all"][0],)))
+    assert [c.query for c in get_eval_set(svc, saved.id).cases] == [f"question {n}" for n in range(13)]
+
+
 def test_saved_sets_round_trip_and_stay_in_their_tenant(svc, store, planted, other) -> None:
     saved = save_eval_set(svc, store.id, "smoke", [EvalCase("starter", (planted["all"][0],), "keyword")])
     add_case(svc, saved.id, EvalCase("sister", (planted["all"][2],)))

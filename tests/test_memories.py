@@ -185,3 +185,18 @@ def test_stats_count_live_expired_archived_types_and_relationships(svc, store) -
     assert stats.by_type == {"fact": 3, "event": 1}
     assert stats.relationships_by_type == {"follows": 1}
     assert stats.never_accessed == 4
+
+
+def test_a_model_change_while_a_batch_is_embedded_refuses_the_batch(svc, store, monkeypatch) -> None:
+    embedder = get_embedder("test-hashing")
+    original = embedder._embed
+
+    def embed_then_change_the_model(texts):
+        vectors = original(texts)
+        svc.set_store_model(store.id, "all-MiniLM-L6-v2")  # same size: only the check can tell
+        return vectors
+
+    monkeypatch.setattr(embedder, "_embed", embed_then_change_the_model)
+    with pytest.raises(Conflict, match="embedding model changed to all-MiniLM-L6-v2 meanwhile"):
+        svc.add_memories(store.id, [NewMemory("embedded by the old model")])
+    assert svc.get_store(store.id).total_memories == 0

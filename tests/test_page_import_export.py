@@ -92,7 +92,7 @@ def test_a_relationship_to_an_unknown_memory_blocks_the_import(svc, store, user,
                                       "relationship_type": "spy"}).encode()
     at = upload(open_import(tenant, user), data)
     import_button(at).click().run()
-    assert "Nothing was imported" in at.error[0].value and "line 4" in at.error[0].value
+    assert "nothing was imported" in at.error[0].value and "line 4" in at.error[0].value
     assert svc.list_memories(store.id).total == 0
 
 

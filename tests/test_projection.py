@@ -145,7 +145,7 @@ def test_points_and_figure_from_a_real_store(svc, store) -> None:
     memories, vectors = svc.store_embeddings(store.id)
     projection = fit_projection([str(m.id) for m in memories], vectors, PARAMS)
     points = points_frame(memory_frame(svc, store.id), projection)
-    assert len(points) == 6 and set(points["state"]) == {"archived", "live"}
+    assert len(points) == 6 and set(points["status"]) == {"archived", "live"}
     assert (points["age_days"] >= 0).all() and "(none)" in set(points["source"])
     fig = map_figure(points, "memory_type", title="t")
     assert sorted(t.name for t in fig.data) == ["event", "fact"] and all(t.type == "scattergl" for t in fig.data)
@@ -156,6 +156,6 @@ def test_points_and_figure_from_a_real_store(svc, store) -> None:
     line = fig.data[-2]
     assert [v for v in line.x if v is not None][0] == pytest.approx(projection.coords[0][0])
     three = fit_projection([str(m.id) for m in memories], vectors, ProjectionParams(n_neighbors=5, dims=3))
-    fig3 = map_figure(points_frame(memory_frame(svc, store.id), three), "state", title="t",
+    fig3 = map_figure(points_frame(memory_frame(svc, store.id), three), "status", title="t",
                       query=("q", three.coords[0], [str(added[1].id)]))
     assert {t.type for t in fig3.data} == {"scatter3d"}

@@ -13,7 +13,7 @@ import pytest
 from core import InvalidInput, NewMemory
 from core.frames import memory_frame
 from core.models import Memory
-from core.quality import creation_timeline, expiring, merge_memories, near_duplicate_groups, never_retrieved, orphans, with_status
+from core.quality import creation_timeline, expiring, merge_memories, near_duplicate_groups, never_retrieved, orphans
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -136,9 +136,12 @@ def test_expiring_within_days_and_already_expired() -> None:
         expiring(f, -1, now=NOW)
 
 
-def test_status_marks_archived_before_expired() -> None:
-    f = frame(archived=[False, True, True, False], expired=[False, False, True, True])
-    assert list(with_status(f)["status"]) == ["live", "archived", "archived", "expired"]
+def test_the_store_frame_marks_archived_before_expired(svc, store) -> None:
+    past = datetime.now(timezone.utc) - timedelta(days=1)
+    svc.add_memories(store.id, [NewMemory("live"), NewMemory("archived", archived=True),
+                                NewMemory("both", archived=True, expires_at=past), NewMemory("expired", expires_at=past)])
+    status = dict(zip(memory_frame(svc, store.id)["content"], memory_frame(svc, store.id)["status"]))
+    assert status == {"live": "live", "archived": "archived", "both": "archived", "expired": "expired"}
 
 
 def test_orphans_have_no_relationship_either_way(svc, store, user) -> None:

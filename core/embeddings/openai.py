@@ -12,7 +12,7 @@ from core.embeddings.base import Embedder
 from core.errors import EmbeddingError
 
 MAX_INPUTS_PER_REQUEST = 2048
-NATIVE_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+NATIVE_DIMS = {"text-embedding-3-small": 1536}
 
 
 class OpenAIEmbedder(Embedder):
@@ -35,6 +35,7 @@ class OpenAIEmbedder(Embedder):
         return self._client
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
+        client = self.client  # first: without the package it says how to install it
         import openai
 
         extra: dict[str, Any] = {}
@@ -44,7 +45,7 @@ class OpenAIEmbedder(Embedder):
         for start in range(0, len(texts), MAX_INPUTS_PER_REQUEST):
             chunk = texts[start : start + MAX_INPUTS_PER_REQUEST]
             try:
-                response = self.client.embeddings.create(model=self.model, input=chunk, **extra)
+                response = client.embeddings.create(model=self.model, input=chunk, **extra)
             except openai.AuthenticationError as exc:
                 raise EmbeddingError("OpenAI rejected the API key (OPENAI_API_KEY)") from exc
             except openai.RateLimitError as exc:

@@ -13,6 +13,7 @@ import hmac
 import streamlit as st
 
 from core.config import get_settings
+from core.labels import markdown_literal
 
 
 def _secret(name: str) -> object | None:
@@ -32,7 +33,7 @@ def require_login() -> None:
             st.write("Sign in to see the memories.")
             st.button("Sign in", on_click=st.login, type="primary")
             st.stop()
-        st.sidebar.caption(f"Signed in as {st.user.get('email') or st.user.get('name') or 'user'}")
+        st.sidebar.caption("Signed in as " + markdown_literal(st.user.get("email") or st.user.get("name") or "user"))
         st.sidebar.button("Sign out", on_click=st.logout)
         return
     password = get_settings().app_password or _secret("app_password")

@@ -17,13 +17,13 @@ import streamlit as st
 
 from core import admin
 from core.db import Database, get_database
-from core.demo import database_is_empty, load_demo
+from core.demo import load_demo
 from core.errors import MemexError
+from core.labels import markdown_literal
 from core.models import MemoryStore, Tenant, User
 from core.service import MemoryService
 
 log = logging.getLogger("memex.explorer")
-SCOPE_KEYS = ("tenant", "user", "store")
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,9 @@ def guard(action: str = "") -> Iterator[None]:
 
     try:
         yield
-    except MemexError as exc:
-        st.error(f"{action}: {exc}" if action else str(exc), icon=":material/error:")
+    except MemexError as exc:  # messages quote what the user typed: shown literally
+        message = markdown_literal(exc)
+        st.error(f"{action}: {message}" if action else message, icon=":material/error:")
     except OperationalError:
         log.warning("database unreachable\n%s", traceback.format_exc())
         st.error("The database is not reachable right now. It may be restarting: wait a moment and reload the page.",
@@ -104,10 +105,10 @@ def offer_demo(db: Database) -> None:
 def sidebar_scope() -> Scope | None:
     """Tenant, then user, then store; None when the chosen user has no store yet."""
     db = database()
-    if database_is_empty(db):
+    tenants = {t.name: t for t in admin.list_tenants(db)}
+    if not tenants:
         offer_demo(db)
     st.sidebar.header("Scope")
-    tenants = {t.name: t for t in admin.list_tenants(db)}
     tenant = tenants[_pick("Tenant", list(tenants), "tenant")]
     svc = MemoryService(db, tenant.id)
     users = {u.name: u for u in svc.list_users()}

@@ -38,9 +38,8 @@ def store_frame(scope: Scope) -> pd.DataFrame:
 def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str | None:
     """The whole memory: content (literally), metadata JSON, statistics, and its relationships in
     a table; returns the id of a related memory the user selected in that table, if any."""
-    flags = [f for f, on in (("archived", memory.archived), ("expired", memory.is_expired(pd.Timestamp.now(tz="UTC")))) if on]
     st.text(f"{memory.memory_type} · {memory.source or 'no source'} · importance {memory.importance:.2f}"
-            + (f" · {', '.join(flags)}" if flags else ""))
+            f" · {memory.status(pd.Timestamp.now(tz='UTC'))}")
     with st.container(border=True):
         st.text(memory.content)
     cols = st.columns(4)
