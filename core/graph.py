@@ -18,6 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.labels import plot_text, short
+from core.vectors import TOLERANCE, cosine_blocks
 from core.models import Relationship
 
 NODE_COLOURS = ("#4f46e5", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16", "#64748b", "#a16207")
@@ -235,13 +236,6 @@ def suggestion_table(frame: pd.DataFrame, found: Sequence[LinkSuggestion]) -> pd
     })
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), so a dot product is the cosine."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-
-
 def related_pairs(relationships: Iterable[Relationship]) -> set[frozenset[str]]:
     """Unordered pairs of memories already linked by a relationship of any type."""
     return {frozenset((str(r.source_memory_id), str(r.target_memory_id))) for r in relationships}
@@ -255,18 +249,14 @@ def suggest_links(
     limit: int = 100,
     neighbours: int = 5,
 ) -> list[LinkSuggestion]:
-    """Pairs of memories that are among each other's `neighbours` nearest (cosine) at or above
+    """Pairs where one memory is among the other's `neighbours` nearest (cosine) at or above
     `min_similarity`, not already related, each unordered pair once (source = the earlier id
-    in `ids`), most similar first. Computed in blocks so a large store never needs an n x n
-    matrix in memory."""
-    unit = normalise(vectors)
-    n = len(ids)
-    if n < 2:
+    in `ids`), most similar first."""
+    if len(ids) < 2:
         return []
     found: dict[tuple[int, int], float] = {}
-    threshold = min_similarity - 1e-6  # float32 dot products of hand-equal vectors land a hair below
-    for start in range(0, n, 1024):
-        block = unit[start:start + 1024] @ unit.T
+    threshold = min_similarity - TOLERANCE
+    for start, block in cosine_blocks(vectors):
         for r, row in enumerate(block):
             i = start + r
             candidates = np.nonzero(row >= threshold)[0]

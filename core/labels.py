@@ -36,3 +36,9 @@ def markdown_literal(value: object) -> str:
     text = _INLINE_MARKUP.sub(lambda m: "\\" + m.group(), " ".join(str(value).split()))
     text = re.sub(r"^(\d+)([.)])", r"\1\\\2", text)  # "1. " would start a list
     return re.sub(r"^([#+=-])", r"\\\1", text)  # as would "- ", "+ ", and "#" a heading
+
+
+def count(n: int, noun: str) -> str:
+    """'1 memory', '3 memories', '2 stores'."""
+    plural = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"

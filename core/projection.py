@@ -26,7 +26,8 @@ import plotly.graph_objects as go
 
 from core.errors import InvalidInput
 from core.labels import plot_text
-from core.graph import NODE_COLOURS, normalise
+from core.graph import NODE_COLOURS
+from core.vectors import unit_rows
 from core.models import MemoryStore
 
 SAMPLE_CAP = 20_000  # beyond this a fit takes minutes: a random sample shows the same shape
@@ -73,7 +74,7 @@ class Projection:
         """Where a new vector (a query) falls on this map, through the fitted model."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return np.asarray(self.reducer.transform(normalise(np.asarray(vector).reshape(1, -1))))[0]
+            return np.asarray(self.reducer.transform(unit_rows(np.asarray(vector).reshape(1, -1))))[0]
 
 
 def projection_key(tenant_id: object, store: MemoryStore, frame: pd.DataFrame, params: ProjectionParams) -> ProjectionKey:
@@ -97,7 +98,7 @@ def fit_projection(ids: Sequence[str], vectors: np.ndarray, params: ProjectionPa
         raise InvalidInput(f"a map needs at least {MIN_MEMORIES} memories; this store has {len(ids)}")
     started = time.perf_counter()
     keep = sample_indices(len(ids), cap, params.seed)
-    data = normalise(np.asarray(vectors)[keep])
+    data = unit_rows(np.asarray(vectors)[keep])
     n_neighbors = max(2, min(params.n_neighbors, len(keep) - 1))
     import umap  # slow import (numba): only when a fit is really needed
 

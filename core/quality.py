@@ -24,10 +24,10 @@ from core.errors import InvalidInput, NotFound
 from core.memories import MEMORY_COLUMNS, delete_rows, memory_from_row, update_row
 from core.models import Memory
 from core.relationships import NewRelationship, relationships_touching, upsert_relationships
+from core.vectors import TOLERANCE, cosine_blocks
 from core.service import MemoryService
 from core.stores import fetch_store
 
-_BLOCK = 1024  # rows of the similarity matrix computed at once: memory stays O(block x n)
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,6 @@ class MergeReport:
     self_loops_dropped: int
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return vectors / norms
-
-
 def near_duplicate_groups(memories: Sequence[Memory], vectors: np.ndarray, min_similarity: float = 0.9) -> list[DuplicateGroup]:
     """Connected components of the graph whose edges are the pairs with cosine similarity >=
     `min_similarity`. Largest groups first, then the closest; inside a group the most important
@@ -74,10 +67,8 @@ def near_duplicate_groups(memories: Sequence[Memory], vectors: np.ndarray, min_s
         return i
 
     best: dict[int, float] = {}
-    unit = _unit_rows(vectors) if n else vectors
-    for start in range(0, n, _BLOCK):
-        sims = unit[start : start + _BLOCK] @ unit.T
-        rows, cols = np.nonzero(sims >= min_similarity - 1e-6)
+    for start, sims in cosine_blocks(vectors):
+        rows, cols = np.nonzero(sims >= min_similarity - TOLERANCE)
         for r, c in zip(rows.tolist(), cols.tolist()):
             i = start + r
             if c <= i:

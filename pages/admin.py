@@ -11,14 +11,11 @@ from core.config import get_settings
 from core.embeddings import MODELS
 from core.errors import Conflict
 from core.explorer.state import database, guard, set_params, enter_through_app
+from core.labels import count
 from core.explorer.widgets import ask, confirm_pending, done, flash, show_flash
 
 enter_through_app()  # this page reads no scope, but a deep link to it must still run app.py first
 db = database()
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun if n == 1 else noun.removesuffix('y') + 'ies' if noun.endswith('y') else noun + 's'}"
 
 
 def follow(**levels: str | None) -> None:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import graph as g
-from core.explorer.state import current_scope, guard, param, set_params
+from core.explorer.state import current_scope, guard, param, set_params, url_number
 from core.explorer.widgets import data_version, done, memory_detail, show_flash, store_frame
 from core.relationships import NewRelationship
 
@@ -37,13 +37,6 @@ def pick_table(title: str, rows: list, value: str, fmt: str, key: str) -> str | 
     event = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row", key=key,
                          column_config={"id": None, value: st.column_config.NumberColumn(format=fmt)})
     return table.iloc[event.selection.rows[0]]["id"] if event.selection.rows else None
-
-
-def url_number(name: str, default: float, low: float, high: float) -> float:
-    try:
-        return min(high, max(low, float(param(name) or default)))
-    except ValueError:
-        return default
 
 
 def select(memory_id: str | None) -> None:

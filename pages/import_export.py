@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.explorer.state import current_scope, guard
 from core.explorer.widgets import data_changed
+from core.labels import count
 from core.jsonl import export_lines, import_parsed, parse_jsonl
 
 PREVIEW_ROWS = 20
@@ -24,10 +25,6 @@ def check(data: bytes, dim: int):
     return parse_jsonl(data, dim)
 
 
-def plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def file_name() -> str:
     parts = (scope.tenant.name, scope.user.name, store.store_name)
     return "-".join(re.sub(r"[^\w.-]+", "_", p).strip("_") or "x" for p in parts) + ".jsonl"
@@ -41,8 +38,8 @@ with st.expander("The file format", icon=":material/description:"):
              '`"kind": "relationship"`, `source_memory_id`, `target_memory_id`, `relationship_type` and optionally `strength`.')
     st.code(EXAMPLE, language="json")
 if report := st.session_state.pop("import_report", None):
-    st.success(f"Imported {plural(report.memories, 'memory', 'memories')} and "
-               f"{plural(report.relationships, 'relationship', 'relationships')}.", icon=":material/check_circle:")
+    st.success(f"Imported {count(report.memories, 'memory')} and "
+               f"{count(report.relationships, 'relationship')}.", icon=":material/check_circle:")
     if report.skipped:
         st.warning(f"{len(report.skipped)} lines were skipped:")
         st.dataframe(pd.DataFrame({"skipped": report.skipped}), hide_index=True)
@@ -66,7 +63,7 @@ with import_tab:
                   str(m.id) if m.id else "") for n, m in parsed.memories[:PREVIEW_ROWS]],
                 columns=["line", "content", "memory_type", "source", "importance", "archived", "has embedding", "id"])
             st.caption(f"Preview: the first {min(PREVIEW_ROWS, len(parsed.memories))} of the file's "
-                       f"{plural(len(parsed.memories), 'memory', 'memories')}")
+                       f"{count(len(parsed.memories), 'memory')}")
             st.dataframe(preview, hide_index=True, column_config={"content": st.column_config.TextColumn(width="large")})
             if parsed.errors:
                 st.error(f"{len(parsed.errors)} lines cannot be imported. Fix them, or tick 'Skip bad lines' "
@@ -98,4 +95,4 @@ with export_tab:
     st.download_button("Download JSONL", lambda: "\n".join(export_lines(svc, store.id, embeddings=embeddings)) + "\n",
                        file_name=file_name(), mime="application/jsonl", type="primary", icon=":material/download:",
                        on_click="ignore", disabled=store.total_memories == 0)
-    st.text(f"{plural(store.total_memories, 'memory', 'memories')} · {file_name()}")
+    st.text(f"{count(store.total_memories, 'memory')} · {file_name()}")

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import projection as proj
-from core.explorer.state import current_scope, guard, param, set_params
+from core.explorer.state import current_scope, guard, param, set_params, url_number
 from core.explorer.widgets import store_frame
 from core.labels import short
 
@@ -13,13 +13,6 @@ from core.labels import short
 def projections() -> proj.ProjectionCache:
     """One cache for the server process: every session reopening a store reuses its fitted map."""
     return proj.ProjectionCache()
-
-
-def url_number(name: str, default: float, low: float, high: float) -> float:
-    try:
-        return min(high, max(low, float(param(name) or default)))
-    except ValueError:
-        return default
 
 
 scope = current_scope()

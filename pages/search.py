@@ -5,7 +5,7 @@ import streamlit as st
 from core import diagnostics as dx
 from core.embeddings import get_embedder
 from core.evaluation import EvalCase, add_case, list_eval_sets, save_eval_set
-from core.explorer.state import current_scope, guard, param, set_params
+from core.explorer.state import current_scope, guard, param, set_params, url_number
 from core.explorer.widgets import data_changed, data_version, memory_detail, store_frame
 from core.labels import short
 from core.ranking import MODES, Weights
@@ -25,13 +25,6 @@ def warm(model: str, dim: int) -> None:
 @st.cache_data(ttl=60, show_spinner="Searching…")
 def explain(tenant: str, store: str, query: str, key: str, version: int, _svc, _params: SearchParams) -> dx.Explanation:
     return dx.explain_search(_svc, store, query, _params)
-
-
-def from_url(name: str, default, cast, low, high):
-    try:
-        return min(max(cast(param(name, default)), low), high)
-    except (TypeError, ValueError):
-        return default
 
 
 def run(query: str, params: SearchParams) -> dx.Explanation | None:
@@ -63,10 +56,10 @@ query = st.text_input("Query", value=param("q", ""), key="q", placeholder="Ask a
 c = st.columns([2, 3, 3, 2])
 mode = c[0].selectbox("Mode", MODES, index=MODES.index(param("mode")) if param("mode") in MODES else 0, key="mode",
                       help="vector: cosine similarity · text: full-text words · hybrid: both fused (RRF) · weighted: similarity + importance + recency")
-threshold = c[1].slider("Similarity threshold", 0.0, 1.0, from_url("threshold", 0.3, float, 0.0, 1.0), 0.01, key="threshold",
+threshold = c[1].slider("Similarity threshold", 0.0, 1.0, url_number("threshold", 0.3, 0.0, 1.0), 0.01, key="threshold",
                         help=f"The vector side must reach this cosine similarity. The seed's default is {SEED_THRESHOLD}; "
                              "0.3 suits the local model better. Text matches need no threshold.")
-limit = c[2].slider("Limit", 1, 50, from_url("limit", 5, int, 1, 50), key="limit")
+limit = c[2].slider("Limit", 1, 50, url_number("limit", 5, 1, 50, int), key="limit")
 record = c[3].toggle("Record access", key="record", help="On: this search counts as an access, like an agent's "
                      "(access count and last access change). Off: inspect without changing the statistics.")
 with st.expander("Mode settings and filters"):

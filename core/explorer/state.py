@@ -66,6 +66,15 @@ def param(name: str, default: str | None = None) -> str | None:
     return st.query_params.get(name, default)
 
 
+def url_number(name: str, default: float, low: float, high: float, cast: type = float) -> Any:
+    """A number of the page's state from the URL, kept inside [low, high]; the default when the
+    link holds none or garbage."""
+    try:
+        return cast(min(high, max(low, float(param(name) or default))))
+    except ValueError:
+        return default
+
+
 def set_params(**values: Any) -> None:
     """Write page state to the URL; None removes a key."""
     for key, value in values.items():
