@@ -122,23 +122,28 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     from core import validation
-    from core.jsonl import import_parsed, parse_jsonl
+    from core.config import get_settings
+    from core.embeddings import resolve_model
+    from core.jsonl import ParsedFile, import_parsed, parse_jsonl
 
-    validation.limit(args.batch_size, "batch size", 10_000)  # before the scope is created, not after
+    validation.limit(args.batch_size, "batch size", 10_000)
     path = Path(args.file)
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
     data = path.read_bytes()
-    # Check the whole file before creating anything (a missing store is checked against the
-    # dimension it would get), so a bad file leaves no trace.
-    parsed = parse_jsonl(data, _target_dim(args))
+    # The whole file is checked before anything is created (against the dimension a new store
+    # would get), so a bad file leaves no tenant, user or store behind.
+    try:
+        existing: Scope | None = resolve_scope(args)
+    except NotFound:
+        existing = None
+    dim = existing.store.embedding_dim if existing else resolve_model(args.embedding_model or get_settings().default_embedding_model)[1]
+    parsed = parse_jsonl(data, dim)
     if not args.skip_bad:
         parsed.fail_if_bad()
-        try:
-            resolve_scope(args)
-        except NotFound:  # the scope is created below: refuse now what import_parsed would refuse after
-            _refuse_unknown_relationship_ends(args, parsed)
-    scope = resolve_scope(args, create=True)
+        if existing is None:  # import_parsed checks relationship ends once the store exists; check now
+            ParsedFile(parsed.digest, errors=_unknown_relationship_ends(args, parsed)).fail_if_bad()
+    scope = existing or resolve_scope(args, create=True)
     with progress_bar("memories") as progress:
         report = import_parsed(
             scope.svc, scope.store.id, parsed,
@@ -153,40 +158,23 @@ def cmd_import(args: argparse.Namespace) -> None:
     )
 
 
-def _refuse_unknown_relationship_ends(args: argparse.Namespace, parsed: Any) -> None:
-    """Relationship ends must be memories of the file or of the tenant (if it exists already)."""
+def _unknown_relationship_ends(args: argparse.Namespace, parsed: Any) -> list[str]:
+    """For a store about to be created: relationship ends must be in the file, or (without
+    --new-ids, which gives every id of the file a new one) memories the tenant already has."""
     from core.admin import find_tenant
     from core.db import get_database
-    from core.jsonl import ParsedFile
+    from core.jsonl import split_relationships
     from core.service import MemoryService
 
-    file_ids = {m.id for _, m in parsed.memories if m.id is not None}
-    ends = {end for _, r in parsed.relationships for end in (r.source_memory_id, r.target_memory_id)} - file_ids
-    known = set()
-    if ends and not args.new_ids:  # with --new-ids, ends outside the file map to ids of the new store: none exist
+    known = {m.id for _, m in parsed.memories if m.id is not None}
+    ends = {end for _, r in parsed.relationships for end in (r.source_memory_id, r.target_memory_id)} - known
+    if ends and not args.new_ids:
         try:
             db = get_database()
-            known = {m.id for m in MemoryService(db, find_tenant(db, args.tenant).id).get_memories(ends)}
+            known |= {m.id for m in MemoryService(db, find_tenant(db, args.tenant).id).get_memories(ends)}
         except NotFound:
             pass
-    errors = [
-        f"line {n}: memory {end} is neither in the file nor in this tenant"
-        for n, r in parsed.relationships
-        for end in [next((e for e in (r.source_memory_id, r.target_memory_id) if e in ends - known), None)]
-        if end is not None
-    ]
-    ParsedFile(parsed.digest, errors=errors).fail_if_bad()
-
-
-def _target_dim(args: argparse.Namespace) -> int:
-    """The vector size of the store an import writes to, whether or not it exists yet."""
-    from core.config import get_settings
-    from core.embeddings import resolve_model
-
-    try:
-        return resolve_scope(args).store.embedding_dim
-    except NotFound:
-        return resolve_model(args.embedding_model or get_settings().default_embedding_model)[1]
+    return split_relationships(parsed.relationships, known)[1]
 
 
 def cmd_export(args: argparse.Namespace) -> None:

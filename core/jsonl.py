@@ -158,6 +158,20 @@ def _bind_ids(parsed: ParsedFile, store: MemoryStore, new_ids: bool) -> tuple[li
     return memories, relationships
 
 
+def split_relationships(
+    relationships: list[tuple[int, NewRelationship]], known: set[UUID]
+) -> tuple[list[NewRelationship], list[str]]:
+    """The relationships whose two ends are known memories, and an error per line for the others."""
+    valid, errors = [], []
+    for number, rel in relationships:
+        missing = next((m for m in (rel.source_memory_id, rel.target_memory_id) if m not in known), None)
+        if missing is None:
+            valid.append(rel)
+        else:
+            errors.append(f"line {number}: memory {missing} is neither in the file nor in this tenant")
+    return valid, errors
+
+
 def import_parsed(
     svc: MemoryService,
     store_id: UUID | str,
@@ -177,14 +191,8 @@ def import_parsed(
     referenced = {r.source_memory_id for _, r in relationships} | {r.target_memory_id for _, r in relationships}
     with svc.transaction() as conn:
         known = file_ids | set(conn.scalars(text("SELECT id FROM memories WHERE id = ANY(:ids)"), {"ids": list(referenced - file_ids)}))
-    errors = list(parsed.errors)
-    valid_relationships = []
-    for number, rel in relationships:
-        missing = next((m for m in (rel.source_memory_id, rel.target_memory_id) if m not in known), None)
-        if missing is None:
-            valid_relationships.append(rel)
-        else:
-            errors.append(f"line {number}: memory {missing} is neither in the file nor in this tenant")
+    valid_relationships, unknown = split_relationships(relationships, known)
+    errors = parsed.errors + unknown
     if not skip_bad:
         ParsedFile(parsed.digest, errors=errors).fail_if_bad()
     batches = 0
