@@ -252,24 +252,31 @@ def add_case(svc: MemoryService, set_id: UUID | str, case: EvalCase) -> None:
         _insert_cases(conn, svc.tenant_id, set_id, [case])
 
 
+def _load_sets(svc: MemoryService, where: str, params: dict[str, UUID]) -> list[EvalSet]:
+    """Sets matching `where` with their cases in order: two queries whatever the number of sets."""
+    with svc.transaction() as conn:
+        heads = conn.execute(text(f"SELECT id, store_id, name, created_at FROM evaluation_sets WHERE {where} ORDER BY name"), params).all()
+        cases: dict[UUID, list[EvalCase]] = {h.id: [] for h in heads}
+        rows = conn.execute(
+            text("SELECT set_id, query, expected_ids, kind FROM evaluation_cases WHERE set_id = ANY(:ids) ORDER BY set_id, position"),
+            {"ids": list(cases)},
+        )
+        for r in rows:
+            cases[r.set_id].append(EvalCase(r.query, tuple(r.expected_ids), r.kind))
+    return [EvalSet(h.id, h.store_id, h.name, h.created_at, cases[h.id]) for h in heads]
+
+
 def list_eval_sets(svc: MemoryService, store_id: UUID | str) -> list[EvalSet]:
     """The store's sets, with their cases."""
-    store_id = validation.uuid(store_id, "store id")
-    with svc.transaction() as conn:
-        ids = conn.scalars(text("SELECT id FROM evaluation_sets WHERE store_id = :s ORDER BY name"), {"s": store_id}).all()
-    return [get_eval_set(svc, i) for i in ids]
+    return _load_sets(svc, "store_id = :s", {"s": validation.uuid(store_id, "store id")})
 
 
 def get_eval_set(svc: MemoryService, set_id: UUID | str) -> EvalSet:
     set_id = validation.uuid(set_id, "evaluation set id")
-    with svc.transaction() as conn:
-        head = conn.execute(text("SELECT id, store_id, name, created_at FROM evaluation_sets WHERE id = :id"), {"id": set_id}).one_or_none()
-        if head is None:
-            raise NotFound(f"evaluation set {set_id} not found in this tenant")
-        rows = conn.execute(
-            text("SELECT query, expected_ids, kind FROM evaluation_cases WHERE set_id = :id ORDER BY position"), {"id": set_id}
-        ).all()
-    return EvalSet(head.id, head.store_id, head.name, head.created_at, [EvalCase(r.query, tuple(r.expected_ids), r.kind) for r in rows])
+    found = _load_sets(svc, "id = :id", {"id": set_id})
+    if not found:
+        raise NotFound(f"evaluation set {set_id} not found in this tenant")
+    return found[0]
 
 
 def delete_eval_set(svc: MemoryService, set_id: UUID | str) -> None:
