@@ -13,6 +13,7 @@ service walks the HNSW index, which is approximate: the explanation then shows t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from uuid import UUID
@@ -126,9 +127,14 @@ def _scan(svc: MemoryService, store_id: UUID, query: str, vector: np.ndarray, pa
         return store, conn.execute(text(sql), values).all()
 
 
+@lru_cache(maxsize=64)
+def _decimals(threshold: float) -> int:
+    return next((d for d in (2, 3, 4, 5) if round(threshold, d) == threshold), 6)
+
+
 def _below(similarity: float, threshold: float) -> str:
     """"similarity 0.596 is below the threshold 0.60": as many decimals as it takes to see the gap."""
-    shown = next((d for d in (2, 3, 4, 5) if round(threshold, d) == threshold), 6)
+    shown = _decimals(threshold)
     digits = next((d for d in range(shown, 8) if f"{similarity:.{d}f}" != f"{threshold:.{d}f}"), 8)
     return f"similarity {similarity:.{digits}f} is below the threshold {threshold:.{shown}f}"
 
@@ -149,7 +155,6 @@ def _exclusion(row: Row, params: SearchParams) -> tuple[str, str]:
 def _unranked(row: Row, vpos: int, tpos: int | None, params: SearchParams) -> tuple[str, str]:
     """Status and reason of an allowed memory that the mode never ranked."""
     thr, pool = params.min_similarity, params.pool
-    below = _below(row.similarity, thr)
     if params.mode == "text":
         if tpos is None:
             return NO_TEXT_MATCH, NO_MATCH
@@ -160,10 +165,10 @@ def _unranked(row: Row, vpos: int, tpos: int | None, params: SearchParams) -> tu
         else:
             text_side = f"its text match is {ordinal(tpos)}, not among the {pool} best"
         if row.similarity < thr:
-            return BELOW_THRESHOLD, f"{below}, and {text_side}"
+            return BELOW_THRESHOLD, f"{_below(row.similarity, thr)}, and {text_side}"
         return NOT_A_CANDIDATE, f"it is the {ordinal(vpos)} nearest, not among the {pool} nearest, and {text_side}"
     if row.similarity < thr:
-        return BELOW_THRESHOLD, below
+        return BELOW_THRESHOLD, _below(row.similarity, thr)
     what = "diversification" if params.mode == "vector" else "weighted scoring"
     return NOT_A_CANDIDATE, f"it passes the threshold but is the {ordinal(vpos)} nearest, and only the {pool} nearest are candidates for {what}"
 

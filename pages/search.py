@@ -12,6 +12,7 @@ from core.ranking import MODES, Weights
 from core.search import Filters, SearchParams
 
 SEED_THRESHOLD, TOP, NUMBERS = 0.7, 30, ("score", "text rank", "fused", "importance", "recency", "mmr")
+WHY_NOT_CHOICES = 1000
 scope = current_scope()
 st.title("Search")
 st.caption("The retrieval debugger: what a query returns, with every score, and why each other memory of the store did not come back.")
@@ -22,7 +23,7 @@ def warm(model: str, dim: int) -> None:
     getattr(get_embedder(model, dim), "warm", lambda: None)()
 
 
-@st.cache_data(ttl=60, show_spinner="Searching…")
+@st.cache_resource(ttl=60, max_entries=32, show_spinner="Searching…")  # not cache_data: no pickling of every candidate
 def explain(tenant: str, store: str, query: str, key: str, version: int, _svc, _params: SearchParams) -> dx.Explanation:
     return dx.explain_search(_svc, store, query, _params)
 
@@ -111,11 +112,15 @@ st.subheader("Why not this memory?")
 if "whynot_next" in st.session_state:
     st.session_state["whynot"] = st.session_state.pop("whynot_next")
 st.session_state.setdefault("whynot", param("memory"))
-labels = {str(x.memory.id): f"{dx.ordinal(x.rank) if x.rank else '–'} · {x.status} · {short(x.memory.content, 100)}" for x in ex.candidates}
-if st.session_state["whynot"] not in labels:
+# The best candidates, and the memory a link or a table row chose: a list of a whole large store
+# would cost the page a second to build and nobody scrolls through it.
+wanted = st.session_state["whynot"]
+offered = [x for i, x in enumerate(ex.candidates) if i < WHY_NOT_CHOICES or str(x.memory.id) == wanted]
+labels = {str(x.memory.id): f"{dx.ordinal(x.rank) if x.rank else '–'} · {x.status} · {short(x.memory.content, 100)}" for x in offered}
+if wanted not in labels:
     st.session_state["whynot"] = None
-chosen = st.selectbox("Memory (best candidates first; or select a row in a table above)", list(labels), index=None, key="whynot",
-                      format_func=labels.get, placeholder="Pick any memory of the store")
+chosen = st.selectbox(f"Memory (the {min(WHY_NOT_CHOICES, len(ex.candidates)):,} best candidates; or select a row in a table above)",
+                      list(labels), index=None, key="whynot", format_func=labels.get, placeholder="Pick a memory of the store")
 set_params(memory=chosen)
 if chosen:
     why = ex.why_not(chosen)
