@@ -6,12 +6,15 @@ in-process and the explorer's AppTests all use this test database.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine
 
 _DATA_DIR = tempfile.mkdtemp(prefix="memex-test-")
 os.environ["MEMEX_DATA_DIR"] = _DATA_DIR
@@ -32,6 +35,27 @@ def db() -> Database:
 @pytest.fixture(scope="session")
 def data_dir() -> str:
     return _DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def superuser(db: Database) -> Iterator[Engine]:
+    """The embedded server's superuser: bypasses RLS, so it sees the ground truth of every tenant."""
+    engine = create_engine(db.embedded.url("postgres"), pool_size=1, max_overflow=0, pool_pre_ping=True)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_figures(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A module's FIGURES counter, if it keeps one, to test-output/reliability/<name>.json:
+    the figures docs/RELIABILITY.md quotes."""
+    yield
+    figures = getattr(request.module, "FIGURES", None)
+    if figures is not None:
+        out = Path(__file__).resolve().parent.parent / "test-output" / "reliability"
+        out.mkdir(parents=True, exist_ok=True)
+        name = Path(request.module.__file__).stem.removeprefix("test_reliability_")
+        (out / f"{name}.json").write_text(json.dumps(dict(sorted(figures.items())), indent=2))
 
 
 def unique(prefix: str) -> str:

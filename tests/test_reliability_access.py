@@ -23,17 +23,9 @@ from core.db import Database
 from tests.apptest import APP
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES: Counter[str] = Counter()
+FIGURES: Counter[str] = Counter()  # written to test-output/reliability/ by conftest
 PASSWORD = "correct-horse-battery-staple-7f3a"
 DB_PASSWORD = "s3cret-Db-pa55"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _write_figures() -> Iterator[None]:
-    yield
-    out = ROOT / "test-output" / "reliability"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "access.json").write_text(json.dumps(dict(sorted(FIGURES.items())), indent=2))
 
 
 @pytest.fixture

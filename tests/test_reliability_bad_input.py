@@ -11,39 +11,23 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from core import Conflict, InvalidInput, MemoryService, NewMemory, NotFound
 from core.cli import main
-from core.db import Database
 from core.jsonl import import_jsonl
 from core.ranking import Weights
 from tests.apptest import open_page
 from tests.conftest import unique
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES: Counter[str] = Counter()
+FIGURES: Counter[str] = Counter()  # written to test-output/reliability/ by conftest
 NIL = "00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _write_figures() -> Iterator[None]:
-    yield
-    out = ROOT / "test-output" / "reliability"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bad_input.json").write_text(json.dumps(dict(sorted(FIGURES.items())), indent=2))
-
-
-@pytest.fixture(scope="module")
-def superuser(db: Database) -> Iterator[Engine]:
-    engine = create_engine(db.embedded.url("postgres"), pool_size=1, max_overflow=0, pool_pre_ping=True)
-    yield engine
-    engine.dispose()
 
 
 def everything(superuser: Engine) -> tuple:

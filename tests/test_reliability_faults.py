@@ -27,7 +27,7 @@ from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 from core import EmbeddingError, NewMemory
 from core.admin import find_tenant
@@ -42,23 +42,8 @@ from tests.apptest import open_page
 from tests.conftest import unique
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES: Counter[str] = Counter()
+FIGURES: Counter[str] = Counter()  # written to test-output/reliability/ by conftest
 TITAN = "amazon.titan-embed-text-v1"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _write_figures() -> Iterator[None]:
-    yield
-    out = ROOT / "test-output" / "reliability"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "faults.json").write_text(json.dumps(dict(sorted(FIGURES.items())), indent=2))
-
-
-@pytest.fixture(scope="module")
-def superuser(db: Database) -> Iterator[Engine]:
-    engine = create_engine(db.embedded.url("postgres"), pool_size=1, max_overflow=0, pool_pre_ping=True)
-    yield engine
-    engine.dispose()
 
 
 def started_at(db: Database):

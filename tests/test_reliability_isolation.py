@@ -38,26 +38,8 @@ from core.jsonl import _ID_NAMESPACE, import_jsonl
 from tests.conftest import unique
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES: Counter[str] = Counter()
+FIGURES: Counter[str] = Counter()  # written to test-output/reliability/ by conftest
 NIL = UUID("00000000-0000-4000-8000-000000000000")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _write_figures() -> Iterator[None]:
-    """The figures docs/RELIABILITY.md quotes, from this run: test-output/reliability/isolation.json."""
-    yield
-    out = ROOT / "test-output" / "reliability"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "isolation.json").write_text(json.dumps(dict(sorted(FIGURES.items())), indent=2))
-
-
-@pytest.fixture(scope="module")
-def superuser(db: Database) -> Iterator[Engine]:
-    """The embedded server's superuser: bypasses RLS, so it sees the ground truth of every tenant."""
-    assert db.embedded is not None, "these tests run against the embedded server"
-    engine = create_engine(db.embedded.url("postgres"), pool_size=1, max_overflow=0, pool_pre_ping=True)
-    yield engine
-    engine.dispose()
 
 
 # 1. Property-based: random operation sequences by three tenants ---------------------------------
@@ -411,7 +393,7 @@ class IsolationMachine(RuleBasedStateMachine):
         ours = [svc.tenant_id for svc in self.svcs]
         columns = "tenant_id, id, store_id, content, archived, (expires_at IS NOT NULL AND expires_at <= now()) AS expired"
         expected_rels = {(t, s, g, k, v) for (t, s, g, k), v in self.relations.items()}
-        truth_memories, truth_rels = set(), set()
+        truth_memories = set()
         for i, svc in enumerate(self.svcs):
             expected = {(i, mid, m.store, m.content, m.archived, m.expired) for (t, mid), m in self.memories.items() if t == i}
             with self.db.tenant(svc.tenant_id) as conn:  # as the application role, in tenant i
