@@ -685,7 +685,7 @@ def explain_service_search(db: Any, svc: Any, store_id: UUID, q: np.ndarray) -> 
     tenant transaction with EXPLAIN (ANALYZE, BUFFERS) on the vector query."""
     statements: list[tuple[str, Any]] = []
 
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         statements.append((statement, parameters))
 
     event.listen(db.app, "before_cursor_execute", record)
@@ -707,11 +707,9 @@ def explain_service_search(db: Any, svc: Any, store_id: UUID, q: np.ndarray) -> 
 
 def measure_umap(universe: Universe, sizes: Sequence[int], seed: int) -> dict[str, Any]:
     """UMAP fit time (cosine, n_neighbors 15) cold, and the cached answer, per number of points."""
+    from core.projection import ProjectionCache, ProjectionKey, ProjectionParams
+
     out: dict[str, Any] = {}
-    try:
-        from core import projection
-    except ImportError:
-        projection = None  # type: ignore[assignment]
     rng = np.random.default_rng([seed, 5])
     import umap  # the first fit of a process also compiles umap's numba code: timed on its own
 
@@ -723,28 +721,20 @@ def measure_umap(universe: Universe, sizes: Sequence[int], seed: int) -> dict[st
         clusters = rng.choice(universe.n_clusters, size=n)
         vectors = universe.sample(rng, clusters)
         ids = [str(i) for i in range(n)]
-        if projection is not None:
-            from core.projection import ProjectionCache, ProjectionKey, ProjectionParams
-
-            cache = ProjectionCache()
-            key = ProjectionKey("bench", f"store-{n}", "bench", n, "", ProjectionParams())
-            t0 = time.perf_counter()
-            fitted, hit = cache.get_or_fit(key, lambda: (ids, vectors))
-            cold = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            again, hit2 = cache.get_or_fit(key, lambda: (ids, vectors))
-            cached = time.perf_counter() - t0
-            out[str(n)] = {"via": "core.projection.ProjectionCache.get_or_fit", "points_fitted": len(fitted.ids),
-                           "cold_s": round(cold, 2), "cached_ms": round(cached * 1000, 3), "cache_hit": hit2 and not hit}
-            if len(fitted.ids) < n:  # the explorer samples; what fitting every point would cost
-                t0 = time.perf_counter()
-                umap.UMAP(n_neighbors=15, metric="cosine", random_state=42, n_jobs=1).fit_transform(vectors)
-                out[str(n)]["all_points_direct_s"] = round(time.perf_counter() - t0, 2)
-        else:
+        cache = ProjectionCache()
+        key = ProjectionKey("bench", f"store-{n}", "bench", n, "", ProjectionParams())
+        t0 = time.perf_counter()
+        fitted, hit = cache.get_or_fit(key, lambda: (ids, vectors))
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, hit2 = cache.get_or_fit(key, lambda: (ids, vectors))
+        cached = time.perf_counter() - t0
+        out[str(n)] = {"via": "core.projection.ProjectionCache.get_or_fit", "points_fitted": len(fitted.ids),
+                       "cold_s": round(cold, 2), "cached_ms": round(cached * 1000, 3), "cache_hit": hit2 and not hit}
+        if len(fitted.ids) < n:  # the explorer samples; what fitting every point would cost
             t0 = time.perf_counter()
             umap.UMAP(n_neighbors=15, metric="cosine", random_state=42, n_jobs=1).fit_transform(vectors)
-            out[str(n)] = {"via": "umap-learn directly (core.projection absent)", "points_fitted": n,
-                           "cold_s": round(time.perf_counter() - t0, 2)}
+            out[str(n)]["all_points_direct_s"] = round(time.perf_counter() - t0, 2)
         log(f"umap {n}: {out[str(n)]}")
     return out
 
