@@ -8,13 +8,13 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
 PORT   ?= 8501
 
-.PHONY: install run test bench browser clean
+.PHONY: install run test check bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[test,openai]'
+	$(BIN)/python -m pip install --quiet -e '.[local,explorer,openai,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,8 +25,15 @@ run: install
 	@echo "memex explorer: http://localhost:$(PORT)"
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
-test: install
+test: check
 	$(BIN)/python -m pytest
+
+# Lint, format, types and the layering contracts (pyproject.toml says what each enforces).
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/memex bench --memories 10k --stores 10 --dim 384

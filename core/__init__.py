@@ -1,18 +1,19 @@
 """memex: persistent memory for AI agents on PostgreSQL + pgvector."""
 
 from core.db import Database, get_database
-from core.errors import Conflict, ConfigError, EmbeddingError, InvalidInput, MemexError, NotFound
-from core.memories import NewMemory
-from core.relationships import NewRelationship
+from core.errors import ConfigError, Conflict, EmbeddingError, InvalidInput, MemexError, NotFound
+from core.fields import MemoryColumns, NewMemory
+from core.models import NewRelationship
 from core.service import MemoryService
 
 __all__ = [
-    "Conflict",
     "ConfigError",
+    "Conflict",
     "Database",
     "EmbeddingError",
     "InvalidInput",
     "MemexError",
+    "MemoryColumns",
     "MemoryService",
     "NewMemory",
     "NewRelationship",

@@ -20,10 +20,12 @@ from uuid import UUID
 import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import PoolResetState
 
 from core.config import Settings, get_settings
-from core.errors import ConfigError, Conflict, InvalidInput, NotFound
+from core.errors import ConfigError, Conflict, InvalidInput, NotFound, Unavailable
+from core.migrate import migrate
 
 APP_ROLE = "memex_app"
 OWNER_ROLE = "memex_owner"
@@ -32,6 +34,7 @@ DATABASE_NAME = "memex"
 # Transaction-local (is_local = true): the setting ends with the transaction, so a pooled connection
 # never carries one tenant's context into the next piece of work.
 _SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant_id, true)")
+
 
 def embedded_conf() -> str:
     """Settings of the embedded server, written once when its data directory is created, sized
@@ -197,7 +200,7 @@ class Database:
     def check_app_role(self) -> None:
         """Refuse to run if DATABASE_URL's role could bypass row-level security: itself, or any
         role it can become (SET ROLE), is a superuser, has BYPASSRLS or owns the tables."""
-        with self.app.connect() as conn:
+        with database_errors(), self.app.connect() as conn:
             row = conn.execute(
                 text(
                     "SELECT current_user AS role,"
@@ -213,6 +216,16 @@ class Database:
                 f" connect as {APP_ROLE} (or a login role granted only it)"
             )
 
+    def migrate(self) -> list[str]:
+        """Apply pending migrations with the owner connection; the versions applied now."""
+        if self.admin is None:
+            raise ConfigError("migrations need the owner connection: set MEMEX_ADMIN_DATABASE_URL")
+        with database_errors():
+            applied = migrate(self.admin)
+        if applied:
+            self.dispose()  # new connections pick up types created by the migrations (vector)
+        return applied
+
     def dispose(self) -> None:
         self.app.dispose()
         if self.admin is not None:
@@ -222,11 +235,9 @@ class Database:
 @lru_cache(maxsize=1)
 def get_database() -> Database:
     """The process's database, migrated and checked; built once per process."""
-    from core.migrate import migrate
-
     db = Database.from_settings()
     if db.admin is not None:
-        migrate(db)
+        db.migrate()
     db.check_app_role()
     return db
 
@@ -236,22 +247,29 @@ _SQLSTATE_ERRORS: dict[str, tuple[type[Exception], str]] = {
     "23503": (NotFound, "refers to a row that does not exist in this tenant"),
     "23514": (InvalidInput, "breaks the rule"),
     "23502": (InvalidInput, "leaves a required value empty"),
-    "42501": (NotFound, "is outside the tenant in force"),
 }
 
 
 @contextmanager
 def database_errors() -> Iterator[None]:
-    """Turn constraint violations into one-line memex errors; other database errors pass through."""
-    from sqlalchemy.exc import DBAPIError
-
+    """Turn what a caller can act on into one-line memex errors: constraint violations, a
+    refusal of row-level security, a missing privilege, an unreachable server. Other
+    database errors pass through (they are bugs, with a traceback in the log)."""
     try:
         yield
     except DBAPIError as exc:
         orig = exc.orig
         sqlstate = getattr(orig, "sqlstate", None) or ""
+        if exc.connection_invalidated or (not sqlstate and isinstance(exc, OperationalError)) or sqlstate.startswith(("08", "57P")):
+            first_line = (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise Unavailable(f"cannot reach the database: {first_line}") from exc
         diag = getattr(orig, "diag", None)
         constraint = getattr(diag, "constraint_name", None) or ""
+        if sqlstate == "42501":  # insufficient privilege: a row-level security refusal, or a missing GRANT
+            message = str(getattr(diag, "message_primary", None) or orig or exc)
+            if "row-level security" in message:
+                raise NotFound("the database refused the write: it is outside the tenant in force") from exc
+            raise ConfigError(f"the database role lacks a privilege ({message}); run `memex migrate` as the owner, or grant it") from exc
         if sqlstate in _SQLSTATE_ERRORS:
             cls, what = _SQLSTATE_ERRORS[sqlstate]
             detail = f" {constraint}" if constraint else ""

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid5
 
-from sqlalchemy import text
-
 from core.admin import find_tenant, list_tenants
 from core.db import Database
-from core.memories import NewMemory
-from core.relationships import NewRelationship
+from core.fields import NewMemory
+from core.models import NewRelationship, Progress
 from core.service import MemoryService
 
 DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo.json"
@@ -39,10 +36,10 @@ def database_is_empty(db: Database) -> bool:
     return not list_tenants(db)
 
 
-def load_demo(db: Database, *, progress: Callable[[int, int], None] | None = None) -> DemoReport:
+def load_demo(db: Database, *, progress: Progress | None = None) -> DemoReport:
     """Load (or reload) the demo tenants; `progress(done, total)` counts memories."""
     data = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     total = sum(len(s["memories"]) for t in data["tenants"] for u in t["users"] for s in u["stores"])
     counts = dict(tenants=0, users=0, stores=0, memories=0, relationships=0)
     for tenant_data in data["tenants"]:
@@ -60,13 +57,26 @@ def load_demo(db: Database, *, progress: Callable[[int, int], None] | None = Non
                 for m in store_data["memories"]:
                     created = now - timedelta(days=m["age_days"], hours=zlib.crc32(m["key"].encode()) % 24)
                     expires = None if m["expires_in_days"] is None else now + timedelta(days=m["expires_in_days"])
-                    items.append(NewMemory(
-                        content=m["content"], memory_type=m["memory_type"], source=m["source"],
-                        importance=m["importance"], metadata=m["metadata"], created_at=created,
-                        expires_at=expires, id=ids[m["key"]],
-                    ))
-                svc.add_memories(store.id, items)
-                _set_access(svc, [(ids[m["key"]], m["access_count"]) for m in store_data["memories"]])
+                    items.append(
+                        NewMemory(
+                            content=m["content"],
+                            memory_type=m["memory_type"],
+                            source=m["source"],
+                            importance=m["importance"],
+                            metadata=m["metadata"],
+                            created_at=created,
+                            expires_at=expires,
+                            id=ids[m["key"]],
+                        )
+                    )
+                # a usage history: the access count, last accessed half-way since creation
+                accesses = {ids[m["key"]]: m["access_count"] for m in store_data["memories"]}
+                svc.set_usage(
+                    [
+                        (m.id, accesses[m.id], m.created_at + (now - m.created_at) / 2 if accesses[m.id] else None)
+                        for m in svc.add_memories(store.id, items)
+                    ]
+                )
                 svc.add_relationships(
                     NewRelationship(ids[r["source"]], ids[r["target"]], r["relationship_type"], r["strength"])
                     for r in store_data["relationships"]
@@ -76,16 +86,3 @@ def load_demo(db: Database, *, progress: Callable[[int, int], None] | None = Non
                 if progress:
                     progress(counts["memories"], total)
     return DemoReport(**counts)
-
-
-def _set_access(svc: MemoryService, counts: list[tuple[UUID, int]]) -> None:
-    """Give the demo a usage history: the access count, last accessed half-way since creation."""
-    with svc.transaction() as conn:
-        conn.execute(
-            text(
-                "UPDATE memories SET access_count = c.n,"
-                " last_accessed = CASE WHEN c.n > 0 THEN created_at + (now() - created_at) / 2 END"
-                " FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[])) AS c(id, n) WHERE memories.id = c.id"
-            ),
-            {"ids": [i for i, _ in counts], "ns": [n for _, n in counts]},
-        )

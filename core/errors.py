@@ -23,3 +23,7 @@ class EmbeddingError(MemexError):
 
 class ConfigError(MemexError):
     """The database or a provider is not set up the way memex needs."""
+
+
+class Unavailable(MemexError):
+    """The database cannot be reached right now (down, restarting, unreachable); try again."""

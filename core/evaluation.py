@@ -6,28 +6,23 @@ Metrics, per case, averaged over cases (binary relevance: a memory is expected o
 - hit@k:    1 if at least one expected memory is in the top k;
 - mrr:      1 / rank of the first expected memory in the returned list (0 if none);
 - ndcg@10:  DCG of the top 10 (1 / log2(rank + 1) per expected memory) over the ideal DCG.
-Evaluation never changes access statistics, and embeds all queries of a run in one batch.
+Pure: MemoryService.evaluate runs the searches (never counting an access) and keeps the sets.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import text
-
 from core import validation
-from core.embeddings import get_embedder
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import InvalidInput
 from core.models import SearchResult
 from core.ranking import MODES, Weights
-from core.search import Filters, SearchParams, run_search
-from core.service import MemoryService
-from core.stores import fetch_store
+from core.search import Filters, SearchParams
 
 DEFAULT_KS = (1, 5, 10)
 NDCG_DEPTH = 10
@@ -142,14 +137,14 @@ class ModeReport:
         groups: dict[str, list[CaseResult]] = {}
         for c in self.cases:
             groups.setdefault(c.case.kind or "(none)", []).append(c)
-        return {kind: _average(results) for kind, results in sorted(groups.items())}
+        return {kind: average(results) for kind, results in sorted(groups.items())}
 
     def worst(self, n: int = 5) -> list[CaseResult]:
         """The cases that went worst: lowest nDCG, then lowest reciprocal rank."""
         return sorted(self.cases, key=lambda c: (c.metrics[f"ndcg@{NDCG_DEPTH}"], c.metrics["mrr"]))[:n]
 
 
-def _average(results: Sequence[CaseResult]) -> dict[str, float]:
+def average(results: Sequence[CaseResult]) -> dict[str, float]:
     averaged = {key: sum(r.metrics[key] for r in results) / len(results) for key in results[0].metrics}
     averaged["n"] = len(results)
     return averaged
@@ -160,46 +155,6 @@ def configs_for(modes: Sequence[str], min_similarity: float = 0.0) -> list[ModeC
         if mode not in MODES:
             raise InvalidInput(f"unknown search mode {mode[:40]!r}; choose from {', '.join(MODES)}")
     return [ModeConfig(name=mode, mode=mode, min_similarity=min_similarity) for mode in modes]
-
-
-def evaluate(
-    svc: MemoryService,
-    store_id: UUID | str,
-    cases: Sequence[EvalCase],
-    configs: Sequence[ModeConfig],
-    ks: Sequence[int] = DEFAULT_KS,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[ModeReport]:
-    """Run every case through every configuration; access statistics are left untouched."""
-    if not cases:
-        raise InvalidInput("no evaluation case to run")
-    ks = sorted({validation.limit(k, "k") for k in ks})
-    depth = max(max(ks), NDCG_DEPTH)
-    store = svc.get_store(store_id)
-    embedder = get_embedder(store.embedding_model, store.embedding_dim)
-    vectors = []
-    for start in range(0, len(cases), EMBED_BATCH):
-        vectors.extend(embedder.embed([c.query for c in cases[start : start + EMBED_BATCH]]))
-    reports = []
-    total, done = len(cases) * len(configs), 0
-    for config in configs:
-        params = SearchParams(
-            limit=depth, min_similarity=config.min_similarity, mode=config.mode, filters=Filters(),
-            weights=config.weights or Weights(), mmr_lambda=config.mmr_lambda,
-        ).checked()
-        results = []
-        with svc.transaction() as conn:
-            current = fetch_store(conn, store.id)
-            for case, vector in zip(cases, vectors):
-                returned = run_search(conn, current, case.query, vector, params, record_access=False)
-                results.append(CaseResult(case, returned, case_metrics([r.memory.id for r in returned], case.expected_ids, ks)))
-                done += 1
-                if progress and done % 25 == 0:
-                    progress(done, total)
-        reports.append(ModeReport(config.name, config, _average(results), results))
-    if progress:
-        progress(total, total)
-    return reports
 
 
 # Saved sets ----------------------------------------------------------------------------------
@@ -214,73 +169,24 @@ class EvalSet:
     cases: list[EvalCase]
 
 
-def save_eval_set(svc: MemoryService, store_id: UUID | str, name: str, cases: Sequence[EvalCase]) -> EvalSet:
-    """A new named set of cases for the store."""
-    name = validation.label(name, "evaluation set name", 100)
-    store_id = validation.uuid(store_id, "store id")
-    with svc.transaction() as conn:
-        fetch_store(conn, store_id)
-        row = conn.execute(
-            text("INSERT INTO evaluation_sets (tenant_id, store_id, name) VALUES (:t, :s, :n)"
-                 " ON CONFLICT DO NOTHING RETURNING id, created_at"),
-            {"t": svc.tenant_id, "s": store_id, "n": name},
-        ).one_or_none()
-        if row is None:
-            raise Conflict(f"this store already has an evaluation set named {name!r}")
-        _insert_cases(conn, svc.tenant_id, row.id, cases)
-    return EvalSet(row.id, store_id, name, row.created_at, list(cases))
+def config_params(config: ModeConfig, depth: int = NDCG_DEPTH) -> SearchParams:
+    """The search an evaluation configuration runs."""
+    return SearchParams(
+        limit=depth,
+        min_similarity=config.min_similarity,
+        mode=config.mode,
+        filters=Filters(),
+        weights=config.weights or Weights(),
+        mmr_lambda=config.mmr_lambda,
+    )
 
 
-def _insert_cases(conn, tenant_id: UUID, set_id: UUID, cases: Sequence[EvalCase]) -> None:
-    """Append cases to a set, in order (the set row is locked so two writers number them apart)."""
-    if cases:
-        conn.execute(text("SELECT 1 FROM evaluation_sets WHERE id = :s FOR UPDATE"), {"s": set_id})
-        start = conn.scalar(text("SELECT coalesce(max(position), 0) FROM evaluation_cases WHERE set_id = :s"), {"s": set_id})
-        conn.execute(
-            text("INSERT INTO evaluation_cases (tenant_id, set_id, position, query, expected_ids, kind)"
-                 " VALUES (:t, :s, :p, :q, :e, :k)"),
-            [{"t": tenant_id, "s": set_id, "p": start + n, "q": c.query, "e": list(c.expected_ids), "k": c.kind}
-             for n, c in enumerate(cases, start=1)],
-        )
+def evaluation_depth(ks: Sequence[int]) -> int:
+    """How many results each case needs: the largest k, and at least nDCG's depth."""
+    return max(max(ks), NDCG_DEPTH)
 
 
-def add_case(svc: MemoryService, set_id: UUID | str, case: EvalCase) -> None:
-    set_id = validation.uuid(set_id, "evaluation set id")
-    with svc.transaction() as conn:
-        if not conn.scalar(text("SELECT 1 FROM evaluation_sets WHERE id = :id"), {"id": set_id}):
-            raise NotFound(f"evaluation set {set_id} not found in this tenant")
-        _insert_cases(conn, svc.tenant_id, set_id, [case])
-
-
-def _load_sets(svc: MemoryService, where: str, params: dict[str, UUID]) -> list[EvalSet]:
-    """Sets matching `where` with their cases in order: two queries whatever the number of sets."""
-    with svc.transaction() as conn:
-        heads = conn.execute(text(f"SELECT id, store_id, name, created_at FROM evaluation_sets WHERE {where} ORDER BY name"), params).all()
-        cases: dict[UUID, list[EvalCase]] = {h.id: [] for h in heads}
-        rows = conn.execute(
-            text("SELECT set_id, query, expected_ids, kind FROM evaluation_cases WHERE set_id = ANY(:ids) ORDER BY set_id, position"),
-            {"ids": list(cases)},
-        )
-        for r in rows:
-            cases[r.set_id].append(EvalCase(r.query, tuple(r.expected_ids), r.kind))
-    return [EvalSet(h.id, h.store_id, h.name, h.created_at, cases[h.id]) for h in heads]
-
-
-def list_eval_sets(svc: MemoryService, store_id: UUID | str) -> list[EvalSet]:
-    """The store's sets, with their cases."""
-    return _load_sets(svc, "store_id = :s", {"s": validation.uuid(store_id, "store id")})
-
-
-def get_eval_set(svc: MemoryService, set_id: UUID | str) -> EvalSet:
-    set_id = validation.uuid(set_id, "evaluation set id")
-    found = _load_sets(svc, "id = :id", {"id": set_id})
-    if not found:
-        raise NotFound(f"evaluation set {set_id} not found in this tenant")
-    return found[0]
-
-
-def delete_eval_set(svc: MemoryService, set_id: UUID | str) -> None:
-    set_id = validation.uuid(set_id, "evaluation set id")
-    with svc.transaction() as conn:
-        if conn.execute(text("DELETE FROM evaluation_sets WHERE id = :id"), {"id": set_id}).rowcount == 0:
-            raise NotFound(f"evaluation set {set_id} not found in this tenant")
+def failed_cases(report: ModeReport, k: int = NDCG_DEPTH) -> list[CaseResult]:
+    """Cases of a report that missed at least one expected memory in the top k, worst first."""
+    failed = [c for c in report.cases if c.metrics.get(f"recall@{k}", 0.0) < 1.0]
+    return sorted(failed, key=lambda c: (c.metrics.get(f"ndcg@{NDCG_DEPTH}", 0.0), c.metrics.get("mrr", 0.0)))

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+from core import validation
+from core.errors import InvalidInput
+from core.status import status_of
+
+# Told (done, total) as long work advances; what it returns is ignored.
+Progress = Callable[[int, int], object]
 
 
 @dataclass(frozen=True)
@@ -53,15 +61,26 @@ class Memory:
     updated_at: datetime
     archived: bool = False
 
-    def is_expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
     def status(self, now: datetime) -> str:
-        """archived, expired or live (archived wins: search skips it whatever its expiry)."""
-        return "archived" if self.archived else "expired" if self.is_expired(now) else "live"
+        """archived, expired or live (core.status)."""
+        return status_of(self.archived, self.expires_at, now)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# What a listing of memories can be ordered by.
+SORTABLE = ("created_at", "updated_at", "importance", "access_count", "last_accessed", "expires_at", "memory_type", "source")
+
+
+@dataclass(frozen=True)
+class MemoryPage:
+    """One page of a listing and the number of memories matching in all."""
+
+    items: list[Memory]
+    total: int
+    offset: int
+    limit: int
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,26 @@ class Relationship:
     relationship_type: str
     strength: float
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewRelationship:
+    source_memory_id: UUID | str
+    target_memory_id: UUID | str
+    relationship_type: str
+    strength: float = 0.5
+
+    def checked(self) -> NewRelationship:
+        source = validation.uuid(self.source_memory_id, "source_memory_id")
+        target = validation.uuid(self.target_memory_id, "target_memory_id")
+        if source == target:
+            raise InvalidInput("a memory cannot have a relationship with itself")
+        return NewRelationship(
+            source,
+            target,
+            validation.label(self.relationship_type, "relationship_type", 50),
+            validation.unit_interval(self.strength, "strength"),
+        )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -161,7 +161,7 @@ def timestamp(value: Any, field: str) -> datetime | None:
         raise InvalidInput(f"{field} must be a timestamp, not {type(value).__name__}")
     if not 1900 <= value.year <= 9999:
         raise InvalidInput(f"{field} {value.isoformat()} is out of range")
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def embedding(value: Any, dim: int) -> np.ndarray:
@@ -173,8 +173,28 @@ def embedding(value: Any, dim: int) -> np.ndarray:
     if vector.ndim != 1 or vector.shape[0] != dim:
         got = vector.shape[0] if vector.ndim == 1 else f"shape {vector.shape}"
         raise InvalidInput(f"embedding has {got} dimensions; this store's model produces {dim}")
-    if not np.isfinite(vector).all():
-        raise InvalidInput("embedding contains NaN or infinite values")
-    if not vector.any():
-        raise InvalidInput("embedding is all zeros; cosine similarity is undefined for it")
+    _check_rows(vector.reshape(1, dim), single=True)
     return vector
+
+
+def embeddings(value: Any, dim: int, rows: int) -> np.ndarray:
+    """`rows` vectors of `dim` numbers as a float32 array, each by the rules of `embedding`;
+    the message names the first bad row."""
+    try:
+        vectors = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"embeddings must be {rows} lists of {dim} numbers") from None
+    if vectors.shape != (rows, dim):
+        raise InvalidInput(f"embeddings have shape {vectors.shape}; {rows} memories of this store need ({rows}, {dim})")
+    _check_rows(vectors, single=False)
+    return vectors
+
+
+def _check_rows(vectors: np.ndarray, *, single: bool) -> None:
+    finite = np.isfinite(vectors).all(axis=1)
+    nonzero = vectors.any(axis=1)
+    if (finite & nonzero).all():
+        return
+    row = int(np.argmin(finite & nonzero))
+    what = "contains NaN or infinite values" if not finite[row] else "is all zeros; cosine similarity is undefined for it"
+    raise InvalidInput(f"embedding {what}" if single else f"memory {row + 1}: embedding {what}")

@@ -3,6 +3,10 @@
 Writes run in button callbacks, before the sidebar is drawn, so the sidebar follows at once
 what was created, renamed or deleted."""
 
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+
 import pandas as pd
 import streamlit as st
 
@@ -10,12 +14,20 @@ from core import MemoryService, admin
 from core.config import get_settings
 from core.embeddings import MODELS
 from core.errors import Conflict
-from core.explorer.state import database, guard, set_params, enter_through_app
-from core.labels import count
+from core.explorer.labels import count
+from core.explorer.state import database, enter_through_app, guard, set_params
 from core.explorer.widgets import ask, confirm_pending, done, flash, show_flash
+from core.models import User
 
 enter_through_app()  # this page reads no scope, but a deep link to it must still run app.py first
 db = database()
+T = TypeVar("T")
+
+
+def selected(level: str, named: dict[str, T]) -> T | None:
+    """The one of `named` the sidebar points at for this level, if any."""
+    name = st.session_state.get(level)
+    return named[name] if name in named else None
 
 
 def follow(**levels: str | None) -> None:
@@ -29,43 +41,56 @@ def follow(**levels: str | None) -> None:
     set_params(**levels)
 
 
-def change(action, message: str, **levels: str | None) -> str:
+def change(action: Callable[[], object], message: str, **levels: str | None) -> str:
     """Run a write and point the sidebar at what it made; returns what to tell the user."""
     action()
     follow(**levels)
     return message
 
 
-def act(what: str, action, message: str, **levels: str | None) -> None:
+def act(what: str, action: Callable[[], object], message: str, **levels: str | None) -> None:
     """Callback of a create or rename: the write, then the sidebar follows and the user is told."""
     with guard(f"Could not {what}"):
         flash(change(action, message, **levels))
 
 
-def crud(kind: str, current: str | None, create, rename, delete_detail: str, delete, extra=None) -> None:
-    """Create / rename the current one / delete the current one (after confirmation), side by side."""
+def crud(
+    kind: str,
+    current: str | None,
+    create: Callable[[str], None],
+    rename: Callable[[str, str], None],
+    delete_detail: str,
+    delete: Callable[[str], str],
+    extra: Callable[[], object] | None = None,
+) -> None:
+    """Create / rename the current one / delete the current one (after confirmation), side by side.
+    `create` gets the new name, `rename` the current name and the new one, `delete` the current name."""
     c = st.columns(3)
     with c[0].form(f"admin_create_{kind}", border=True, clear_on_submit=True):
         st.text_input(f"New {kind} name", key=f"admin_new_{kind}")
         if extra:
             extra()
-        st.form_submit_button(f"Create {kind}", icon=":material/add:",
-                              on_click=lambda: create(st.session_state.get(f"admin_new_{kind}", "")))
+        st.form_submit_button(
+            f"Create {kind}", icon=":material/add:", on_click=lambda: create(st.session_state.get(f"admin_new_{kind}", ""))
+        )
     if current is None:
         return
     with c[1].form(f"admin_rename_{kind}_{current}", border=True):
         st.text_input(f"Rename the selected {kind} to", value=current, key=f"admin_rename_{kind}_{current}")
-        st.form_submit_button("Rename", icon=":material/edit:",
-                              on_click=lambda: rename(st.session_state[f"admin_rename_{kind}_{current}"]))
+        st.form_submit_button(
+            "Rename", icon=":material/edit:", on_click=lambda: rename(current, st.session_state[f"admin_rename_{kind}_{current}"])
+        )
     with c[2].container(border=True):
         st.write(f"Delete the selected {kind}: {delete_detail}")
         if st.button(f"Delete {kind}", icon=":material/delete:", key=f"admin_delete_{kind}"):
-            ask(f"Delete this {kind}", f"Deletes {delete_detail} This cannot be undone.", delete, subject=current)
+            ask(f"Delete this {kind}", f"Deletes {delete_detail} This cannot be undone.", partial(delete, current), subject=current)
 
 
 st.title("Admin")
-st.caption("Tenants, users and memory stores. The sidebar picks the tenant, user and store this page acts on; "
-           "deleting asks first and removes everything under what is deleted.")
+st.caption(
+    "Tenants, users and memory stores. The sidebar picks the tenant, user and store this page acts on; "
+    "deleting asks first and removes everything under what is deleted."
+)
 show_flash()
 
 tenant = user = store = None
@@ -74,34 +99,55 @@ with guard("Could not read the tenants"):
     services = {name: MemoryService(db, t.id) for name, t in tenants.items()}
     stores_of = {name: svc.list_stores() for name, svc in services.items()}
     st.subheader("Tenants")
-    st.dataframe(pd.DataFrame(
-        [(n, len(services[n].list_users()), len(stores_of[n]), sum(s.total_memories for s in stores_of[n]), t.created_at)
-         for n, t in tenants.items()], columns=["tenant", "users", "stores", "memories", "created"]), hide_index=True)
-    name = st.session_state.get("tenant") if st.session_state.get("tenant") in tenants else None
-    tenant, svc = tenants.get(name), services.get(name)
-    n_memories = sum(s.total_memories for s in stores_of.get(name, []))
-    crud("tenant", name,
-         lambda new: act("create the tenant", lambda: admin.create_tenant(db, new), "Tenant created", tenant=new.strip(), user=None, store=None),
-         lambda new: act("rename the tenant", lambda: admin.rename_tenant(db, tenant.id, new), "Tenant renamed", tenant=new.strip()),
-         f"all its users, {count(len(stores_of.get(name, [])), 'store')} and {count(n_memories, 'memory')}.",
-         lambda: change(lambda: admin.delete_tenant(db, tenant.id), "Tenant deleted", tenant=None, user=None, store=None))
+    st.dataframe(
+        pd.DataFrame(
+            [
+                (n, len(services[n].list_users()), len(stores_of[n]), sum(s.total_memories for s in stores_of[n]), t.created_at)
+                for n, t in tenants.items()
+            ],
+            columns=["tenant", "users", "stores", "memories", "created"],
+        ),
+        hide_index=True,
+    )
+    tenant = selected("tenant", tenants)
+    tenant_stores = stores_of[tenant.name] if tenant else []
+    crud(
+        "tenant",
+        tenant.name if tenant else None,
+        lambda new: act(
+            "create the tenant", lambda: admin.create_tenant(db, new), "Tenant created", tenant=new.strip(), user=None, store=None
+        ),
+        lambda old, new: act(
+            "rename the tenant", lambda: admin.rename_tenant(db, tenants[old].id, new), "Tenant renamed", tenant=new.strip()
+        ),
+        f"all its users, {count(len(tenant_stores), 'store')} and {count(sum(s.total_memories for s in tenant_stores), 'memory')}.",
+        lambda old: change(lambda: admin.delete_tenant(db, tenants[old].id), "Tenant deleted", tenant=None, user=None, store=None),
+    )
 
 if tenant is not None:
     with guard("Could not read the users"):
         st.subheader("Users of the selected tenant")
         st.text(tenant.name)
+        svc = services[tenant.name]
         users = {u.name: u for u in svc.list_users()}
-        per_user = {u: [s for s in stores_of[name] if s.user_id == users[u].id] for u in users}
-        st.dataframe(pd.DataFrame([(u, len(per_user[u]), sum(s.total_memories for s in per_user[u]), users[u].created_at)
-                                   for u in users], columns=["user", "stores", "memories", "created"]), hide_index=True)
-        uname = st.session_state.get("user") if st.session_state.get("user") in users else None
-        user = users.get(uname)
-        crud("user", uname,
-             lambda new: act("create the user", lambda: svc.create_user(new), "User created", user=new.strip(), store=None),
-             lambda new: act("rename the user", lambda: svc.rename_user(user.id, new), "User renamed", user=new.strip()),
-             f"their {count(len(per_user.get(uname, [])), 'store')} and "
-             f"{count(sum(s.total_memories for s in per_user.get(uname, [])), 'memory')}.",
-             lambda: change(lambda: svc.delete_user(user.id), "User deleted", user=None, store=None))
+        per_user = {u: [s for s in stores_of[tenant.name] if s.user_id == users[u].id] for u in users}
+        st.dataframe(
+            pd.DataFrame(
+                [(u, len(per_user[u]), sum(s.total_memories for s in per_user[u]), users[u].created_at) for u in users],
+                columns=["user", "stores", "memories", "created"],
+            ),
+            hide_index=True,
+        )
+        user = selected("user", users)
+        user_stores = per_user[user.name] if user else []
+        crud(
+            "user",
+            user.name if user else None,
+            lambda new: act("create the user", lambda: svc.create_user(new), "User created", user=new.strip(), store=None),
+            lambda old, new: act("rename the user", lambda: svc.rename_user(users[old].id, new), "User renamed", user=new.strip()),
+            f"their {count(len(user_stores), 'store')} and {count(sum(s.total_memories for s in user_stores), 'memory')}.",
+            lambda old: change(lambda: svc.delete_user(users[old].id), "User deleted", user=None, store=None),
+        )
         if not users:
             st.info("This tenant has no users yet: create the first one above.")
 
@@ -109,28 +155,40 @@ if tenant is not None:
         with guard("Could not read the stores"):
             st.subheader("Stores of the selected user")
             st.text(user.name)
-            stores = {s.store_name: s for s in per_user[uname]}
-            st.dataframe(pd.DataFrame([(s.store_name, s.embedding_model, s.embedding_dim, s.total_memories, s.last_accessed,
-                                        s.created_at) for s in stores.values()],
-                                      columns=["store", "model", "dimensions", "memories", "last accessed", "created"]), hide_index=True)
-            in_use = {s.embedding_model for s in stores_of[name]}
-            models = sorted((m for m in MODELS if m != "test-hashing" or m in in_use),
-                            key=lambda m: (m != get_settings().default_embedding_model, m))
-            sname = st.session_state.get("store") if st.session_state.get("store") in stores else None
-            store = stores.get(sname)
+            stores = {s.store_name: s for s in per_user[user.name]}
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        (s.store_name, s.embedding_model, s.embedding_dim, s.total_memories, s.last_accessed, s.created_at)
+                        for s in stores.values()
+                    ],
+                    columns=["store", "model", "dimensions", "memories", "last accessed", "created"],
+                ),
+                hide_index=True,
+            )
+            in_use = {s.embedding_model for s in stores_of[tenant.name]}
+            models = sorted(
+                (m for m in MODELS if m != "test-hashing" or m in in_use), key=lambda m: (m != get_settings().default_embedding_model, m)
+            )
+            store = selected("store", stores)
 
-            def create_store(new: str) -> None:
-                def make():
-                    if svc.find_store(user.id, new.strip()) is not None:
+            def create_store(owner: User, new: str) -> None:
+                def make() -> None:
+                    if svc.find_store(owner.id, new.strip()) is not None:
                         raise Conflict(f"this user already has a store named {new.strip()!r}")
-                    svc.get_or_create_store(user.id, new, embedding_model=st.session_state["admin_new_model"])
+                    svc.get_or_create_store(owner.id, new, embedding_model=st.session_state["admin_new_model"])
+
                 act("create the store", make, "Store created", store=new.strip())
 
-            crud("store", sname, create_store,
-                 lambda new: act("rename the store", lambda: svc.rename_store(store.id, new), "Store renamed", store=new.strip()),
-                 f"its {count(store.total_memories if store else 0, 'memory')} and their relationships.",
-                 lambda: change(lambda: svc.delete_store(store.id), "Store deleted", store=None),
-                 extra=lambda: st.selectbox("Embedding model", models, key="admin_new_model"))
+            crud(
+                "store",
+                store.store_name if store else None,
+                partial(create_store, user),
+                lambda old, new: act("rename the store", lambda: svc.rename_store(stores[old].id, new), "Store renamed", store=new.strip()),
+                f"its {count(store.total_memories if store else 0, 'memory')} and their relationships.",
+                lambda old: change(lambda: svc.delete_store(stores[old].id), "Store deleted", store=None),
+                extra=lambda: st.selectbox("Embedding model", models, key="admin_new_model"),
+            )
             if not stores:
                 st.info("This user has no store yet: create one above.")
 
@@ -140,13 +198,19 @@ if tenant is not None:
                 model = c[0].selectbox("New model", [m for m in models if m != store.embedding_model], key="admin_model")
                 held = store.total_memories
                 reembed = held > 0 and c[1].checkbox(
-                    f"Re-embed all {count(held, 'memory')} with it", key="admin_reembed",
-                    help="A store's vectors all come from one model, so every memory is embedded again.")
+                    f"Re-embed all {count(held, 'memory')} with it",
+                    key="admin_reembed",
+                    help="A store's vectors all come from one model, so every memory is embedded again.",
+                )
                 if c[2].button("Change the model", icon=":material/sync:", disabled=model is None or (held > 0 and not reembed)):
                     bar = st.progress(0.0, text="Re-embedding…")
                     with guard("Could not change the model"):
-                        svc.set_store_model(store.id, model, reembed=held > 0,
-                                            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"))
+                        svc.set_store_model(
+                            store.id,
+                            model,
+                            reembed=held > 0,
+                            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"),
+                        )
                         done(f"Model changed, {count(held, 'memory')} re-embedded")
                 if held > 0 and not reembed:
                     st.caption("The store holds memories: tick the box to re-embed them all, or the change is refused.")

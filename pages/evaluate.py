@@ -1,14 +1,16 @@
 """Evaluate: measure retrieval on labelled cases and compare search configurations side by side."""
 
+from functools import partial
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import diagnostics as dx
-from core.evaluation import DEFAULT_KS, NDCG_DEPTH, ModeConfig, delete_eval_set, evaluate, list_eval_sets, load_cases, save_eval_set
+from core.evaluation import DEFAULT_KS, NDCG_DEPTH, ModeConfig, failed_cases, load_cases
+from core.explorer import debugger as dx
+from core.explorer.labels import markdown_literal, plot_text
 from core.explorer.state import current_scope, guard, param, set_params
 from core.explorer.widgets import ask, confirm_pending, data_version, done, show_flash
-from core.labels import markdown_literal, plot_text
 from core.ranking import MODES
 
 scope = current_scope()
@@ -16,49 +18,67 @@ svc, store = scope.svc, scope.store
 DEPTH = max(max(DEFAULT_KS), NDCG_DEPTH)
 CHARTED = [*(f"recall@{k}" for k in DEFAULT_KS), "mrr", f"ndcg@{NDCG_DEPTH}"]
 st.title("Evaluate")
-st.caption("How well does search find what it should? Run labelled cases (a query and the memories it should return) "
-           "through up to four search configurations and compare recall, MRR and nDCG. Evaluation never counts accesses.")
+st.caption(
+    "How well does search find what it should? Run labelled cases (a query and the memories it should return) "
+    "through up to four search configurations and compare recall, MRR and nDCG. Evaluation never counts accesses."
+)
 show_flash()
 
 
 def delete_set(set_id: str) -> str:
-    delete_eval_set(svc, set_id)
+    svc.delete_eval_set(set_id)
     set_params(set=None)
     return "Evaluation set deleted"
 
 
 sets = {}
 with guard("Could not read the evaluation sets"):
-    sets = {str(s.id): s for s in list_eval_sets(svc, store.id)}
+    sets = {str(s.id): s for s in svc.list_eval_sets(store.id)}
 pick, upload = st.columns([3, 2])
 with upload.expander("Upload cases (JSONL)", expanded=not sets):
     st.caption('One case a line: {"query": "...", "expected_ids": ["<memory id>", ...], "kind": "optional label"}')
     file = st.file_uploader("Cases file", type=["jsonl", "json", "txt"], key="cases_file")
     name = st.text_input("Name of the set", key="new_set_name", placeholder="e.g. paraphrases")
-    if st.button("Save as an evaluation set", disabled=file is None, key="save_set"):
+    if st.button("Save as an evaluation set", disabled=file is None, key="save_set") and file is not None:
         with guard("Could not save the set"):
-            saved = save_eval_set(svc, store.id, name, load_cases(file.getvalue()))
+            saved = svc.save_eval_set(store.id, name, load_cases(file.getvalue()))
             st.session_state.pop("set", None)  # the selector starts again from the URL: the new set
             set_params(set=saved.id)
             done(f"Saved {len(saved.cases)} cases")
 if not sets:
-    pick.info("No evaluation set for this store yet. Upload a cases file, or on the Search page mark the memories "
-              "a query should return and use “Add this query to an evaluation set”.")
+    pick.info(
+        "No evaluation set for this store yet. Upload a cases file, or on the Search page mark the memories "
+        "a query should return and use “Add this query to an evaluation set”."
+    )
     st.stop()
 ids = list(sets)
 if st.session_state.get("set") not in ids:
     st.session_state.pop("set", None)  # a deleted set: fall back to the URL or the first one
-chosen = pick.selectbox("Evaluation set", ids, index=ids.index(param("set")) if param("set") in ids else 0,
-                        format_func=lambda i: f"{sets[i].name} ({len(sets[i].cases)} cases)", key="set")
+wanted = param("set")
+chosen = pick.selectbox(
+    "Evaluation set",
+    ids,
+    index=ids.index(wanted) if wanted in ids else 0,
+    format_func=lambda i: f"{sets[i].name} ({len(sets[i].cases)} cases)",
+    key="set",
+)
 set_params(set=chosen)
 cases = sets[chosen].cases
 if pick.button("Delete this set", icon=":material/delete:", key="delete_set"):
-    ask("Delete the set", f"Delete this evaluation set and its {len(cases)} cases? This cannot be undone; "
-        "the memories are not touched.", lambda chosen=chosen: delete_set(chosen), subject=sets[chosen].name)
+    ask(
+        "Delete the set",
+        f"Delete this evaluation set and its {len(cases)} cases? This cannot be undone; the memories are not touched.",
+        partial(delete_set, chosen),
+        subject=sets[chosen].name,
+    )
 confirm_pending()
 with pick.expander(f"The {len(cases)} cases"):
-    st.dataframe(pd.DataFrame({"query": [c.query for c in cases], "kind": [c.kind or "" for c in cases],
-                               "expected": [len(c.expected_ids) for c in cases]}), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(
+            {"query": [c.query for c in cases], "kind": [c.kind or "" for c in cases], "expected": [len(c.expected_ids) for c in cases]}
+        ),
+        hide_index=True,
+    )
 
 st.subheader("Configurations")
 count = st.slider("How many configurations", 1, 4, 3, key="n_configs")
@@ -66,8 +86,15 @@ configs = []
 for i, col in enumerate(st.columns(count)):
     with col.container(border=True):
         mode = st.selectbox("Mode", MODES, index=i % len(MODES), key=f"mode_{i}")
-        threshold = st.slider("Similarity threshold", 0.0, 1.0, 0.0, 0.05, key=f"threshold_{i}",
-                              help="The vector side must reach it (0: rank everything, as recall measurement wants).")
+        threshold = st.slider(
+            "Similarity threshold",
+            0.0,
+            1.0,
+            0.0,
+            0.05,
+            key=f"threshold_{i}",
+            help="The vector side must reach it (0: rank everything, as recall measurement wants).",
+        )
         lam = st.slider("MMR lambda", 0.0, 1.0, 0.5, key=f"mmr_{i}") if st.toggle("Diversify (MMR)", key=f"use_mmr_{i}") else None
         auto = f"{mode} ≥{threshold:.2f}" + (f" mmr {lam:.2f}" if lam is not None else "")
         label = st.text_input("Name (optional)", key=f"name_{i}", placeholder=auto)
@@ -81,8 +108,13 @@ signature = (chosen, tuple(configs), data_version())
 if st.button("Run the evaluation", type="primary", icon=":material/play_arrow:", key="run"):
     bar = st.progress(0.0, text="Embedding the queries…")
     with guard("The evaluation failed"):
-        reports = evaluate(svc, store.id, cases, configs, DEFAULT_KS,
-                           progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} searches"))
+        reports = svc.evaluate(
+            store.id,
+            cases,
+            configs,
+            DEFAULT_KS,
+            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} searches"),
+        )
         st.session_state["eval_run"] = (signature, reports)
     bar.empty()
 run = st.session_state.get("eval_run")
@@ -96,9 +128,17 @@ metrics = dx.metrics_frame(reports)
 table = metrics.pivot(index="configuration", columns="metric", values="value").reindex(index=names, columns=metrics["metric"].unique())
 st.dataframe(table, column_config={m: st.column_config.NumberColumn(format="%.3f") for m in table.columns})
 charted = metrics[metrics["metric"].isin(CHARTED)].assign(configuration=lambda f: f["configuration"].map(plot_text))
-fig = px.bar(charted, x="metric", y="value", color="configuration", barmode="group", range_y=[0, 1],
-             category_orders={"metric": CHARTED, "configuration": [plot_text(n) for n in names]},
-             title=f"Retrieval quality over {len(cases)} cases", labels={"value": "mean over cases (higher is better)"})
+fig = px.bar(
+    charted,
+    x="metric",
+    y="value",
+    color="configuration",
+    barmode="group",
+    range_y=[0, 1],
+    category_orders={"metric": CHARTED, "configuration": [plot_text(n) for n in names]},
+    title=f"Retrieval quality over {len(cases)} cases",
+    labels={"value": "mean over cases (higher is better)"},
+)
 st.plotly_chart(fig)
 kinds = [r.by_kind() for r in reports]
 if any(len(k) > 1 for k in kinds):
@@ -110,19 +150,31 @@ st.subheader("Failed cases")
 worst = min(range(len(reports)), key=lambda i: reports[i].metrics[f"ndcg@{NDCG_DEPTH}"])
 which = st.selectbox("Configuration", range(len(reports)), index=worst, format_func=lambda i: reports[i].name, key="drill_config")
 report = reports[which]
-failed = dx.failed_cases(report, DEPTH)
-st.caption(f"{len(failed)} of {len(cases)} cases missed at least one expected memory in the top {DEPTH}, worst first. "
-           "Select one to see what was expected and what came back instead.")
+failed = failed_cases(report, DEPTH)
+st.caption(
+    f"{len(failed)} of {len(cases)} cases missed at least one expected memory in the top {DEPTH}, worst first. "
+    "Select one to see what was expected and what came back instead."
+)
 if not failed:
     st.success(f"Every expected memory came back in the top {DEPTH}.")
     st.stop()
-overview = pd.DataFrame({
-    "query": [c.case.query for c in failed], "kind": [c.case.kind or "" for c in failed],
-    f"recall@{DEPTH}": [c.metrics[f"recall@{DEPTH}"] for c in failed], "mrr": [c.metrics["mrr"] for c in failed],
-    "expected ranks": [", ".join(str(r) if r else "–" for r in c.expected_ranks.values()) for c in failed],
-})
-event = st.dataframe(overview, hide_index=True, on_select="rerun", selection_mode="single-row", key="failed_table",
-                     column_config={"query": st.column_config.TextColumn(width="large")})
+overview = pd.DataFrame(
+    {
+        "query": [c.case.query for c in failed],
+        "kind": [c.case.kind or "" for c in failed],
+        f"recall@{DEPTH}": [c.metrics[f"recall@{DEPTH}"] for c in failed],
+        "mrr": [c.metrics["mrr"] for c in failed],
+        "expected ranks": [", ".join(str(r) if r else "–" for r in c.expected_ranks.values()) for c in failed],
+    }
+)
+event = st.dataframe(
+    overview,
+    hide_index=True,
+    on_select="rerun",
+    selection_mode="single-row",
+    key="failed_table",
+    column_config={"query": st.column_config.TextColumn(width="large")},
+)
 rows = event.selection.rows if event else []
 if rows:
     case = failed[rows[0]]
@@ -133,5 +185,8 @@ if rows:
         left.caption("Expected memories: where each came, or why it did not")
         left.dataframe(expected, hide_index=True, column_order=["rank", "status", "similarity", "reason", "content"])
         right.caption(f"What {markdown_literal(report.name)} returned (✓ = expected)")
-        right.dataframe(returned.dropna(axis=1, how="all"), hide_index=True, column_order=[
-            c for c in returned.columns if c != "id" and returned[c].notna().any()])
+        right.dataframe(
+            returned.dropna(axis=1, how="all"),
+            hide_index=True,
+            column_order=[c for c in returned.columns if c != "id" and returned[c].notna().any()],
+        )

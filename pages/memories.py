@@ -1,29 +1,64 @@
 """Memories: filter and sort the store's memories, open one, add, edit, expire, archive, delete."""
 
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+from typing import TypedDict
 
-import pandas as pd
 import streamlit as st
 
+from core.explorer.frames import memory_frame
 from core.explorer.state import current_scope, guard, param, set_params
 from core.explorer.widgets import ask, confirm_pending, data_version, done, memory_detail, show_flash, store_frame
-from core.memories import SORTABLE
+from core.models import SORTABLE, Memory
 
 PAGE_SIZE = 100
-NOTES = {"Delete": "Deleted memories and their relationships cannot be brought back.",
-         "Expire": "Search stops returning expired memories; they stay in the store until purged.",
-         "Archive": "Search skips archived memories; unarchive brings them back.", "Unarchive": "Search finds them again."}
+# frame column -> table heading, in the table's order
+COLUMNS = {
+    "content": "content",
+    "memory_type": "type",
+    "source": "source",
+    "importance": "importance",
+    "access_count": "accesses",
+    "last_accessed": "last accessed",
+    "created_at": "created",
+    "expires_at": "expires",
+    "status": "status",
+    "id": "id",
+}
+NOTES = {
+    "Delete": "Deleted memories and their relationships cannot be brought back.",
+    "Expire": "Search stops returning expired memories; they stay in the store until purged.",
+    "Archive": "Search skips archived memories; unarchive brings them back.",
+    "Unarchive": "Search finds them again.",
+}
 DATES = {c: st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm") for c in ("last accessed", "created", "expires")}
 scope = current_scope()
 svc, store = scope.svc, scope.store
 
 
+class Filters(TypedDict):
+    """The table's filters: keyword arguments of list_memories."""
+
+    memory_types: list[str]
+    sources: list[str]
+    text_contains: str | None
+    min_importance: float
+    max_importance: float
+    include_expired: bool
+    archived: bool | None
+    created_after: datetime | None
+    created_before: datetime | None
+    order_by: str
+    descending: bool
+
+
 def utc(day: date | None) -> datetime | None:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc) if day else None
+    return datetime.combine(day, time.min, tzinfo=UTC) if day else None
 
 
-def confirm(verb: str, what: str, action) -> None:
+def confirm(verb: str, what: str, action: Callable[[], str]) -> None:
     """Destructive actions wait for the confirmation dialog."""
     ask(f"{verb} {what}", f"{verb} {what}? {NOTES[verb]}", action)
 
@@ -34,22 +69,35 @@ def delete_open(memory_id: str) -> str:
     return "Memory deleted"
 
 
-def memory_form(key: str, types: list[str], memory=None) -> dict | None:
+def expire_open(memory_id: str) -> str:
+    return f"Expired {svc.expire_memories([memory_id])} memory"
+
+
+def bulk_action(verb: str, run: Callable[[list[str]], int], ids: list[str]) -> str:
+    return f"{verb}d {run(ids)} memories"
+
+
+def memory_form(key: str, types: list[str], memory: Memory | None = None) -> dict | None:
     """Add (empty) or edit (pre-filled) form; returns checked fields once submitted, else None."""
     key = f"{key}_{data_version()}"  # a fresh form after each write
     kinds = sorted(set(types) | {memory.memory_type if memory else "fact"})
     old_expiry = memory.expires_at.date() if memory and memory.expires_at else None
     with st.form(key, border=False):
         content = st.text_area("Content", memory.content if memory else "", height=120, key=f"{key}_content")
-        c = st.columns(3)
-        kind = c[0].selectbox("Type", kinds, kinds.index(memory.memory_type if memory else "fact"),
-                              accept_new_options=True, key=f"{key}_type")
-        source = c[1].text_input("Source (optional)", (memory.source or "") if memory else "", key=f"{key}_source")
-        importance = c[2].slider("Importance", 0.0, 1.0, memory.importance if memory else 0.5, 0.01, key=f"{key}_importance")
-        c = st.columns([3, 1])
-        meta = c[0].text_area("Metadata (a JSON object)", json.dumps(memory.metadata if memory else {}, indent=2,
-                              ensure_ascii=False), height=100, key=f"{key}_metadata")
-        expires = c[1].date_input("Expires on (optional)", old_expiry, key=f"{key}_expires")
+        top = st.columns(3)
+        kind = top[0].selectbox(
+            "Type", kinds, kinds.index(memory.memory_type if memory else "fact"), accept_new_options=True, key=f"{key}_type"
+        )
+        source = top[1].text_input("Source (optional)", (memory.source or "") if memory else "", key=f"{key}_source")
+        importance = top[2].slider("Importance", 0.0, 1.0, memory.importance if memory else 0.5, 0.01, key=f"{key}_importance")
+        bottom = st.columns([3, 1])
+        meta = bottom[0].text_area(
+            "Metadata (a JSON object)",
+            json.dumps(memory.metadata if memory else {}, indent=2, ensure_ascii=False),
+            height=100,
+            key=f"{key}_metadata",
+        )
+        expires = bottom[1].date_input("Expires on (optional)", old_expiry, key=f"{key}_expires")
         if not st.form_submit_button("Save changes" if memory else "Add memory", type="primary"):
             return None
     try:
@@ -71,26 +119,35 @@ show_flash()
 frame = store_frame(scope)
 types, sources = sorted(frame["memory_type"].unique()), sorted(frame["source"].dropna().unique())
 with st.container(border=True):
-    c = st.columns([2, 2, 3, 2])
-    chosen_types = c[0].multiselect("Type", types, key="type", bind="query-params")
-    chosen_sources = c[1].multiselect("Source", [""] + sources, key="source", bind="query-params",
-                                      format_func=lambda s: s or "(no source)")
-    contains = c[2].text_input("Content or metadata contains", key="q", bind="query-params")
-    low, high = c[3].slider("Importance", 0.0, 1.0, (0.0, 1.0), 0.05, key="importance")
-    c = st.columns([3, 3, 2, 2, 2])
-    created = c[0].date_input("Created between", value=(), key="created")
-    archived = c[1].segmented_control("Archived", ["all", "active", "archived"], default="all", key="archived",
-                                      bind="query-params") or "all"
-    expired = c[2].toggle("Include expired", key="expired", bind="query-params")
-    order = c[3].selectbox("Sort by", SORTABLE, key="sort", bind="query-params", format_func=lambda s: s.replace("_", " "))
-    descending = c[4].toggle("Descending", value=True, key="desc", bind="query-params")
+    first = st.columns([2, 2, 3, 2])
+    chosen_types = first[0].multiselect("Type", types, key="type", bind="query-params")
+    chosen_sources = first[1].multiselect(
+        "Source", [""] + sources, key="source", bind="query-params", format_func=lambda s: s or "(no source)"
+    )
+    contains = first[2].text_input("Content or metadata contains", key="q", bind="query-params")
+    low, high = first[3].slider("Importance", 0.0, 1.0, (0.0, 1.0), 0.05, key="importance")
+    second = st.columns([3, 3, 2, 2, 2])
+    created = second[0].date_input("Created between", value=[], key="created")
+    archived = (
+        second[1].segmented_control("Archived", ["all", "active", "archived"], default="all", key="archived", bind="query-params") or "all"
+    )
+    expired = second[2].toggle("Include expired", key="expired", bind="query-params")
+    order = second[3].selectbox("Sort by", SORTABLE, key="sort", bind="query-params", format_func=lambda s: s.replace("_", " "))
+    descending = second[4].toggle("Descending", value=True, key="desc", bind="query-params")
 
-filters = dict(memory_types=chosen_types, sources=chosen_sources, text_contains=contains or None,
-               min_importance=low, max_importance=high, include_expired=expired,
-               archived={"all": None, "active": False, "archived": True}[archived],
-               created_after=utc(created[0]) if created else None,
-               created_before=utc(created[1] + timedelta(days=1)) if len(created) > 1 else None,
-               order_by=order, descending=descending)
+filters = Filters(
+    memory_types=chosen_types,
+    sources=chosen_sources,
+    text_contains=contains or None,
+    min_importance=low,
+    max_importance=high,
+    include_expired=expired,
+    archived={"all": None, "active": False, "archived": True}[archived],
+    created_after=utc(created[0]) if created else None,
+    created_before=utc(created[1] + timedelta(days=1)) if len(created) > 1 else None,
+    order_by=order,
+    descending=descending,
+)
 signature = repr(sorted(filters.items()))
 if st.session_state.get("memories_signature") != signature:  # new filters start on page 1
     st.session_state["memories_signature"], st.session_state["memories_page"] = signature, 1
@@ -101,18 +158,24 @@ with guard("Could not list the memories"):
     if number > pages:  # the last page emptied by a delete
         st.session_state["memories_page"] = pages
         st.rerun()
-    now = datetime.now(timezone.utc)
-    table = pd.DataFrame(
-        [(m.content, m.memory_type, m.source, m.importance, m.access_count, m.last_accessed, m.created_at, m.expires_at,
-          m.status(now), str(m.id)) for m in result.items],
-        columns=["content", "type", "source", "importance", "accesses", "last accessed", "created", "expires", "status", "id"])
+    table = memory_frame(result.items)[list(COLUMNS)].rename(columns=COLUMNS)
     st.caption(f"{result.total} of the store's {len(frame)} memories match" + (f", page {number} of {pages}" if pages > 1 else ""))
     if frame.empty:
         st.info("This store holds no memories yet: add one below or import a JSONL file on the Import / export page.")
     key = f"memories_table_{abs(hash((signature, number, data_version())))}"  # a write clears the selection
-    event = st.dataframe(table, key=key, hide_index=True, on_select="rerun", selection_mode="multi-row", column_config={
-        "content": st.column_config.TextColumn(width="large"), "id": None, **DATES,
-        "importance": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f")})
+    event = st.dataframe(
+        table,
+        key=key,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        column_config={
+            "content": st.column_config.TextColumn(width="large"),
+            "id": None,
+            **DATES,
+            "importance": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
+        },
+    )
     if pages > 1:
         st.number_input("Page", 1, pages, key="memories_page")
     selected = [table.iloc[i]["id"] for i in event.selection.rows if i < len(table)]
@@ -124,13 +187,16 @@ with guard("Could not list the memories"):
     if len(selected) > 1:
         n, ids = len(selected), list(selected)
         st.caption(f"{n} memories selected: every bulk action asks for confirmation first")
-        bulk = [("Delete", ":material/delete:", svc.delete_memories), ("Expire", ":material/timer_off:", svc.expire_memories),
-                ("Archive", ":material/archive:", lambda ids: svc.set_archived(ids, True)),
-                ("Unarchive", ":material/unarchive:", lambda ids: svc.set_archived(ids, False))]
+        bulk: list[tuple[str, str, Callable[[list[str]], int]]] = [
+            ("Delete", ":material/delete:", svc.delete_memories),
+            ("Expire", ":material/timer_off:", svc.expire_memories),
+            ("Archive", ":material/archive:", lambda ids: svc.set_archived(ids, True)),
+            ("Unarchive", ":material/unarchive:", lambda ids: svc.set_archived(ids, False)),
+        ]
         with st.container(horizontal=True):
             for verb, icon, run in bulk:
                 if st.button(f"{verb} {n} memories", icon=icon):
-                    confirm(verb, f"{n} memories", lambda verb=verb, run=run, ids=ids: f"{verb}d {run(ids)} memories")
+                    confirm(verb, f"{n} memories", partial(bulk_action, verb, run, ids))
 
 with st.expander("Add a memory", icon=":material/add:", expanded=frame.empty):
     if (fields := memory_form("memories_add", types)) is not None:
@@ -154,9 +220,9 @@ if memory_id := param("memory"):
                     svc.set_archived([mid], not memory.archived)
                     done("Memory unarchived" if memory.archived else "Memory archived: search skips it")
             if st.button("Expire now", icon=":material/timer_off:"):
-                confirm("Expire", "this memory", lambda mid=mid: f"Expired {svc.expire_memories([mid])} memory")
+                confirm("Expire", "this memory", partial(expire_open, mid))
             if st.button("Delete", icon=":material/delete:"):
-                confirm("Delete", "this memory", lambda mid=mid: delete_open(mid))
+                confirm("Delete", "this memory", partial(delete_open, mid))
             st.button("Close", icon=":material/close:", on_click=set_params, kwargs={"memory": None})
         if memory.store_id != store.id:
             st.info("This memory belongs to another store of this tenant (reached through a relationship).")

@@ -4,10 +4,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.explorer.frames import creation_timeline
+from core.explorer.labels import markdown_literal, plot_text
 from core.explorer.state import current_scope, guard
 from core.explorer.widgets import store_frame
-from core.labels import markdown_literal, plot_text
-from core.quality import creation_timeline
 
 scope = current_scope()
 st.title("Overview")
@@ -32,8 +32,16 @@ with guard("Could not read the store"):
     left, right = st.columns(2)
     with left:
         by_type = frame.groupby(["memory_type", "status"]).size().reset_index(name="memories")
-        st.plotly_chart(px.bar(by_type, x="memory_type", y="memories", color="status", title="By type",
-                               color_discrete_map={"live": "#4f46e5", "expired": "#f59e0b", "archived": "#9ca3af"}))
+        st.plotly_chart(
+            px.bar(
+                by_type,
+                x="memory_type",
+                y="memories",
+                color="status",
+                title="By type",
+                color_discrete_map={"live": "#4f46e5", "expired": "#f59e0b", "archived": "#9ca3af"},
+            )
+        )
         st.plotly_chart(px.histogram(frame, x="importance", nbins=20, title="Importance", range_x=[0, 1]))
         rels = pd.DataFrame([(plot_text(k), v) for k, v in stats.relationships_by_type.items()], columns=["type", "relationships"])
         if not rels.empty:
@@ -41,12 +49,14 @@ with guard("Could not read the store"):
     with right:
         by_source = frame.groupby("source").size().reset_index(name="memories").sort_values("memories", ascending=False)
         st.plotly_chart(px.bar(by_source, x="source", y="memories", title="By source"))
-        st.plotly_chart(px.histogram(frame, x="access_count", nbins=30, title="Access count",
-                                     labels={"access_count": "times retrieved"}))
+        st.plotly_chart(px.histogram(frame, x="access_count", nbins=30, title="Access count", labels={"access_count": "times retrieved"}))
         timeline = creation_timeline(frame, "memory_type", "W")
         st.plotly_chart(px.bar(timeline, x="period", y="memories", color="memory_type", title="Created per week"))
 
     st.subheader("Most accessed")
     top = frame.sort_values("access_count", ascending=False).head(10)
-    st.dataframe(top[["content", "memory_type", "access_count", "last_accessed", "importance"]], hide_index=True,
-                 column_config={"content": st.column_config.TextColumn(width="large")})
+    st.dataframe(
+        top[["content", "memory_type", "access_count", "last_accessed", "importance"]],
+        hide_index=True,
+        column_config={"content": st.column_config.TextColumn(width="large")},
+    )

@@ -15,9 +15,9 @@ NIL = "00000000-0000-4000-8000-000000000000"
 
 def snapshot(db, svc) -> tuple[int, ...]:
     with db.tenant(svc.tenant_id) as conn:
-        return tuple(conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in ("users", "memory_stores", "memories", "memory_relationships")) + (
-            conn.scalar(text("SELECT coalesce(sum(total_memories), 0) FROM memory_stores")),
-        )
+        return tuple(
+            conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in ("users", "memory_stores", "memories", "memory_relationships")
+        ) + (conn.scalar(text("SELECT coalesce(sum(total_memories), 0) FROM memory_stores")),)
 
 
 API_CASES = {
@@ -40,15 +40,31 @@ API_CASES = {
     "malformed memory uuid": (lambda s, st, m: s.get_memory("1234"), InvalidInput, "memory id '1234' is not a valid UUID"),
     "unknown memory uuid": (lambda s, st, m: s.get_memory(NIL), NotFound, f"memory {NIL} not found"),
     "unknown store": (lambda s, st, m: s.add_memory(NIL, "x"), NotFound, "memory store"),
-    "memory type of absurd length": (lambda s, st, m: s.add_memory(st.id, "x", memory_type="t" * 10_000), InvalidInput, "memory_type is 10,000 characters"),
+    "memory type of absurd length": (
+        lambda s, st, m: s.add_memory(st.id, "x", memory_type="t" * 10_000),
+        InvalidInput,
+        "memory_type is 10,000 characters",
+    ),
     "blank memory type": (lambda s, st, m: s.add_memory(st.id, "x", memory_type=" "), InvalidInput, "memory_type is empty"),
     "metadata not an object": (lambda s, st, m: s.add_memory(st.id, "x", metadata=[1, 2]), InvalidInput, "metadata must be a JSON object"),
     "deeply nested metadata": (lambda s, st, m: s.add_memory(st.id, "x", metadata=nested(40)), InvalidInput, "nested deeper"),
     "metadata with NaN": (lambda s, st, m: s.add_memory(st.id, "x", metadata={"v": math.nan}), InvalidInput, "metadata is not valid JSON"),
     "metadata with NUL": (lambda s, st, m: s.add_memory(st.id, "x", metadata={"v": "a\x00"}), InvalidInput, "NUL"),
-    "bad expiry": (lambda s, st, m: s.add_memory(st.id, "x", expires_at="next tuesday"), InvalidInput, "expires_at 'next tuesday' is not an ISO 8601"),
-    "unknown model": (lambda s, st, m: s.get_or_create_store(st.user_id, "n", embedding_model="gpt-embed-9000"), InvalidInput, "unknown embedding model 'gpt-embed-9000'"),
-    "model of wrong size": (lambda s, st, m: s.get_or_create_store(st.user_id, "n", embedding_model="all-MiniLM-L6-v2", embedding_dim=1536), InvalidInput, "not 1536"),
+    "bad expiry": (
+        lambda s, st, m: s.add_memory(st.id, "x", expires_at="next tuesday"),
+        InvalidInput,
+        "expires_at 'next tuesday' is not an ISO 8601",
+    ),
+    "unknown model": (
+        lambda s, st, m: s.get_or_create_store(st.user_id, "n", embedding_model="gpt-embed-9000"),
+        InvalidInput,
+        "unknown embedding model 'gpt-embed-9000'",
+    ),
+    "model of wrong size": (
+        lambda s, st, m: s.get_or_create_store(st.user_id, "n", embedding_model="all-MiniLM-L6-v2", embedding_dim=1536),
+        InvalidInput,
+        "not 1536",
+    ),
     "relationship to a missing memory": (lambda s, st, m: s.add_relationship(m.id, NIL, "related_to"), NotFound, f"memory {NIL} not found"),
     "relationship to itself": (lambda s, st, m: s.add_relationship(m.id, m.id, "x"), InvalidInput, "itself"),
     "relationship strength 2": (lambda s, st, m: s.add_relationship(m.id, NIL, "x", 2), InvalidInput, "strength must be between 0 and 1"),
@@ -59,8 +75,16 @@ API_CASES = {
     "k of 10^9": (lambda s, st, m: s.search_memories(st.id, "q", limit=10**9), InvalidInput, "limit"),
     "similarity NaN": (lambda s, st, m: s.search_memories(st.id, "q", min_similarity=math.nan), InvalidInput, "min_similarity"),
     "store name with newline": (lambda s, st, m: s.get_or_create_store(st.user_id, "a\nb"), InvalidInput, "store name contains"),
-    "unknown field in a batch": (lambda s, st, m: s.add_memories(st.id, [{"content": "x", "colour": "red"}]), InvalidInput, "unknown memory field 'colour'"),
-    "duplicate ids in a batch": (lambda s, st, m: s.add_memories(st.id, [NewMemory("a", id=NIL), NewMemory("b", id=NIL)]), InvalidInput, "same memory id twice"),
+    "unknown field in a batch": (
+        lambda s, st, m: s.add_memories(st.id, [{"content": "x", "colour": "red"}]),
+        InvalidInput,
+        "unknown memory field 'colour'",
+    ),
+    "duplicate ids in a batch": (
+        lambda s, st, m: s.add_memories(st.id, [NewMemory("a", id=NIL), NewMemory("b", id=NIL)]),
+        InvalidInput,
+        "same memory id twice",
+    ),
 }
 
 
@@ -84,11 +108,14 @@ def test_bad_input_is_refused_with_a_clear_error_and_writes_nothing(db, svc, sto
     assert snapshot(db, svc) == before
 
 
-@pytest.mark.parametrize("payload", [
-    "'; DROP TABLE memories; --",
-    "<img src=x onerror=alert(1)>",
-    "Robert'); DELETE FROM tenants WHERE ('1'='1",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "'; DROP TABLE memories; --",
+        "<img src=x onerror=alert(1)>",
+        "Robert'); DELETE FROM tenants WHERE ('1'='1",
+    ],
+)
 def test_sql_and_html_in_text_fields_are_stored_verbatim(svc, store, payload: str) -> None:
     m = svc.add_memory(store.id, payload, memory_type=payload[:50], source=payload[:100], metadata={payload: payload})
     got = svc.get_memory(m.id)

@@ -21,7 +21,7 @@ import pytest
 from core import NewMemory
 from core.admin import find_tenant
 from core.demo import load_demo
-from core.evaluation import EvalCase, save_eval_set
+from core.evaluation import EvalCase
 from core.service import MemoryService
 
 pytestmark = pytest.mark.browser
@@ -30,8 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-output" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
 ]
 XSS = ["<img src=x onerror=alert(1)>", "<script>alert('memex')</script>", "**bold** [link](javascript:alert(2)) # heading"]
 SCOPE = {"tenant": "Acme Travel", "user": "alice", "store": "default"}
@@ -62,16 +68,28 @@ def demo(db) -> dict[str, str]:
     tenant = find_tenant(db, SCOPE["tenant"])
     svc = MemoryService(db, tenant.id)
     store = svc.find_store(svc.find_user(SCOPE["user"]).id, SCOPE["store"])
-    hostile = svc.add_memories(store.id, [
-        NewMemory(payload, memory_type="note", source="browser-test", metadata={"html": payload, "<b>key</b>": "<i>x</i>"},
-                  id=f"00000000-0000-4000-8000-00000000000{n}")
-        for n, payload in enumerate(XSS, start=1)
-    ])
+    hostile = svc.add_memories(
+        store.id,
+        [
+            NewMemory(
+                payload,
+                memory_type="note",
+                source="browser-test",
+                metadata={"html": payload, "<b>key</b>": "<i>x</i>"},
+                id=f"00000000-0000-4000-8000-00000000000{n}",
+            )
+            for n, payload in enumerate(XSS, start=1)
+        ],
+    )
     lisbon = svc.list_memories(store.id, text_contains="Lisbon", limit=3).items
-    save_eval_set(svc, store.id, "demo questions", [
-        EvalCase("Where does Alice live now?", (lisbon[0].id,), "temporal"),
-        EvalCase("Which city did Alice move to?", tuple(m.id for m in lisbon[:2]), "paraphrase"),
-    ])
+    svc.save_eval_set(
+        store.id,
+        "demo questions",
+        [
+            EvalCase("Where does Alice live now?", (lisbon[0].id,), "temporal"),
+            EvalCase("Which city did Alice move to?", tuple(m.id for m in lisbon[:2]), "paraphrase"),
+        ],
+    )
     return {"memory": str(hostile[0].id)}
 
 
@@ -84,9 +102,26 @@ def server(db, data_dir) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "MEMEX_DATA_DIR": data_dir}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

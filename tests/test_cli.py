@@ -33,12 +33,24 @@ def write_jsonl(path: Path, *objects: object) -> Path:
 
 
 MEMORIES = [
-    {"id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f01", "content": "Ana drinks oat milk flat whites", "memory_type": "preference",
-     "source": "chat", "importance": 0.7, "metadata": {"topic": "coffee"}, "created_at": "2026-01-02T03:04:05+00:00"},
+    {
+        "id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f01",
+        "content": "Ana drinks oat milk flat whites",
+        "memory_type": "preference",
+        "source": "chat",
+        "importance": 0.7,
+        "metadata": {"topic": "coffee"},
+        "created_at": "2026-01-02T03:04:05+00:00",
+    },
     {"id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f02", "content": "Ana's cat is called Pixel", "expires_at": "2020-01-01T00:00:00+00:00"},
     {"content": "Ana runs on Tuesdays", "archived": True},
-    {"kind": "relationship", "source_memory_id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f01",
-     "target_memory_id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f02", "relationship_type": "related_to", "strength": 0.4},
+    {
+        "kind": "relationship",
+        "source_memory_id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f01",
+        "target_memory_id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f02",
+        "relationship_type": "related_to",
+        "strength": 0.4,
+    },
 ]
 
 
@@ -90,12 +102,15 @@ def test_skip_bad_imports_the_good_lines_and_reports_the_bad(capsys, tmp_path, s
     assert "line 2: not valid UTF-8" in err and "line 3: not valid JSON" in err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["search", "q", "--tenant", "nobody-here", "--user", "x"], "tenant 'nobody-here' not found"),
-    (["search", "q", "--tenant", "x", "--user", "y", "--limit", "zero"], "argument --limit: invalid int value"),
-    (["import", "/no/such/file.jsonl", "--tenant", "t", "--user", "u"], "/no/such/file.jsonl: no such file"),
-    (["tenants", "delete", "--tenant", "nobody-here"], "tenant 'nobody-here' not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["search", "q", "--tenant", "nobody-here", "--user", "x"], "tenant 'nobody-here' not found"),
+        (["search", "q", "--tenant", "x", "--user", "y", "--limit", "zero"], "argument --limit: invalid int value"),
+        (["import", "/no/such/file.jsonl", "--tenant", "t", "--user", "u"], "/no/such/file.jsonl: no such file"),
+        (["tenants", "delete", "--tenant", "nobody-here"], "tenant 'nobody-here' not found"),
+    ],
+)
 def test_failures_are_one_line_on_stderr_with_a_non_zero_exit(capsys, argv, message) -> None:
     try:
         code, out, err = run(capsys, *argv)
@@ -109,7 +124,11 @@ def test_failures_are_one_line_on_stderr_with_a_non_zero_exit(capsys, argv, mess
 def test_the_installed_command_exits_non_zero_without_traceback_and_debug_shows_it(data_dir) -> None:
     env = {**os.environ, "MEMEX_DATA_DIR": data_dir}
     memex = [sys.executable, "-m", "core"]
-    plain = subprocess.run([*memex, "search", "q", "--tenant", "nobody-here", "--user", "x"], capture_output=True, text=True, env=env, cwd=ROOT)
+    plain = subprocess.run(
+        [*memex, "search", "q", "--tenant", "nobody-here", "--user", "x"], capture_output=True, text=True, env=env, cwd=ROOT
+    )
     assert plain.returncode == 1 and plain.stderr.strip() == "memex: error: tenant 'nobody-here' not found (pass --create to create it)"
-    debug = subprocess.run([*memex, "search", "q", "--tenant", "nobody-here", "--user", "x", "--debug"], capture_output=True, text=True, env=env, cwd=ROOT)
+    debug = subprocess.run(
+        [*memex, "search", "q", "--tenant", "nobody-here", "--user", "x", "--debug"], capture_output=True, text=True, env=env, cwd=ROOT
+    )
     assert debug.returncode != 0 and "Traceback" in debug.stderr

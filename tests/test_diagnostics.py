@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from core import NewMemory, NotFound
-from core.diagnostics import (
-    ARCHIVED, BELOW_THRESHOLD, BEYOND_LIMIT, EXPIRED, FILTERED, NO_TEXT_MATCH, NOT_A_CANDIDATE, RETURNED, SET_ASIDE,
-    explain_search, ordinal,
-)
-from core.diagnostics import _below
 from core.embeddings import get_embedder
+from core.explain import (
+    ARCHIVED,
+    BELOW_THRESHOLD,
+    BEYOND_LIMIT,
+    EXPIRED,
+    FILTERED,
+    NO_TEXT_MATCH,
+    NOT_A_CANDIDATE,
+    RETURNED,
+    SET_ASIDE,
+    ordinal,
+)
+from core.explain import below as _below
 from core.ranking import Weights
 from core.search import Filters, SearchParams
 
@@ -29,7 +37,7 @@ def cosine(a: str, b: str) -> float:
 @pytest.fixture
 def planted(svc, store):
     """One memory for each reason a memory is not returned."""
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    past = datetime.now(UTC) - timedelta(hours=1)
     items = {
         "exact": NewMemory("alpha beta gamma", memory_type="fact", source="chat"),
         "close": NewMemory("alpha beta gamma delta", memory_type="fact", source="chat"),
@@ -46,11 +54,17 @@ def planted(svc, store):
 
 def test_every_memory_gets_its_exact_status_and_reason(svc, store, planted) -> None:
     params = SearchParams(limit=2, min_similarity=0.5, filters=Filters(memory_types=("fact",)))
-    ex = explain_search(svc, store.id, QUERY, params)
+    ex = svc.explain_search(store.id, QUERY, params)
     status = {name: ex.why_not(i).status for name, i in planted.items()}
     assert status == {
-        "exact": RETURNED, "close": RETURNED, "third": BEYOND_LIMIT, "far": BELOW_THRESHOLD, "unrelated": BELOW_THRESHOLD,
-        "expired": EXPIRED, "archived": ARCHIVED, "event": FILTERED,
+        "exact": RETURNED,
+        "close": RETURNED,
+        "third": BEYOND_LIMIT,
+        "far": BELOW_THRESHOLD,
+        "unrelated": BELOW_THRESHOLD,
+        "expired": EXPIRED,
+        "archived": ARCHIVED,
+        "event": FILTERED,
     }
     third, far = ex.why_not(planted["third"]), ex.why_not(planted["far"])
     assert third.rank == 3 and third.reason == "ranked 3rd; the limit is 2"
@@ -67,11 +81,11 @@ def test_every_memory_gets_its_exact_status_and_reason(svc, store, planted) -> N
 
 
 def test_source_filter_and_text_mode_reasons(svc, store, planted) -> None:
-    by_source = explain_search(svc, store.id, QUERY, SearchParams(limit=5, min_similarity=0.0, filters=Filters(sources=("calendar",))))
+    by_source = svc.explain_search(store.id, QUERY, SearchParams(limit=5, min_similarity=0.0, filters=Filters(sources=("calendar",))))
     assert [r.memory.id for r in by_source.results] == [planted["event"]]
     assert by_source.why_not(planted["exact"]).reason == "its source is not among the selected sources"
 
-    text = explain_search(svc, store.id, "alpha iota", SearchParams(limit=10, min_similarity=0.99, mode="text"))
+    text = svc.explain_search(store.id, "alpha iota", SearchParams(limit=10, min_similarity=0.99, mode="text"))
     unrelated = text.why_not(planted["unrelated"])
     assert (unrelated.status, unrelated.text_match, unrelated.text_rank) == (NO_TEXT_MATCH, False, 0.0)
     assert unrelated.reason == "it does not match the query's words (text search matches words, not meaning)"
@@ -89,29 +103,44 @@ def test_the_reason_shows_enough_decimals_to_see_the_gap() -> None:
 
 
 def test_mmr_sets_aside_a_duplicate(svc, store) -> None:
-    a, dup, c, d = svc.add_memories(store.id, [
-        NewMemory("alpha beta gamma"), NewMemory("alpha beta gamma"), NewMemory("alpha beta delta"), NewMemory("alpha epsilon zeta"),
-    ])
+    a, dup, c, d = svc.add_memories(
+        store.id,
+        [
+            NewMemory("alpha beta gamma"),
+            NewMemory("alpha beta gamma"),
+            NewMemory("alpha beta delta"),
+            NewMemory("alpha epsilon zeta"),
+        ],
+    )
     params = SearchParams(limit=2, min_similarity=0.3, mmr_lambda=0.3)
-    ex = explain_search(svc, store.id, QUERY, params)
+    ex = svc.explain_search(store.id, QUERY, params)
     returned = svc.search_memories(store.id, QUERY, limit=2, min_similarity=0.3, mmr_lambda=0.3, record_access=False)
     assert [r.memory.id for r in ex.results] == [r.memory.id for r in returned]
     assert len({a.id, dup.id} & {r.memory.id for r in returned}) == 1
     aside = next(x for x in (ex.why_not(a.id), ex.why_not(dup.id)) if not x.returned)
     assert aside.status == SET_ASIDE
-    assert aside.reason == f"diversification (MMR) moved it from 2nd to {ordinal(aside.rank)}, past the limit of 2, for resembling results above it"
+    assert (
+        aside.reason
+        == f"diversification (MMR) moved it from 2nd to {ordinal(aside.rank)}, past the limit of 2, for resembling results above it"
+    )
 
 
 def _random_store(svc, store, n: int = 90) -> None:
     rng = random.Random(7)
     words = "apple river stone cloud amber piano violet harbor candle meadow falcon copper lantern orchid".split()
-    now = datetime.now(timezone.utc)
-    svc.add_memories(store.id, [
-        NewMemory(" ".join(rng.sample(words, rng.randint(2, 6))) + f" note{i}",
-                  memory_type=rng.choice(["fact", "event"]), importance=round(rng.random(), 3),
-                  created_at=now - timedelta(hours=rng.randint(1, 5000)))
-        for i in range(n)
-    ])
+    now = datetime.now(UTC)
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory(
+                " ".join(rng.sample(words, rng.randint(2, 6))) + f" note{i}",
+                memory_type=rng.choice(["fact", "event"]),
+                importance=round(rng.random(), 3),
+                created_at=now - timedelta(hours=rng.randint(1, 5000)),
+            )
+            for i in range(n)
+        ],
+    )
 
 
 @pytest.mark.parametrize("mode", ["vector", "text", "hybrid", "weighted"])
@@ -121,9 +150,18 @@ def test_results_equal_what_search_returns_in_every_mode(svc, store, mode, mmr) 
     weights = Weights(relevance=1.0, importance=0.5, recency=0.3, half_life_hours=200)
     for limit, threshold in ((5, 0.1), (12, 0.3)):
         params = SearchParams(limit=limit, min_similarity=threshold, mode=mode, weights=weights, mmr_lambda=mmr)
-        ex = explain_search(svc, store.id, "apple river candle", params)
-        got = svc.search_memories(store.id, "apple river candle", limit=limit, min_similarity=threshold, mode=mode,
-                                  weights=weights, mmr_lambda=mmr, record_access=False, query_embedding=ex.vector)
+        ex = svc.explain_search(store.id, "apple river candle", params)
+        got = svc.search_memories(
+            store.id,
+            "apple river candle",
+            limit=limit,
+            min_similarity=threshold,
+            mode=mode,
+            weights=weights,
+            mmr_lambda=mmr,
+            record_access=False,
+            query_embedding=ex.vector,
+        )
         assert [r.memory.id for r in ex.results] == [r.memory.id for r in got]
         assert [r.score for r in ex.results] == pytest.approx([r.score for r in got], abs=1e-6)
         ranked = [c for c in ex.candidates if c.rank is not None]
@@ -134,7 +172,7 @@ def test_results_equal_what_search_returns_in_every_mode(svc, store, mode, mmr) 
 
 def test_only_the_candidate_pool_is_ranked_in_weighted_mode(svc, store) -> None:
     _random_store(svc, store)
-    ex = explain_search(svc, store.id, "apple river candle", SearchParams(limit=5, min_similarity=-1, mode="weighted"))
+    ex = svc.explain_search(store.id, "apple river candle", SearchParams(limit=5, min_similarity=-1, mode="weighted"))
     outside = [c for c in ex.candidates if c.vector_position > 50]
     assert outside and all(c.status == NOT_A_CANDIDATE and c.rank is None for c in outside)
     assert outside[0].reason.startswith(f"it passes the threshold but is the {ordinal(outside[0].vector_position)} nearest")
@@ -143,7 +181,7 @@ def test_only_the_candidate_pool_is_ranked_in_weighted_mode(svc, store) -> None:
 
 def test_explaining_never_counts_an_access_and_never_sees_another_tenant(svc, store, planted, other) -> None:
     before = {m.id: (m.access_count, m.last_accessed) for m in svc.get_memories(planted.values())}
-    ex = explain_search(svc, store.id, QUERY, SearchParams(limit=5, min_similarity=0.0, mode="hybrid"))
+    ex = svc.explain_search(store.id, QUERY, SearchParams(limit=5, min_similarity=0.0, mode="hybrid"))
     assert {m.id: (m.access_count, m.last_accessed) for m in svc.get_memories(planted.values())} == before
     other_svc, other_store = other
     secret = other_svc.list_memories(other_store.id).items[0]
@@ -151,15 +189,15 @@ def test_explaining_never_counts_an_access_and_never_sees_another_tenant(svc, st
     with pytest.raises(NotFound):
         ex.why_not(secret.id)
     with pytest.raises(NotFound):
-        explain_search(svc, other_store.id, QUERY, SearchParams())
+        svc.explain_search(other_store.id, QUERY, SearchParams())
 
 
 def test_a_failed_evaluation_case_is_explained_with_the_runs_own_search(svc, store, planted) -> None:
-    from core.diagnostics import explain_case, failed_cases, metrics_frame
-    from core.evaluation import EvalCase, ModeConfig, evaluate
+    from core.evaluation import EvalCase, ModeConfig, failed_cases
+    from core.explorer.debugger import explain_case, metrics_frame
 
     cases = [EvalCase(QUERY, (planted["exact"],)), EvalCase(QUERY, (planted["far"], planted["expired"]))]
-    (report,) = evaluate(svc, store.id, cases, [ModeConfig("strict", "vector", min_similarity=0.5)])
+    (report,) = svc.evaluate(store.id, cases, [ModeConfig("strict", "vector", min_similarity=0.5)])
     assert set(metrics_frame([report])["metric"]) >= {"recall@1", "recall@10", "mrr", "ndcg@10"}
     (failed,) = failed_cases(report)
     assert failed.case is cases[1]

@@ -21,7 +21,10 @@ from core.embeddings.openai import OpenAIEmbedder
 
 def bedrock_client():
     return boto3.client(
-        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
+        "bedrock-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
         config=Config(retries={"mode": "adaptive", "max_attempts": 3}),
     )
 
@@ -36,9 +39,14 @@ def test_titan_v1_sends_one_request_per_text_and_returns_the_vectors() -> None:
     with Stubber(client) as stub:
         for value in (0.1, 0.2):
             stub.add_response(
-                "invoke_model", titan_response([value] * 1536),
-                {"modelId": "amazon.titan-embed-text-v1", "body": json.dumps({"inputText": f"text {value}"}),
-                 "contentType": "application/json", "accept": "application/json"},
+                "invoke_model",
+                titan_response([value] * 1536),
+                {
+                    "modelId": "amazon.titan-embed-text-v1",
+                    "body": json.dumps({"inputText": f"text {value}"}),
+                    "contentType": "application/json",
+                    "accept": "application/json",
+                },
             )
         embedder = TitanEmbedder("amazon.titan-embed-text-v1", 1536, client=client)
         vectors = embedder.embed(["text 0.1", "text 0.2"])
@@ -50,10 +58,14 @@ def test_titan_v2_asks_for_the_store_dimension_normalised() -> None:
     client = bedrock_client()
     with Stubber(client) as stub:
         stub.add_response(
-            "invoke_model", titan_response([0.5] * 256),
-            {"modelId": "amazon.titan-embed-text-v2:0",
-             "body": json.dumps({"inputText": "hello", "dimensions": 256, "normalize": True}),
-             "contentType": "application/json", "accept": "application/json"},
+            "invoke_model",
+            titan_response([0.5] * 256),
+            {
+                "modelId": "amazon.titan-embed-text-v2:0",
+                "body": json.dumps({"inputText": "hello", "dimensions": 256, "normalize": True}),
+                "contentType": "application/json",
+                "accept": "application/json",
+            },
         )
         vector = TitanEmbedder("amazon.titan-embed-text-v2:0", 256, client=client).embed_one("hello")
     assert vector.shape == (256,)
@@ -62,7 +74,9 @@ def test_titan_v2_asks_for_the_store_dimension_normalised() -> None:
 def test_titan_throttling_after_retries_is_a_clear_error() -> None:
     client = bedrock_client()
     with Stubber(client) as stub:
-        stub.add_client_error("invoke_model", service_error_code="ThrottlingException", service_message="Too many requests", http_status_code=429)
+        stub.add_client_error(
+            "invoke_model", service_error_code="ThrottlingException", service_message="Too many requests", http_status_code=429
+        )
         with pytest.raises(EmbeddingError, match="Bedrock throttled amazon.titan-embed-text-v1 .* nothing was written"):
             TitanEmbedder("amazon.titan-embed-text-v1", 1536, client=client).embed_one("x")
 
@@ -70,7 +84,9 @@ def test_titan_throttling_after_retries_is_a_clear_error() -> None:
 def test_titan_access_denied_names_the_code() -> None:
     client = bedrock_client()
     with Stubber(client) as stub:
-        stub.add_client_error("invoke_model", service_error_code="AccessDeniedException", service_message="not enabled for this account", http_status_code=403)
+        stub.add_client_error(
+            "invoke_model", service_error_code="AccessDeniedException", service_message="not enabled for this account", http_status_code=403
+        )
         with pytest.raises(EmbeddingError, match="AccessDeniedException: not enabled for this account"):
             TitanEmbedder("amazon.titan-embed-text-v1", 1536, client=client).embed_one("x")
 
@@ -126,8 +142,9 @@ def test_openai_embeds_a_batch_in_one_request_in_input_order() -> None:
         requests.append(body)
         data = [{"object": "embedding", "index": i, "embedding": [float(i + 1)] * 1536} for i in range(len(body["input"]))]
         data.reverse()  # the API may answer out of order; `index` decides
-        return httpx.Response(200, json={"object": "list", "data": data, "model": body["model"],
-                                         "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+        return httpx.Response(
+            200, json={"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 3, "total_tokens": 3}}
+        )
 
     client, httpx = mock_openai(respond)
     vectors = OpenAIEmbedder("text-embedding-3-small", 1536, client=client).embed(["a", "b", "c"])
@@ -170,3 +187,31 @@ def test_hashing_embedder_is_deterministic_and_named_as_a_test_tool() -> None:
     assert np.array_equal(a, get_embedder("test-hashing").embed_one("same words"))
     assert MODELS["test-hashing"].provider == "hashing"
     assert resolve_model("all-MiniLM-L6-v2") == (MODELS["all-MiniLM-L6-v2"], 384)
+
+
+def test_the_local_model_loads_offline_without_switching_the_hub_off_for_the_process() -> None:
+    """The model comes from its package directory; the rest of the process (another library that
+    uses the hub) keeps the hub as configured. A hub that cannot be reached must not matter."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, numpy as np\n"
+        "from core.embeddings import get_embedder\n"
+        "v = get_embedder('all-MiniLM-L6-v2').embed_one('offline')\n"
+        "import huggingface_hub.constants as hub\n"
+        "print(v.shape[0], os.environ.get('HF_HUB_OFFLINE'), os.environ.get('TRANSFORMERS_OFFLINE'), hub.HF_HUB_OFFLINE)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens there: any download attempt fails
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["384", "None", "None", "False"]

@@ -6,25 +6,29 @@ import numpy as np
 import pytest
 
 from core import NewMemory
-from core.frames import memory_frame
-from core.graph import build_graph, drawable, ego, figure, graph_facts, layout, related_pairs, suggest_links
-from core.relationships import NewRelationship
+from core.explorer.frames import memory_frame
+from core.explorer.graph import build_graph, drawable, ego, figure, graph_facts, layout, related_pairs, suggest_links
+from core.models import NewRelationship
 
 
 @pytest.fixture
 def chain(svc, store):
     """a → b → c → d (types and strengths vary), e → f, and g, h alone."""
     names = "abcdefgh"
-    added = svc.add_memories(store.id, [NewMemory(f"memory {n}", memory_type="fact" if n < "e" else "event",
-                                                  importance=0.1 * (i + 1)) for i, n in enumerate(names)])
+    added = svc.add_memories(
+        store.id,
+        [NewMemory(f"memory {n}", memory_type="fact" if n < "e" else "event", importance=0.1 * (i + 1)) for i, n in enumerate(names)],
+    )
     ids = {n: str(m.id) for n, m in zip(names, added)}
-    svc.add_relationships([
-        NewRelationship(ids["a"], ids["b"], "related_to", 0.9),
-        NewRelationship(ids["b"], ids["c"], "related_to", 0.5),
-        NewRelationship(ids["c"], ids["d"], "contradicts", 0.2),
-        NewRelationship(ids["e"], ids["f"], "supports", 0.8),
-    ])
-    return ids, memory_frame(svc, store.id), svc.list_relationships(store.id)
+    svc.add_relationships(
+        [
+            NewRelationship(ids["a"], ids["b"], "related_to", 0.9),
+            NewRelationship(ids["b"], ids["c"], "related_to", 0.5),
+            NewRelationship(ids["c"], ids["d"], "contradicts", 0.2),
+            NewRelationship(ids["e"], ids["f"], "supports", 0.8),
+        ]
+    )
+    return ids, memory_frame(svc.all_memories(store.id)), svc.list_relationships(store.id)
 
 
 def test_facts_of_a_known_graph(chain) -> None:
@@ -84,7 +88,7 @@ def test_layout_keeps_components_and_orphans_apart() -> None:
         xs, ys = [pos[n][0] for n in group], [pos[n][1] for n in group]
         boxes.append((min(xs), max(xs), min(ys), max(ys)))
     for i, (x0, x1, y0, y1) in enumerate(boxes):
-        for u0, u1, v0, v1 in boxes[i + 1:]:
+        for u0, u1, v0, v1 in boxes[i + 1 :]:
             assert x1 < u0 or u1 < x0 or y1 < v0 or v1 < y0  # no two groups' boxes overlap
 
 
@@ -98,7 +102,7 @@ def test_figure_escapes_content_and_carries_ids(svc, store) -> None:
     a = svc.add_memory(store.id, "<b>bold</b> **not markdown**", memory_type="<i>odd</i>")
     b = svc.add_memory(store.id, "plain", memory_type="fact")
     svc.add_relationship(a.id, b.id, "<u>rel</u>", 0.7)
-    graph = build_graph(memory_frame(svc, store.id), svc.list_relationships(store.id))
+    graph = build_graph(memory_frame(svc.all_memories(store.id)), svc.list_relationships(store.id))
     fig = figure(graph, layout(tuple(graph), tuple(graph.edges())), selected=str(a.id))
     shown = " ".join(str(t.name) + " " + " ".join(t.hovertext or ()) for t in fig.data)
     assert "<b>bold</b>" not in shown and "&lt;b&gt;bold&lt;/b&gt; **not markdown**" in shown
@@ -110,14 +114,16 @@ def test_figure_escapes_content_and_carries_ids(svc, store) -> None:
 
 def test_suggest_links_finds_exact_pairs() -> None:
     ids = ["a", "b", "c", "d", "e", "f"]
-    vectors = np.array([
-        [1.0, 0, 0, 0],
-        [2.0, 0.2, 0, 0],  # same direction as a, not unit length: normalised
-        [0, 1.0, 0, 0],
-        [0, 0.8, 0.6, 0],  # cos(c, d) = 0.8 exactly
-        [0, 0, 0.6, 0.8],  # cos(d, e) = 0.36
-        [0, 0, 0, 0],  # a zero vector is similar to nothing
-    ])
+    vectors = np.array(
+        [
+            [1.0, 0, 0, 0],
+            [2.0, 0.2, 0, 0],  # same direction as a, not unit length: normalised
+            [0, 1.0, 0, 0],
+            [0, 0.8, 0.6, 0],  # cos(c, d) = 0.8 exactly
+            [0, 0, 0.6, 0.8],  # cos(d, e) = 0.36
+            [0, 0, 0, 0],  # a zero vector is similar to nothing
+        ]
+    )
     found = suggest_links(ids, vectors, set(), min_similarity=0.8)
     assert [(s.source_id, s.target_id) for s in found] == [("a", "b"), ("c", "d")]
     assert found[0].similarity == pytest.approx(2 / np.sqrt(4.04), abs=1e-5)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -13,11 +13,17 @@ from core.embeddings import get_embedder
 
 
 def test_add_memory_stores_every_field_and_embeds_the_content(svc, store) -> None:
-    m = svc.add_memory(store.id, "Prefers aisle seats", memory_type="preference", source="chat",
-                       importance=0.8, metadata={"conversation": "c-1"})
+    m = svc.add_memory(
+        store.id, "Prefers aisle seats", memory_type="preference", source="chat", importance=0.8, metadata={"conversation": "c-1"}
+    )
     got = svc.get_memory(m.id)
     assert (got.content, got.memory_type, got.source, got.importance, got.metadata) == (
-        "Prefers aisle seats", "preference", "chat", 0.8, {"conversation": "c-1"})
+        "Prefers aisle seats",
+        "preference",
+        "chat",
+        0.8,
+        {"conversation": "c-1"},
+    )
     assert (got.access_count, got.last_accessed, got.archived) == (0, None, False)
     _, vectors = svc.store_embeddings(store.id)
     assert np.allclose(vectors[0], get_embedder("test-hashing").embed_one("Prefers aisle seats"))
@@ -92,15 +98,20 @@ def test_delete_and_delete_missing(svc, store) -> None:
 
 
 def test_list_filters_sorting_and_pagination(svc, store) -> None:
-    now = datetime.now(timezone.utc)
-    svc.add_memories(store.id, [
-        NewMemory("old fact", importance=0.2, created_at=now - timedelta(days=30), source="email"),
-        NewMemory("new preference", memory_type="preference", importance=0.9, metadata={"tag": "seat"}, source="chat"),
-        NewMemory("expired event", memory_type="event", expires_at=now - timedelta(days=1)),
-        NewMemory("archived fact", archived=True),
-    ])
+    now = datetime.now(UTC)
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("old fact", importance=0.2, created_at=now - timedelta(days=30), source="email"),
+            NewMemory("new preference", memory_type="preference", importance=0.9, metadata={"tag": "seat"}, source="chat"),
+            NewMemory("expired event", memory_type="event", expires_at=now - timedelta(days=1)),
+            NewMemory("archived fact", archived=True),
+        ],
+    )
+
     def contents(**kw):
         return [m.content for m in svc.list_memories(store.id, **kw).items]
+
     assert set(contents()) == {"old fact", "new preference", "archived fact"}
     assert "expired event" in contents(include_expired=True)
     assert contents(memory_types=["preference"]) == ["new preference"]
@@ -120,7 +131,7 @@ def test_list_filters_sorting_and_pagination(svc, store) -> None:
 def test_expire_archive_importance_and_purge(svc, store) -> None:
     a, b, c = svc.add_memories(store.id, [NewMemory("a"), NewMemory("b", importance=0.95), NewMemory("c")])
     assert svc.expire_memories([a.id]) == 1
-    assert svc.get_memory(a.id).expires_at <= datetime.now(timezone.utc)
+    assert svc.get_memory(a.id).expires_at <= datetime.now(UTC)
     assert svc.set_archived([c.id]) == 1 and svc.get_memory(c.id).archived
     assert svc.set_archived([c.id], False) == 1 and not svc.get_memory(c.id).archived
     svc.adjust_importance([b.id], 0.1)
@@ -174,17 +185,25 @@ def test_store_model_is_fixed_while_it_holds_memories_unless_re_embedded(svc, st
 
 
 def test_stats_count_live_expired_archived_types_and_relationships(svc, store) -> None:
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
-    a, b, _, _ = svc.add_memories(store.id, [
-        NewMemory("a", memory_type="fact"), NewMemory("b", memory_type="event"),
-        NewMemory("c", expires_at=past), NewMemory("d", archived=True),
-    ])
+    past = datetime.now(UTC) - timedelta(hours=1)
+    a, b, *_ = svc.add_memories(
+        store.id,
+        [
+            NewMemory("a", memory_type="fact"),
+            NewMemory("b", memory_type="event"),
+            NewMemory("c", expires_at=past),
+            NewMemory("d", archived=True),
+            NewMemory("e", archived=True, expires_at=past),
+        ],
+    )
     svc.add_relationship(a.id, b.id, "follows")
     stats = svc.store_stats(store.id)
-    assert (stats.total, stats.live, stats.expired, stats.archived) == (4, 3, 1, 1)
-    assert stats.by_type == {"fact": 3, "event": 1}
+    # one status each (archived wins over expired): the counts add up to the total
+    assert (stats.total, stats.live, stats.expired, stats.archived) == (5, 2, 1, 2)
+    assert stats.live + stats.expired + stats.archived == stats.total
+    assert stats.by_type == {"fact": 4, "event": 1}
     assert stats.relationships_by_type == {"follows": 1}
-    assert stats.never_accessed == 4
+    assert stats.never_accessed == 5
 
 
 def test_a_model_change_while_a_batch_is_embedded_refuses_the_batch(svc, store, monkeypatch) -> None:
@@ -200,3 +219,26 @@ def test_a_model_change_while_a_batch_is_embedded_refuses_the_batch(svc, store, 
     with pytest.raises(Conflict, match="embedding model changed to all-MiniLM-L6-v2 meanwhile"):
         svc.add_memories(store.id, [NewMemory("embedded by the old model")])
     assert svc.get_store(store.id).total_memories == 0
+
+
+def test_two_concurrent_edits_never_lose_one_silently(svc, store, monkeypatch) -> None:
+    """An edit that re-embeds reads the memory, embeds, then writes: another edit saved meanwhile
+    used to be overwritten by the first edit's stale view of the other fields."""
+    memory = svc.add_memory(store.id, "original")
+    embedder = get_embedder("test-hashing")
+    original = embedder._embed
+
+    def embed_while_another_edit_lands(texts):
+        monkeypatch.setattr(embedder, "_embed", original)
+        svc.update_memory(memory.id, importance=0.9)  # the other analyst saves first
+        return original(texts)
+
+    monkeypatch.setattr(embedder, "_embed", embed_while_another_edit_lands)
+    with pytest.raises(Conflict, match="changed by someone else since it was read; nothing was written"):
+        svc.update_memory(memory.id, content="my edit")
+    after = svc.get_memory(memory.id)
+    assert (after.content, after.importance) == ("original", 0.9)
+    # a caller that says which version it edited is refused once that version is gone
+    with pytest.raises(Conflict, match="changed by someone else"):
+        svc.update_memory(memory.id, importance=0.1, if_updated_at=memory.updated_at)
+    assert svc.update_memory(memory.id, importance=0.1, if_updated_at=after.updated_at).importance == 0.1

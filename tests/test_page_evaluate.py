@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from core import NewMemory
-from core.evaluation import EvalCase, list_eval_sets, save_eval_set
+from core.evaluation import EvalCase
 from tests.apptest import open_page, texts
 
 
@@ -17,15 +17,21 @@ def open_evaluate(tenant, user, **params):
 
 
 def seeded(svc, store):
-    m = svc.add_memories(store.id, [
-        NewMemory("alpha beta gamma"), NewMemory("alpha beta delta"), NewMemory("zeta eta theta"), NewMemory("quarterly tax report"),
-    ])
+    m = svc.add_memories(
+        store.id,
+        [
+            NewMemory("alpha beta gamma"),
+            NewMemory("alpha beta delta"),
+            NewMemory("zeta eta theta"),
+            NewMemory("quarterly tax report"),
+        ],
+    )
     cases = [
         EvalCase("alpha beta gamma", (m[0].id,), "easy"),
         EvalCase("taxes for the quarter", (m[3].id,), "paraphrase"),  # no shared word but "quarter" (stemmed): text finds it
         EvalCase("theta memory", (m[2].id, m[1].id), "paraphrase"),
     ]
-    return m, save_eval_set(svc, store.id, "smoke", cases)
+    return m, svc.save_eval_set(store.id, "smoke", cases)
 
 
 def test_a_saved_set_runs_and_shows_metrics_and_failures(svc, store, user, tenant) -> None:
@@ -60,7 +66,7 @@ def test_uploading_cases_saves_a_set_and_deleting_asks_first(svc, store, user, t
     at = open_evaluate(tenant, user)
     assert "No evaluation set for this store yet" in at.info[0].value
     other_svc, other_store = other
-    save_eval_set(other_svc, other_store.id, "other tenant's set", [EvalCase("x", (m.id,))])
+    other_svc.save_eval_set(other_store.id, "other tenant's set", [EvalCase("x", (m.id,))])
     at.run()
     assert "No evaluation set for this store yet" in at.info[0].value  # another tenant's set never shows
 
@@ -71,22 +77,24 @@ def test_uploading_cases_saves_a_set_and_deleting_asks_first(svc, store, user, t
     assert not at.exception and not at.error
     assert at.selectbox(key="set").options == ["uploaded (2 cases)"]
     at.button(key="delete_set").click().run()
-    assert [s.name for s in list_eval_sets(svc, store.id)] == ["uploaded"]  # nothing deleted before the confirmation
+    assert [s.name for s in svc.list_eval_sets(store.id)] == ["uploaded"]  # nothing deleted before the confirmation
     at.button(key="confirm_yes").click().run()
-    assert list_eval_sets(svc, store.id) == []
+    assert svc.list_eval_sets(store.id) == []
 
 
 def test_an_uploaded_set_is_selected_next_to_existing_ones(svc, store, user, tenant) -> None:
     m = svc.add_memory(store.id, "alpha beta gamma")
-    save_eval_set(svc, store.id, "first", [EvalCase("alpha", (m.id,))])
+    svc.save_eval_set(store.id, "first", [EvalCase("alpha", (m.id,))])
     at = open_evaluate(tenant, user)
-    at.get("file_uploader")[0].set_value(("cases.jsonl", json.dumps({"query": "gamma", "expected_ids": [str(m.id)]}).encode(), "text/plain"))
+    at.get("file_uploader")[0].set_value(
+        ("cases.jsonl", json.dumps({"query": "gamma", "expected_ids": [str(m.id)]}).encode(), "text/plain")
+    )
     at.text_input(key="new_set_name").input("second").run()
     at.button(key="save_set").click().run()
     assert not at.exception and not at.error and not at.warning
-    assert at.selectbox(key="set").value == str(next(s.id for s in list_eval_sets(svc, store.id) if s.name == "second"))
+    assert at.selectbox(key="set").value == str(next(s.id for s in svc.list_eval_sets(store.id) if s.name == "second"))
     at.get("file_uploader")[0].set_value(("bad.jsonl", b'{"query": "x"}\n', "text/plain"))
     at.text_input(key="new_set_name").input("third").run()
     at.button(key="save_set").click().run()
     assert "line 1: expected_ids must be a non-empty list of memory ids" in at.error[0].value
-    assert [s.name for s in list_eval_sets(svc, store.id)] == ["first", "second"]
+    assert [s.name for s in svc.list_eval_sets(store.id)] == ["first", "second"]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 from sqlalchemy import create_engine, text
+from streamlit.testing.v1 import AppTest
 
 from core.admin import list_tenants
 from core.db import APP_ROLE, OWNER_ROLE, Database
 from core.explorer import state
-from core.migrate import migrate
-from streamlit.testing.v1 import AppTest
-
 from tests.apptest import open_page
 
 EMPTY = "memex_first_run"
@@ -27,7 +25,7 @@ def empty_database(db: Database, monkeypatch):
     with create_engine(db.embedded.url("postgres", EMPTY), isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text("CREATE EXTENSION vector"))
     fresh = Database(db.embedded.url(APP_ROLE, EMPTY), db.embedded.url(OWNER_ROLE, EMPTY), embedded=db.embedded)
-    migrate(fresh)
+    fresh.migrate()
     monkeypatch.setattr(state, "get_database", lambda: fresh)
     st.cache_resource.clear()
     yield fresh

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core import NewMemory
-from core.relationships import NewRelationship
+from core.models import NewRelationship
 from tests.apptest import open_page, texts
 
 CONTENTS = [
@@ -30,15 +30,19 @@ CONTENTS = [
 def graph_store(svc, store):
     """12 memories: a chain 0→1→2→3 (related_to 0.9, related_to 0.5, contradicts 0.2), 4→5 (supports 0.8),
     and six orphans, two of which (6, 7) are near duplicates."""
-    added = svc.add_memories(store.id, [NewMemory(c, memory_type="preference" if i % 3 == 0 else "fact",
-                                                  importance=0.2 + 0.05 * i) for i, c in enumerate(CONTENTS)])
+    added = svc.add_memories(
+        store.id,
+        [NewMemory(c, memory_type="preference" if i % 3 == 0 else "fact", importance=0.2 + 0.05 * i) for i, c in enumerate(CONTENTS)],
+    )
     ids = [str(m.id) for m in added]
-    svc.add_relationships([
-        NewRelationship(ids[0], ids[1], "related_to", 0.9),
-        NewRelationship(ids[1], ids[2], "related_to", 0.5),
-        NewRelationship(ids[2], ids[3], "contradicts", 0.2),
-        NewRelationship(ids[4], ids[5], "supports", 0.8),
-    ])
+    svc.add_relationships(
+        [
+            NewRelationship(ids[0], ids[1], "related_to", 0.9),
+            NewRelationship(ids[1], ids[2], "related_to", 0.5),
+            NewRelationship(ids[2], ids[3], "contradicts", 0.2),
+            NewRelationship(ids[4], ids[5], "supports", 0.8),
+        ]
+    )
     return ids
 
 
@@ -117,8 +121,11 @@ def test_saving_suggested_links_writes_relationships(graph_store, svc, store, te
     assert save.label == f"Save {len(editor)} selected links"
     save.click().run()
     assert not at.exception and not at.error
-    saved = {frozenset((str(r.source_memory_id), str(r.target_memory_id))): r.strength
-             for r in svc.list_relationships(store.id) if r.relationship_type == "similar_to"}
+    saved = {
+        frozenset((str(r.source_memory_id), str(r.target_memory_id))): r.strength
+        for r in svc.list_relationships(store.id)
+        if r.relationship_type == "similar_to"
+    }
     assert set(saved) == pairs
     expected = dict(zip(map(frozenset, zip(editor["source"], editor["target"])), editor["similarity"]))
     assert all(saved[p] == round(expected[p], 2) for p in pairs)
@@ -142,8 +149,7 @@ def test_another_tenants_store_never_shows(graph_store, other, tenant, user) -> 
 
 
 def test_a_mangled_link_still_opens_the_page(graph_store, tenant, user) -> None:
-    at = open_page("graph", tenant=tenant.name, user=user.name, store="default", memory="not-an-id", depth="x",
-                   min_strength="lots")
+    at = open_page("graph", tenant=tenant.name, user=user.name, store="default", memory="not-an-id", depth="x", min_strength="lots")
     assert not at.exception and not at.error
     assert metrics(at)["Relationships"] == "4" and "memory" not in at.query_params
 

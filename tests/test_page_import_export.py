@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 
 from core import NewMemory
-from core.jsonl import export_lines
 from tests.apptest import open_page
 
 A, B = "6f1c0c52-8d2e-4c1e-9f4e-0a4c5b7e9d10", "0d9e6b1a-3f47-4b8e-a2c5-7e1f9d3b6a20"
-GOOD = "\n".join(json.dumps(line) for line in [
-    {"id": A, "content": "<img src=x onerror=alert(1)>", "memory_type": "note", "importance": 0.8},
-    {"id": B, "content": "**bold** # heading", "source": "chat", "metadata": {"k": "v"}},
-    {"kind": "relationship", "source_memory_id": A, "target_memory_id": B, "relationship_type": "related", "strength": 0.6},
-]).encode()
+GOOD = "\n".join(
+    json.dumps(line)
+    for line in [
+        {"id": A, "content": "<img src=x onerror=alert(1)>", "memory_type": "note", "importance": 0.8},
+        {"id": B, "content": "**bold** # heading", "source": "chat", "metadata": {"k": "v"}},
+        {"kind": "relationship", "source_memory_id": A, "target_memory_id": B, "relationship_type": "related", "strength": 0.6},
+    ]
+).encode()
 BAD = b'{"content": "fine"}\n{"content": 5}\nnot json\n\n{"content": "x", "importance": 2}\n'
 
 
@@ -40,8 +42,11 @@ def test_bad_lines_are_listed_by_number_and_nothing_is_written(svc, store, user,
     assert {m.label: m.value for m in at.metric} == {"Memories": "1", "Relationships": "0", "Bad lines": "3"}
     errors = at.dataframe[1].value
     assert list(errors["line"]) == [2, 3, 5]
-    assert list(errors["problem"]) == ["content must be a string, not int", "not valid JSON: Expecting value at column 1",
-                                       "importance must be between 0 and 1, not 2"]
+    assert list(errors["problem"]) == [
+        "content must be a string, not int",
+        "not valid JSON: Expecting value at column 1",
+        "importance must be between 0 and 1, not 2",
+    ]
     assert "3 lines cannot be imported" in at.error[0].value
     assert import_button(at).disabled
     assert svc.list_memories(store.id).total == 0
@@ -50,9 +55,11 @@ def test_bad_lines_are_listed_by_number_and_nothing_is_written(svc, store, user,
     import_button(at).click().run()
     assert [m.content for m in svc.list_memories(store.id).items] == ["fine"]
     assert "Imported 1 memory and 0 relationships" in at.success[0].value
-    assert list(at.dataframe[0].value["skipped"]) == ["line 2: content must be a string, not int",
-                                                      "line 3: not valid JSON: Expecting value at column 1",
-                                                      "line 5: importance must be between 0 and 1, not 2"]
+    assert list(at.dataframe[0].value["skipped"]) == [
+        "line 2: content must be a string, not int",
+        "line 3: not valid JSON: Expecting value at column 1",
+        "line 5: importance must be between 0 and 1, not 2",
+    ]
 
 
 def test_a_good_file_is_previewed_then_imported(svc, store, user, tenant) -> None:
@@ -76,7 +83,7 @@ def test_a_good_file_is_previewed_then_imported(svc, store, user, tenant) -> Non
 def test_new_ids_copy_a_file_into_the_store(svc, store, user, tenant) -> None:
     svc.add_memories(store.id, [NewMemory("one", id=A), NewMemory("two", id=B)])
     svc.add_relationship(A, B, "related")
-    exported = ("\n".join(export_lines(svc, store.id)) + "\n").encode()
+    exported = ("\n".join(svc.export_lines(store.id)) + "\n").encode()
     at = upload(open_import(tenant, user), exported, "copy.jsonl")
     at.checkbox(key="import_new_ids").check().run()
     import_button(at).click().run()
@@ -88,8 +95,11 @@ def test_new_ids_copy_a_file_into_the_store(svc, store, user, tenant) -> None:
 def test_a_relationship_to_an_unknown_memory_blocks_the_import(svc, store, user, tenant, other) -> None:
     other_svc, other_store = other
     foreign = other_svc.list_memories(other_store.id).items[0].id  # another tenant's memory is unknown here
-    data = GOOD + b"\n" + json.dumps({"kind": "relationship", "source_memory_id": A, "target_memory_id": str(foreign),
-                                      "relationship_type": "spy"}).encode()
+    data = (
+        GOOD
+        + b"\n"
+        + json.dumps({"kind": "relationship", "source_memory_id": A, "target_memory_id": str(foreign), "relationship_type": "spy"}).encode()
+    )
     at = upload(open_import(tenant, user), data)
     import_button(at).click().run()
     assert "nothing was imported" in at.error[0].value and "line 4" in at.error[0].value

@@ -8,7 +8,7 @@ import pytest
 import streamlit as st
 
 from core import NewMemory
-from core import projection as proj
+from core.explorer import projection as proj
 from tests.apptest import open_page, texts
 
 WORDS = "flight seat window aisle hotel paris lisbon conference peanuts vegetarian desk report".split()
@@ -16,10 +16,18 @@ WORDS = "flight seat window aisle hotel paris lisbon conference peanuts vegetari
 
 @pytest.fixture
 def map_store(svc, store):
-    added = svc.add_memories(store.id, [
-        NewMemory(f"memory about {w} and {WORDS[(i + 1) % len(WORDS)]}" + (" <b>x</b>" if i == 0 else ""),
-                  memory_type="fact" if i % 2 else "preference", source="chat" if i % 3 else None, importance=0.1 + 0.07 * i)
-        for i, w in enumerate(WORDS)])
+    added = svc.add_memories(
+        store.id,
+        [
+            NewMemory(
+                f"memory about {w} and {WORDS[(i + 1) % len(WORDS)]}" + (" <b>x</b>" if i == 0 else ""),
+                memory_type="fact" if i % 2 else "preference",
+                source="chat" if i % 3 else None,
+                importance=0.1 + 0.07 * i,
+            )
+            for i, w in enumerate(WORDS)
+        ],
+    )
     return [str(m.id) for m in added]
 
 
@@ -49,8 +57,9 @@ def test_map_shows_every_memory_then_reuses_the_cached_projection(map_store, ten
 
 
 def test_3d_colour_and_a_query_overlay(map_store, tenant, user, svc, store) -> None:
-    at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5", dims="3D",
-                   colour="Importance", q="window seat", k="3")
+    at = open_page(
+        "map", tenant=tenant.name, user=user.name, store="default", nn="5", dims="3D", colour="Importance", q="window seat", k="3"
+    )
     assert not at.exception and not at.error
     spec = chart(at)
     assert {t["type"] for t in spec["data"]} == {"scatter3d"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from core import NewMemory
 from tests.apptest import open_page, texts
@@ -29,13 +29,16 @@ def open_memories(tenant, user, **params):
 
 
 def test_filters_change_the_table(svc, store, user, tenant, other) -> None:
-    past = datetime.now(timezone.utc) - timedelta(days=1)
-    svc.add_memories(store.id, [
-        NewMemory("Likes green tea", memory_type="preference", source="chat", importance=0.9),
-        NewMemory("Lives in Lyon", memory_type="fact", metadata={"city": "Lyon"}, importance=0.2),
-        NewMemory("Old address", memory_type="fact", expires_at=past),
-        NewMemory("Shelved note", memory_type="note", archived=True),
-    ])
+    past = datetime.now(UTC) - timedelta(days=1)
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("Likes green tea", memory_type="preference", source="chat", importance=0.9),
+            NewMemory("Lives in Lyon", memory_type="fact", metadata={"city": "Lyon"}, importance=0.2),
+            NewMemory("Old address", memory_type="fact", expires_at=past),
+            NewMemory("Shelved note", memory_type="note", archived=True),
+        ],
+    )
     at = open_memories(tenant, user)
     assert sorted(table(at)) == ["Likes green tea", "Lives in Lyon", "Shelved note"]
     assert "launch code" not in str(at.dataframe[0].value)
@@ -74,7 +77,12 @@ def test_add_memory_reaches_the_database(svc, store, user, tenant) -> None:
     assert not at.exception and not at.error
     memory = svc.list_memories(store.id, text_contains="peanuts").items[0]
     assert (memory.content, memory.memory_type, memory.source, memory.importance, memory.metadata) == (
-        "Allergic to peanuts", "health", "intake form", 0.8, {"severity": "high"})
+        "Allergic to peanuts",
+        "health",
+        "intake form",
+        0.8,
+        {"severity": "high"},
+    )
     assert at.query_params["memory"] == str(memory.id)  # the new memory opens
     assert [t.value for t in at.toast] == ["Memory added and embedded"]
     assert sorted(table(at)) == ["Allergic to peanuts", "Sees a dentist twice a year"]
@@ -136,7 +144,7 @@ def test_expire_and_archive_the_selected_memory(svc, store, user, tenant) -> Non
     next(b for b in at.button if b.label == "Expire now").click().run()
     assert svc.get_memory(memory.id).expires_at is None  # waits for the confirmation
     at.button(key="confirm_yes").click().run()
-    assert svc.get_memory(memory.id).is_expired(datetime.now(timezone.utc))
+    assert svc.get_memory(memory.id).status(datetime.now(UTC)) == "expired"
     assert at.query_params["memory"] == str(memory.id)  # still open after expiring
 
 

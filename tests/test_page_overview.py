@@ -13,7 +13,7 @@ def test_sidebar_scope_drives_the_data_and_shows_the_isolation_in_force(svc, sto
     assert not at.exception and not at.error
     assert [s.value for s in at.sidebar.selectbox] == [tenant.name, user.name, "default"]
     metrics = {m.label: m.value for m in at.metric}
-    assert (metrics["Memories"], metrics["Live"], metrics["Archived"]) == ("2", "2", "1")
+    assert (metrics["Memories"], metrics["Live"], metrics["Expired"], metrics["Archived"]) == ("2", "1", "0", "1")  # they add up
     isolation = at.sidebar.text[0].value
     assert "memex_app" in isolation and str(tenant.id) in isolation
     assert at.query_params["tenant"] == tenant.name

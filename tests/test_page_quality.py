@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from core import NewMemory
 from tests.apptest import open_page
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def vector(*hot: tuple[int, float]) -> np.ndarray:
@@ -23,12 +23,15 @@ def vector(*hot: tuple[int, float]) -> np.ndarray:
 @pytest.fixture
 def planted(svc, store):
     """A near-duplicate pair (cosine 0.995), an expired memory, one expiring in two days, and one relationship."""
-    memories = svc.add_memories(store.id, [
-        NewMemory("Prefers aisle seats", importance=0.3, embedding=vector((0, 1.0)), metadata={"a": 1}),
-        NewMemory("<b>Likes aisle</b> seats", importance=0.6, embedding=vector((0, 1.0), (1, 0.1)), metadata={"b": 2}),
-        NewMemory("Owns a cat", embedding=vector((2, 1.0)), expires_at=NOW - timedelta(days=1)),
-        NewMemory("**bold** # heading", embedding=vector((3, 1.0)), expires_at=NOW + timedelta(days=2)),
-    ])
+    memories = svc.add_memories(
+        store.id,
+        [
+            NewMemory("Prefers aisle seats", importance=0.3, embedding=vector((0, 1.0)), metadata={"a": 1}),
+            NewMemory("<b>Likes aisle</b> seats", importance=0.6, embedding=vector((0, 1.0), (1, 0.1)), metadata={"b": 2}),
+            NewMemory("Owns a cat", embedding=vector((2, 1.0)), expires_at=NOW - timedelta(days=1)),
+            NewMemory("**bold** # heading", embedding=vector((3, 1.0)), expires_at=NOW + timedelta(days=2)),
+        ],
+    )
     svc.add_relationship(memories[2].id, memories[3].id, "related")
     svc.add_relationship(memories[0].id, memories[2].id, "mentions", 0.4)
     return memories
@@ -132,3 +135,45 @@ def test_purge_expired_is_confirmed(svc, store, user, tenant, planted) -> None:
 def test_empty_store_says_what_to_do(user, tenant, store) -> None:
     at = open_page("quality", tenant=tenant.name, user=user.name, store="default")
     assert "holds no memories yet" in at.info[0].value
+
+
+def test_near_duplicates_are_cached_per_tenant_not_per_store_id(superuser, db, svc, store, user, tenant) -> None:
+    """Two tenants may hold stores with the same id (ids are unique per tenant): the duplicate
+    groups of one must never be served to the other from the page's cache."""
+    from sqlalchemy import text
+
+    from core import MemoryService
+    from core.admin import create_tenant
+    from tests.conftest import unique
+
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("Mine: prefers aisle seats", embedding=vector((0, 1.0))),
+            NewMemory("Mine: likes aisle seats", embedding=vector((0, 1.0), (1, 0.05))),
+        ],
+    )
+    twin = create_tenant(db, unique("twin"))
+    twin_svc = MemoryService(db, twin.id)
+    twin_user = twin_svc.create_user(user.name)
+    with superuser.begin() as conn:  # the same store id in another tenant
+        conn.execute(
+            text(
+                "INSERT INTO memory_stores (tenant_id, id, user_id, store_name, embedding_model, embedding_dim)"
+                " VALUES (:t, :id, :u, 'default', 'test-hashing', 384)"
+            ),
+            {"t": twin.id, "id": store.id, "u": twin_user.id},
+        )
+    twin_svc.add_memories(
+        store.id,
+        [
+            NewMemory("Theirs: owns a red bicycle", embedding=vector((5, 1.0))),
+            NewMemory("Theirs: has a red bicycle", embedding=vector((5, 1.0), (6, 0.05))),
+        ],
+    )
+    mine = open_page("quality", tenant=tenant.name, user=user.name, store="default")
+    theirs = open_page("quality", tenant=twin.name, user=twin_user.name, store="default")
+    shown_mine = "\n".join(str(d.value) for d in mine.dataframe)
+    shown_theirs = "\n".join(str(d.value) for d in theirs.dataframe)
+    assert "Mine: prefers aisle seats" in shown_mine and "Theirs" not in shown_mine
+    assert "Theirs: owns a red bicycle" in shown_theirs and "Mine" not in shown_theirs

@@ -3,10 +3,9 @@ why-not, evaluation cases, and tenant isolation."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from core import NewMemory
-from core.evaluation import list_eval_sets
 from tests.apptest import open_page, texts
 
 
@@ -22,14 +21,20 @@ def table(at, key: str) -> list[str]:
 
 
 def planted(svc, store):
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
-    return {m.content: m for m in svc.add_memories(store.id, [
-        NewMemory("alpha beta gamma"),  # similarity 1 to the query
-        NewMemory("alpha beta gamma delta"),  # about 0.87
-        NewMemory("alpha beta **bold** <b>x</b>"),  # about 0.41
-        NewMemory("quarterly tax report"),  # about 0
-        NewMemory("alpha beta gamma, expired", expires_at=past),
-    ])}
+    past = datetime.now(UTC) - timedelta(hours=1)
+    return {
+        m.content: m
+        for m in svc.add_memories(
+            store.id,
+            [
+                NewMemory("alpha beta gamma"),  # similarity 1 to the query
+                NewMemory("alpha beta gamma delta"),  # about 0.87
+                NewMemory("alpha beta **bold** <b>x</b>"),  # about 0.41
+                NewMemory("quarterly tax report"),  # about 0
+                NewMemory("alpha beta gamma, expired", expires_at=past),
+            ],
+        )
+    }
 
 
 def test_moving_the_threshold_changes_results_and_near_misses(svc, store, user, tenant) -> None:
@@ -96,7 +101,7 @@ def test_marked_memories_are_added_to_an_evaluation_set(svc, store, user, tenant
     at.text_input(key="eval_name").input("smoke").run()
     next(b for b in at.button if b.label == "Add to evaluation set").click().run()
     assert not at.exception and not at.error
-    (saved,) = list_eval_sets(svc, store.id)
+    (saved,) = svc.list_eval_sets(store.id)
     assert saved.name == "smoke" and [(c.query, [str(i) for i in c.expected_ids]) for c in saved.cases] == [("alpha beta gamma", [wanted])]
 
 
@@ -108,10 +113,14 @@ def test_another_tenants_memory_never_appears(svc, store, user, tenant, other) -
 
 
 def test_the_link_sets_the_mode_and_filters_and_comparison_mark_the_overlap(svc, store, user, tenant) -> None:
-    svc.add_memories(store.id, [
-        NewMemory("alpha beta gamma", memory_type="fact"), NewMemory("alpha beta gamma delta", memory_type="event"),
-        NewMemory("quarterly tax report", memory_type="fact"),
-    ])
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("alpha beta gamma", memory_type="fact"),
+            NewMemory("alpha beta gamma delta", memory_type="event"),
+            NewMemory("quarterly tax report", memory_type="fact"),
+        ],
+    )
     at = open_search(tenant, user, q="alpha beta gamma", mode="text", threshold="0.9")
     assert at.selectbox(key="mode").value == "text"
     assert sorted(table(at, "results_table")) == ["alpha beta gamma", "alpha beta gamma delta"]  # no threshold on text

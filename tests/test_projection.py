@@ -9,8 +9,8 @@ import pytest
 
 from core import NewMemory
 from core.errors import InvalidInput
-from core.frames import memory_frame
-from core.projection import (
+from core.explorer.frames import memory_frame
+from core.explorer.projection import (
     ProjectionCache,
     ProjectionKey,
     ProjectionParams,
@@ -127,24 +127,28 @@ def test_the_cache_forgets_the_least_recently_used() -> None:
 
 def test_the_key_changes_when_the_store_changes(svc, store, tenant) -> None:
     svc.add_memories(store.id, [NewMemory(f"memory number {i}") for i in range(5)])
-    before = projection_key(tenant.id, store, memory_frame(svc, store.id), PARAMS)
-    assert before == projection_key(tenant.id, store, memory_frame(svc, store.id), PARAMS)
-    assert before != projection_key(tenant.id, store, memory_frame(svc, store.id), ProjectionParams(n_neighbors=6))
+    before = projection_key(tenant.id, store, memory_frame(svc.all_memories(store.id)), PARAMS)
+    assert before == projection_key(tenant.id, store, memory_frame(svc.all_memories(store.id)), PARAMS)
+    assert before != projection_key(tenant.id, store, memory_frame(svc.all_memories(store.id)), ProjectionParams(n_neighbors=6))
     added = svc.add_memory(store.id, "one more")
-    after_add = projection_key(tenant.id, store, memory_frame(svc, store.id), PARAMS)
+    after_add = projection_key(tenant.id, store, memory_frame(svc.all_memories(store.id)), PARAMS)
     assert after_add.count == before.count + 1
     svc.update_memory(added.id, content="one more, edited")
-    assert projection_key(tenant.id, store, memory_frame(svc, store.id), PARAMS) != after_add
+    assert projection_key(tenant.id, store, memory_frame(svc.all_memories(store.id)), PARAMS) != after_add
 
 
 def test_points_and_figure_from_a_real_store(svc, store) -> None:
-    added = svc.add_memories(store.id, [NewMemory(f"<b>memory</b> {w}", memory_type="fact" if i % 2 else "event",
-                                                  source=None if i == 0 else "chat")
-                                        for i, w in enumerate("alpha beta gamma delta epsilon zeta".split())])
+    added = svc.add_memories(
+        store.id,
+        [
+            NewMemory(f"<b>memory</b> {w}", memory_type="fact" if i % 2 else "event", source=None if i == 0 else "chat")
+            for i, w in enumerate("alpha beta gamma delta epsilon zeta".split())
+        ],
+    )
     svc.set_archived([added[0].id], True)
     memories, vectors = svc.store_embeddings(store.id)
     projection = fit_projection([str(m.id) for m in memories], vectors, PARAMS)
-    points = points_frame(memory_frame(svc, store.id), projection)
+    points = points_frame(memory_frame(svc.all_memories(store.id)), projection)
     assert len(points) == 6 and set(points["status"]) == {"archived", "live"}
     assert (points["age_days"] >= 0).all() and "(none)" in set(points["source"])
     fig = map_figure(points, "memory_type", title="t")
@@ -156,6 +160,7 @@ def test_points_and_figure_from_a_real_store(svc, store) -> None:
     line = fig.data[-2]
     assert [v for v in line.x if v is not None][0] == pytest.approx(projection.coords[0][0])
     three = fit_projection([str(m.id) for m in memories], vectors, ProjectionParams(n_neighbors=5, dims=3))
-    fig3 = map_figure(points_frame(memory_frame(svc, store.id), three), "status", title="t",
-                      query=("q", three.coords[0], [str(added[1].id)]))
+    fig3 = map_figure(
+        points_frame(memory_frame(svc.all_memories(store.id)), three), "status", title="t", query=("q", three.coords[0], [str(added[1].id)])
+    )
     assert {t.type for t in fig3.data} == {"scatter3d"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import numpy as np
@@ -11,17 +11,29 @@ import pandas as pd
 import pytest
 
 from core import InvalidInput, NewMemory
-from core.frames import memory_frame
+from core.explorer.frames import creation_timeline, expiring, memory_frame, never_retrieved
 from core.models import Memory
-from core.quality import creation_timeline, expiring, merge_memories, near_duplicate_groups, never_retrieved, orphans
+from core.quality import near_duplicate_groups
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
 def memory(content: str, importance: float = 0.5, created: datetime = NOW) -> Memory:
-    return Memory(id=uuid4(), tenant_id=uuid4(), store_id=uuid4(), content=content, memory_type="fact", source=None,
-                  importance=importance, access_count=0, last_accessed=None, expires_at=None, metadata={},
-                  created_at=created, updated_at=created)
+    return Memory(
+        id=uuid4(),
+        tenant_id=uuid4(),
+        store_id=uuid4(),
+        content=content,
+        memory_type="fact",
+        source=None,
+        importance=importance,
+        access_count=0,
+        last_accessed=None,
+        expires_at=None,
+        metadata={},
+        created_at=created,
+        updated_at=created,
+    )
 
 
 def angle(degrees: float) -> list[float]:
@@ -59,32 +71,38 @@ def test_groups_need_one_vector_per_memory_and_a_sane_threshold() -> None:
 
 def test_groups_from_the_store_embeddings(svc, store) -> None:
     dim = store.embedding_dim
-    twin = svc.add_memories(store.id, [
-        NewMemory("Prefers aisle seats", embedding=vector(dim, (0, 1.0))),
-        NewMemory("Likes the aisle seat", embedding=vector(dim, (0, 1.0), (1, 0.1))),
-        NewMemory("Owns a cat", embedding=vector(dim, (2, 1.0))),
-    ])
+    twin = svc.add_memories(
+        store.id,
+        [
+            NewMemory("Prefers aisle seats", embedding=vector(dim, (0, 1.0))),
+            NewMemory("Likes the aisle seat", embedding=vector(dim, (0, 1.0), (1, 0.1))),
+            NewMemory("Owns a cat", embedding=vector(dim, (2, 1.0))),
+        ],
+    )
     groups = near_duplicate_groups(*svc.store_embeddings(store.id), 0.9)
     assert [{m.id for m in g.memories} for g in groups] == [{twin[0].id, twin[1].id}]
 
 
 def test_merge_keeps_one_moves_the_relationships_and_deletes_the_others(svc, store) -> None:
-    keep, o1, o2, x, y = svc.add_memories(store.id, [
-        NewMemory("Prefers aisle seats", importance=0.4, metadata={"topic": "travel", "v": 1}),
-        NewMemory("Likes aisle seats", importance=0.9, metadata={"v": 2, "from": "chat"}),
-        NewMemory("Aisle seat please", importance=0.1, metadata={"lang": "en"}),
-        NewMemory("Flies to Lisbon monthly"),
-        NewMemory("Booked TAP flight"),
-    ])
-    svc.add_relationship(o1.id, x.id, "related", 0.4)     # becomes keep -> x, but keep -> x is stronger already
+    keep, o1, o2, x, y = svc.add_memories(
+        store.id,
+        [
+            NewMemory("Prefers aisle seats", importance=0.4, metadata={"topic": "travel", "v": 1}),
+            NewMemory("Likes aisle seats", importance=0.9, metadata={"v": 2, "from": "chat"}),
+            NewMemory("Aisle seat please", importance=0.1, metadata={"lang": "en"}),
+            NewMemory("Flies to Lisbon monthly"),
+            NewMemory("Booked TAP flight"),
+        ],
+    )
+    svc.add_relationship(o1.id, x.id, "related", 0.4)  # becomes keep -> x, but keep -> x is stronger already
     svc.add_relationship(keep.id, x.id, "related", 0.8)
-    svc.add_relationship(y.id, o2.id, "caused_by", 0.7)   # becomes y -> keep
-    svc.add_relationship(o2.id, x.id, "mentions", 0.3)    # becomes keep -> x (another type)
+    svc.add_relationship(y.id, o2.id, "caused_by", 0.7)  # becomes y -> keep
+    svc.add_relationship(o2.id, x.id, "mentions", 0.3)  # becomes keep -> x (another type)
     svc.add_relationship(o1.id, keep.id, "duplicate", 0.9)  # self-loop once merged: dropped
-    svc.add_relationship(o2.id, o1.id, "related", 0.5)     # self-loop once merged: dropped
+    svc.add_relationship(o2.id, o1.id, "related", 0.5)  # self-loop once merged: dropped
     _, before = svc.store_embeddings(store.id)
 
-    report = merge_memories(svc, keep.id, [o1.id, o2.id, keep.id], content="Prefers aisle seats on every flight")
+    report = svc.merge_memories(keep.id, [o1.id, o2.id, keep.id], content="Prefers aisle seats on every flight")
 
     assert (report.deleted, report.relationships_moved, report.self_loops_dropped) == (2, 3, 2)
     kept = svc.get_memory(keep.id)
@@ -105,23 +123,35 @@ def test_merge_refuses_nothing_to_merge_and_other_stores(svc, store, user) -> No
     keep = svc.add_memory(store.id, "one")
     elsewhere = svc.add_memory(svc.get_or_create_store(user.id, "second", embedding_model="test-hashing").id, "two")
     with pytest.raises(InvalidInput):
-        merge_memories(svc, keep.id, [keep.id])
+        svc.merge_memories(keep.id, [keep.id])
     with pytest.raises(InvalidInput):
-        merge_memories(svc, keep.id, [elsewhere.id])
+        svc.merge_memories(keep.id, [elsewhere.id])
     assert len(svc.get_memories([keep.id, elsewhere.id])) == 2
 
 
 def frame(**columns) -> pd.DataFrame:
     n = len(next(iter(columns.values())))
-    base = {"id": [str(i) for i in range(n)], "content": [f"m{i}" for i in range(n)], "memory_type": ["fact"] * n,
-            "source": [None] * n, "archived": [False] * n, "expired": [False] * n, "access_count": [0] * n,
-            "last_accessed": [None] * n, "expires_at": [None] * n, "created_at": [NOW] * n}
+    base = {
+        "id": [str(i) for i in range(n)],
+        "content": [f"m{i}" for i in range(n)],
+        "memory_type": ["fact"] * n,
+        "source": [None] * n,
+        "archived": [False] * n,
+        "expired": [False] * n,
+        "access_count": [0] * n,
+        "last_accessed": [None] * n,
+        "expires_at": [None] * n,
+        "created_at": [NOW] * n,
+    }
     return pd.DataFrame(base | columns)
 
 
 def test_never_retrieved_since_a_date() -> None:
-    f = frame(access_count=[0, 3, 5, 1], last_accessed=[None, NOW - timedelta(days=40), NOW - timedelta(days=2), None],
-              created_at=[NOW, NOW - timedelta(days=9), NOW, NOW])
+    f = frame(
+        access_count=[0, 3, 5, 1],
+        last_accessed=[None, NOW - timedelta(days=40), NOW - timedelta(days=2), None],
+        created_at=[NOW, NOW - timedelta(days=9), NOW, NOW],
+    )
     assert list(never_retrieved(f, (NOW - timedelta(days=30)).date())["content"]) == ["m1", "m0", "m3"]
     assert list(never_retrieved(f, NOW)["content"]) == ["m1", "m0", "m2", "m3"]
 
@@ -137,10 +167,17 @@ def test_expiring_within_days_and_already_expired() -> None:
 
 
 def test_the_store_frame_marks_archived_before_expired(svc, store) -> None:
-    past = datetime.now(timezone.utc) - timedelta(days=1)
-    svc.add_memories(store.id, [NewMemory("live"), NewMemory("archived", archived=True),
-                                NewMemory("both", archived=True, expires_at=past), NewMemory("expired", expires_at=past)])
-    status = dict(zip(memory_frame(svc, store.id)["content"], memory_frame(svc, store.id)["status"]))
+    past = datetime.now(UTC) - timedelta(days=1)
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("live"),
+            NewMemory("archived", archived=True),
+            NewMemory("both", archived=True, expires_at=past),
+            NewMemory("expired", expires_at=past),
+        ],
+    )
+    status = dict(zip(memory_frame(svc.all_memories(store.id))["content"], memory_frame(svc.all_memories(store.id))["status"]))
     assert status == {"live": "live", "archived": "archived", "both": "archived", "expired": "expired"}
 
 
@@ -149,23 +186,26 @@ def test_orphans_have_no_relationship_either_way(svc, store, user) -> None:
     elsewhere = svc.add_memory(svc.get_or_create_store(user.id, "second", embedding_model="test-hashing").id, "e")
     svc.add_relationship(a.id, b.id, "related")
     svc.add_relationship(elsewhere.id, c.id, "mentions")  # an edge from another store counts
-    assert orphans(svc, store.id) == {str(d.id)}
+    assert {str(i) for i in svc.orphan_ids(store.id)} == {str(d.id)}
 
 
 def test_orphans_of_another_tenants_store_are_not_found(svc, other) -> None:
     _, other_store = other
     with pytest.raises(Exception, match="not found"):
-        orphans(svc, other_store.id)
+        {str(i) for i in svc.orphan_ids(other_store.id)}
 
 
 def test_creation_timeline_counts_per_week_and_key(svc, store) -> None:
-    monday = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
-    svc.add_memories(store.id, [
-        NewMemory("a", memory_type="fact", source="chat", created_at=monday),
-        NewMemory("b", memory_type="fact", source="chat", created_at=monday + timedelta(days=3)),
-        NewMemory("c", memory_type="preference", created_at=monday + timedelta(days=8)),
-    ])
-    f = memory_frame(svc, store.id)
+    monday = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("a", memory_type="fact", source="chat", created_at=monday),
+            NewMemory("b", memory_type="fact", source="chat", created_at=monday + timedelta(days=3)),
+            NewMemory("c", memory_type="preference", created_at=monday + timedelta(days=8)),
+        ],
+    )
+    f = memory_frame(svc.all_memories(store.id))
     by_type = creation_timeline(f, "memory_type")
     assert by_type.to_dict("records") == [
         {"period": pd.Timestamp("2026-03-02"), "memory_type": "fact", "memories": 2},

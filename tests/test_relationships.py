@@ -72,3 +72,27 @@ def test_list_relationships_of_a_store(svc, chain) -> None:
     svc.add_relationship(a.id, b.id, "follows")
     svc.add_relationship(b.id, c.id, "follows")
     assert len(svc.list_relationships(a.store_id)) == 2
+
+
+def test_neighbours_reads_only_the_memories_it_returns(db, svc, store) -> None:
+    """A hub with 40 spokes, asked for 3: 3 memories are read, not 40."""
+    from sqlalchemy import event
+
+    from core.models import NewRelationship
+
+    hub = svc.add_memory(store.id, "hub")
+    spokes = svc.add_memories(store.id, [NewMemory(f"spoke {i}") for i in range(40)])
+    svc.add_relationships(NewRelationship(hub.id, s.id, "links", round(0.1 + i / 100, 2)) for i, s in enumerate(spokes))
+    fetched: list[int] = []
+
+    def count(conn, cursor, statement, *_) -> None:
+        if statement.startswith("SELECT") and "FROM memories WHERE id = ANY" in statement:
+            fetched.append(cursor.rowcount)
+
+    event.listen(db.app, "after_cursor_execute", count)
+    try:
+        related = svc.neighbours(hub.id, depth=2, limit=3)
+    finally:
+        event.remove(db.app, "after_cursor_execute", count)
+    assert [r.memory.content for r in related] == ["spoke 39", "spoke 38", "spoke 37"]
+    assert fetched == [3]

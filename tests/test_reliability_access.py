@@ -76,7 +76,8 @@ def submit(at: AppTest, password: str) -> AppTest:
 
 @pytest.mark.parametrize("where", ["MEMEX_APP_PASSWORD", "secrets app_password"])
 def test_with_a_password_the_app_shows_only_the_password_form_until_the_right_one(
-        monkeypatch, settings_from, svc, store, user, tenant, where) -> None:
+    monkeypatch, settings_from, svc, store, user, tenant, where
+) -> None:
     secret_memory = f"only for the signed-in {uuid4().hex}"
     svc.add_memory(store.id, secret_memory)
     secrets = {}
@@ -126,7 +127,8 @@ OIDC = {
 
 
 def test_with_oidc_configured_nothing_shows_until_signed_in_and_no_secret_reaches_the_page(
-        monkeypatch, settings_from, svc, store, user, tenant) -> None:
+    monkeypatch, settings_from, svc, store, user, tenant
+) -> None:
     monkeypatch.setenv("MEMEX_APP_PASSWORD", PASSWORD)  # OIDC wins over the password
     secret_memory = f"only for OIDC users {uuid4().hex}"
     svc.add_memory(store.id, secret_memory)
@@ -165,8 +167,12 @@ BAD_URLS = {
 def test_the_cli_never_prints_the_database_password(data_dir, debug: bool) -> None:
     """`DATABASE_URL=postgresql://memex_app:PASSWORD@127.0.0.1:1/memex memex search ...`: one line
     saying the database cannot be reached, without the password; not even --debug's traceback."""
-    env = {**os.environ, "MEMEX_DATA_DIR": data_dir, "DATABASE_URL": UNREACHABLE,
-           "MEMEX_ADMIN_DATABASE_URL": UNREACHABLE.replace("memex_app", "memex_owner")}
+    env = {
+        **os.environ,
+        "MEMEX_DATA_DIR": data_dir,
+        "DATABASE_URL": UNREACHABLE,
+        "MEMEX_ADMIN_DATABASE_URL": UNREACHABLE.replace("memex_app", "memex_owner"),
+    }
     argv = [sys.executable, "-m", "core", "search", "q", "--tenant", str(uuid4()), "--user", "x"] + (["--debug"] if debug else [])
     run = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env)
     assert run.returncode != 0 and run.stdout == ""
@@ -236,11 +242,49 @@ def test_a_database_url_of_the_owner_is_refused_without_showing_its_password(db:
 def test_nothing_in_core_logs_or_prints_a_url_or_the_settings() -> None:
     """A static check over core/, app.py and pages/: no logging or printing of settings, URLs or
     passwords (str(url) masks the password, url.render_as_string(hide_password=False) would not)."""
-    suspicious = ("hide_password=False", "get_settings())", "print(settings", "log.info(settings", ".database_url)",
-                  "app_password)")
+    suspicious = ("hide_password=False", "get_settings())", "print(settings", "log.info(settings", ".database_url)", "app_password)")
     offenders = []
     for path in sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if ("log" in line or "print" in line or "st." in line) and any(s in line for s in suspicious):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'[auth]\nclient_id = "memex"\nclient_secret = "s3cret-in-a-broken-file"\nserver_metadata_url = \n',  # no value
+        b"app_password = 'unterminated\n",
+        b"\xff\xfe not UTF-8 at all",
+    ],
+)
+def test_a_secrets_file_that_cannot_be_read_stops_the_explorer_instead_of_opening_it(
+    monkeypatch, settings_from, tmp_path, svc, store, user, tenant, content
+) -> None:
+    """A broken secrets file used to read as "no login configured": the explorer opened to anyone."""
+    import streamlit as st
+    from streamlit import config
+
+    monkeypatch.delenv("MEMEX_APP_PASSWORD", raising=False)
+    secret_memory = f"behind a broken login {uuid4().hex}"
+    svc.add_memory(store.id, secret_memory)
+    broken = tmp_path / "secrets.toml"
+    broken.write_bytes(content)
+    saved = config.get_option("secrets.files")
+    config.set_option("secrets.files", [str(broken)])
+    st.secrets._reset()
+    try:
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.query_params["tenant"], at.query_params["user"], at.query_params["store"] = tenant.name, user.name, "default"
+        at.run()
+    finally:
+        config.set_option("secrets.files", saved)
+        st.secrets._reset()
+    assert not at.exception
+    assert_locked(at, secret_memory)
+    (error,) = at.error
+    shown = error.value.replace("\\", "")  # the path as the reader sees it, without Markdown escapes
+    assert shown.startswith("The explorer does not open: its secrets file") and str(broken) in shown and "cannot be read" in shown
+    assert "s3cret-in-a-broken-file" not in page_output(at)
+    FIGURES["access: unreadable secrets files refused"] += 1

@@ -20,7 +20,6 @@ from sqlalchemy import Engine, text
 
 from core import Conflict, InvalidInput, MemoryService, NewMemory, NotFound
 from core.cli import main
-from core.jsonl import import_jsonl
 from core.ranking import Weights
 from tests.apptest import open_page
 from tests.conftest import unique
@@ -34,13 +33,18 @@ def everything(superuser: Engine) -> tuple:
     """The whole database in a few numbers and digests, for every tenant: any insert, delete,
     update, rename or counted access changes one of them."""
     with superuser.connect() as conn:
-        return tuple(conn.execute(text(
-            "SELECT (SELECT count(*) || md5(coalesce(string_agg(id || name, ',' ORDER BY id), '')) FROM tenants),"
-            " (SELECT count(*) || md5(coalesce(string_agg(id || name, ',' ORDER BY id), '')) FROM users),"
-            " (SELECT count(*) || md5(coalesce(string_agg(id || store_name || embedding_model || total_memories, ',' ORDER BY id), ''))"
-            "  FROM memory_stores),"
-            " (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') || '/' || coalesce(sum(access_count), 0) FROM memories),"
-            " (SELECT count(*) || '/' || coalesce(sum(strength), 0) FROM memory_relationships)")).one())
+        return tuple(
+            conn.execute(
+                text(
+                    "SELECT (SELECT count(*) || md5(coalesce(string_agg(id || name, ',' ORDER BY id), '')) FROM tenants),"
+                    " (SELECT count(*) || md5(coalesce(string_agg(id || name, ',' ORDER BY id), '')) FROM users),"
+                    " (SELECT count(*) || md5(coalesce(string_agg(id || store_name || embedding_model || total_memories, ',' ORDER BY id), ''))"
+                    "  FROM memory_stores),"
+                    " (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') || '/' || coalesce(sum(access_count), 0) FROM memories),"
+                    " (SELECT count(*) || '/' || coalesce(sum(strength), 0) FROM memory_relationships)"
+                )
+            ).one()
+        )
 
 
 def one_line(message: str) -> None:
@@ -49,21 +53,34 @@ def one_line(message: str) -> None:
 
 # The Python API: what tests/test_bad_input.py does not try yet ----------------------------------------
 
+
 def _surrogate_metadata(s, st, m):
     return s.add_memory(st.id, "x", metadata={"note": "half \ud800 a character"})
 
 
 API_CASES: dict[str, tuple[Callable, type[Exception], str]] = {
-    "batch item None": (lambda s, st, m: s.add_memories(st.id, [None]), InvalidInput, "a memory must be a NewMemory or a JSON object, not NoneType"),
+    "batch item None": (
+        lambda s, st, m: s.add_memories(st.id, [None]),
+        InvalidInput,
+        "a memory must be a NewMemory or a JSON object, not NoneType",
+    ),
     "batch item a string": (lambda s, st, m: s.add_memories(st.id, ["hello"]), InvalidInput, "not str"),
     "batch item a number": (lambda s, st, m: s.add_memories(st.id, [NewMemory("ok"), 42]), InvalidInput, "memory 2 of the batch"),
     "content with a lone surrogate": (lambda s, st, m: s.add_memory(st.id, "half \ud800 a character"), InvalidInput, "lone surrogate"),
     "metadata with a lone surrogate": (_surrogate_metadata, InvalidInput, "metadata contains a lone surrogate"),
-    "memory type with a surrogate": (lambda s, st, m: s.add_memory(st.id, "x", memory_type="t\udcff"), InvalidInput, "memory_type contains a lone"),
+    "memory type with a surrogate": (
+        lambda s, st, m: s.add_memory(st.id, "x", memory_type="t\udcff"),
+        InvalidInput,
+        "memory_type contains a lone",
+    ),
     "content 100,001 characters": (lambda s, st, m: s.add_memory(st.id, "x" * 100_001), InvalidInput, "content is 100,001 characters long"),
     "source 101 characters": (lambda s, st, m: s.add_memory(st.id, "x", source="s" * 101), InvalidInput, "source is 101 characters"),
     "metadata of 70 KB": (lambda s, st, m: s.add_memory(st.id, "x", metadata={"k": "v" * 70_000}), InvalidInput, "the limit is 65,536"),
-    "metadata holding a set": (lambda s, st, m: s.add_memory(st.id, "x", metadata={"k": {1, 2}}), InvalidInput, "metadata is not valid JSON"),
+    "metadata holding a set": (
+        lambda s, st, m: s.add_memory(st.id, "x", metadata={"k": {1, 2}}),
+        InvalidInput,
+        "metadata is not valid JSON",
+    ),
     "created in year 1": (lambda s, st, m: s.add_memory(st.id, "x", created_at="0001-01-01T00:00:00"), InvalidInput, "out of range"),
     "expiry as a number": (lambda s, st, m: s.add_memory(st.id, "x", expires_at=12345), InvalidInput, "expires_at must be a timestamp"),
     "importance True": (lambda s, st, m: s.add_memory(st.id, "x", importance=True), InvalidInput, "importance must be a number"),
@@ -86,8 +103,16 @@ API_CASES: dict[str, tuple[Callable, type[Exception], str]] = {
     "graph direction sideways": (lambda s, st, m: s.neighbours(m.id, direction="sideways"), InvalidInput, "direction must be"),
     "search mode 'sql'": (lambda s, st, m: s.search_memories(st.id, "q", mode="sql"), InvalidInput, "unknown search mode 'sql'"),
     "rrf_k 0": (lambda s, st, m: s.search_memories(st.id, "q", rrf_k=0), InvalidInput, "rrf_k must be"),
-    "negative weight": (lambda s, st, m: s.search_memories(st.id, "q", mode="weighted", weights=Weights(-1, 0.2, 0.1)), InvalidInput, "weight relevance"),
-    "half-life 0": (lambda s, st, m: s.search_memories(st.id, "q", mode="weighted", weights=Weights(1, 0.2, 0.1, 0)), InvalidInput, "half_life_hours"),
+    "negative weight": (
+        lambda s, st, m: s.search_memories(st.id, "q", mode="weighted", weights=Weights(-1, 0.2, 0.1)),
+        InvalidInput,
+        "weight relevance",
+    ),
+    "half-life 0": (
+        lambda s, st, m: s.search_memories(st.id, "q", mode="weighted", weights=Weights(1, 0.2, 0.1, 0)),
+        InvalidInput,
+        "half_life_hours",
+    ),
     "query vector of 10 dims": (lambda s, st, m: s.search_by_embedding(st.id, [0.1] * 10), InvalidInput, "embedding has 10 dimensions"),
     "query with a lone surrogate": (lambda s, st, m: s.search_memories(st.id, "q\udcff"), InvalidInput, "query contains a lone surrogate"),
     "store renamed blank": (lambda s, st, m: s.rename_store(st.id, " "), InvalidInput, "store name is empty"),
@@ -98,7 +123,11 @@ API_CASES: dict[str, tuple[Callable, type[Exception], str]] = {
     "model unknown": (lambda s, st, m: s.set_store_model(st.id, "nope"), InvalidInput, "unknown embedding model 'nope'"),
     "model change on a full store": (lambda s, st, m: s.set_store_model(st.id, "all-MiniLM-L6-v2"), Conflict, "re-embed them all"),
     "relationship type blank": (lambda s, st, m: s.add_relationship(m.id, NIL, " "), InvalidInput, "relationship_type is empty"),
-    "relationship strength NaN": (lambda s, st, m: s.add_relationship(m.id, NIL, "x", math.nan), InvalidInput, "strength must be between 0 and 1"),
+    "relationship strength NaN": (
+        lambda s, st, m: s.add_relationship(m.id, NIL, "x", math.nan),
+        InvalidInput,
+        "strength must be between 0 and 1",
+    ),
     "one malformed id among many": (lambda s, st, m: s.get_memories([m.id, "bad"]), InvalidInput, "memory id 'bad' is not a valid UUID"),
     "delete an unknown store": (lambda s, st, m: s.delete_store(NIL), NotFound, "memory store"),
     "tenant id not a UUID": (lambda s, st, m: MemoryService(s.db, "' OR 1=1 --"), InvalidInput, "tenant id"),
@@ -121,7 +150,7 @@ def test_bad_api_input_is_refused_with_one_clear_line_and_changes_nothing(svc, s
 
 def test_inputs_that_look_dangerous_get_a_safe_result(svc, store) -> None:
     svc.add_memory(store.id, "100% sure_ok")
-    assert svc.list_memories(store.id, text_contains="%").total == 1        # LIKE wildcards are literal
+    assert svc.list_memories(store.id, text_contains="%").total == 1  # LIKE wildcards are literal
     assert svc.list_memories(store.id, text_contains="_%\\").total == 0
     assert svc.add_memory(store.id, "numbers as keys", metadata={1: "a"}).metadata == {"1": "a"}  # as JSON makes them
     assert svc.list_memories(store.id, metadata={"1": "a"}).total == 1
@@ -129,6 +158,7 @@ def test_inputs_that_look_dangerous_get_a_safe_result(svc, store) -> None:
 
 
 # Import files -----------------------------------------------------------------------------------
+
 
 def _lines(*objects: object) -> bytes:
     return b"".join((o if isinstance(o, bytes) else json.dumps(o).encode()) + b"\n" for o in objects)
@@ -145,18 +175,32 @@ IMPORT_CASES: dict[str, tuple[bytes, str]] = {
     "embedding of the wrong dimension": (_lines({"content": "x", "embedding": [0.1] * 383}), "embedding has 383 dimensions"),
     "an all-zero embedding": (_lines({"content": "x", "embedding": [0] * 384}), "embedding is all zeros"),
     "unknown field": (_lines({"content": "x", "colour": "red"}), "unknown memory field 'colour'"),
-    "unknown relationship field": (_lines({"kind": "relationship", "source_memory_id": ID1, "target_memory_id": ID2,
-                                           "relationship_type": "r", "weight": 1}), "unknown relationship field 'weight'"),
+    "unknown relationship field": (
+        _lines({"kind": "relationship", "source_memory_id": ID1, "target_memory_id": ID2, "relationship_type": "r", "weight": 1}),
+        "unknown relationship field 'weight'",
+    ),
     "unknown kind": (_lines({"kind": "memoir", "content": "x"}), "unknown kind 'memoir'"),
     "content of 3 MB": (_lines({"content": "x" * 3_000_000}), "content is 3,000,000 characters long"),
     "a line of 9 MB": (_lines(GOOD, {"content": "x" * 9_000_000}), "line 2: longer than 8,388,608 bytes"),
-    "relationship to an unknown id": (_lines({"id": ID1, "content": "x"}, {"kind": "relationship", "source_memory_id": ID1,
-                                      "target_memory_id": NIL, "relationship_type": "r"}), f"memory {NIL} is neither in the file nor in this tenant"),
-    "relationship without a target": (_lines({"kind": "relationship", "source_memory_id": ID1, "relationship_type": "r"}),
-                                      "relationship has no target_memory_id"),
-    "relationship to itself": (_lines({"kind": "relationship", "source_memory_id": ID1, "target_memory_id": ID1,
-                                       "relationship_type": "r"}), "cannot have a relationship with itself"),
-    "duplicate ids": (_lines({"id": ID1, "content": "x"}, GOOD, {"id": ID1, "content": "y"}), f"line 3: id {ID1} already appears on line 1"),
+    "relationship to an unknown id": (
+        _lines(
+            {"id": ID1, "content": "x"},
+            {"kind": "relationship", "source_memory_id": ID1, "target_memory_id": NIL, "relationship_type": "r"},
+        ),
+        f"memory {NIL} is neither in the file nor in this tenant",
+    ),
+    "relationship without a target": (
+        _lines({"kind": "relationship", "source_memory_id": ID1, "relationship_type": "r"}),
+        "relationship has no target_memory_id",
+    ),
+    "relationship to itself": (
+        _lines({"kind": "relationship", "source_memory_id": ID1, "target_memory_id": ID1, "relationship_type": "r"}),
+        "cannot have a relationship with itself",
+    ),
+    "duplicate ids": (
+        _lines({"id": ID1, "content": "x"}, GOOD, {"id": ID1, "content": "y"}),
+        f"line 3: id {ID1} already appears on line 1",
+    ),
     "an array line": (_lines(GOOD, [1, 2]), "line 2: expected a JSON object, found list"),
     "a string line": (_lines('"just text"'), "expected a JSON object, found str"),
     "a number line": (_lines(42), "expected a JSON object, found int"),
@@ -168,8 +212,14 @@ IMPORT_CASES: dict[str, tuple[bytes, str]] = {
     "archived 'yes'": (_lines({"content": "x", "archived": "yes"}), "archived must be true or false"),
     "empty content": (_lines({"content": "  "}), "content is empty"),
     "lone surrogate escape": (_lines(GOOD, b'{"content": "half \\ud800 a character"}'), "line 2: content contains a lone surrogate"),
-    "bad line 120 of 200 (4 batches of 50)": (_lines(*[{"content": f"line {i}"} for i in range(119)], {"content": "x", "importance": 7},
-                                              *[{"content": f"line {i}"} for i in range(120, 200)]), "line 120: importance must be"),
+    "bad line 120 of 200 (4 batches of 50)": (
+        _lines(
+            *[{"content": f"line {i}"} for i in range(119)],
+            {"content": "x", "importance": 7},
+            *[{"content": f"line {i}"} for i in range(120, 200)],
+        ),
+        "line 120: importance must be",
+    ),
 }
 
 
@@ -179,8 +229,21 @@ def test_a_bad_import_file_is_refused_by_line_number_and_nothing_is_created(caps
     path = tmp_path / "bad.jsonl"
     path.write_bytes(data)
     before = everything(superuser)
-    code = main(["import", str(path), "--tenant", unique("bad-file"), "--user", "u", "--create",
-                 "--embedding-model", "test-hashing", "--batch-size", "50"])
+    code = main(
+        [
+            "import",
+            str(path),
+            "--tenant",
+            unique("bad-file"),
+            "--user",
+            "u",
+            "--create",
+            "--embedding-model",
+            "test-hashing",
+            "--batch-size",
+            "50",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
     one_line(err)
@@ -194,7 +257,7 @@ def test_an_import_naming_another_tenants_memory_ids_stays_in_its_own_tenant(svc
     (tenant_id, id)); as relationship ends they are unknown ids, and the file is refused."""
     other_svc, other_store = other
     victim = other_svc.list_memories(other_store.id).items[0]
-    report = import_jsonl(svc, store.id, _lines({"id": str(victim.id), "content": "mine now"}))
+    report = svc.import_jsonl(store.id, _lines({"id": str(victim.id), "content": "mine now"}))
     assert report.memories == 1
     assert svc.get_memory(victim.id).content == "mine now" and svc.get_memory(victim.id).tenant_id == svc.tenant_id
     assert other_svc.get_memory(victim.id).content == "The launch code of the other tenant is 0000"  # untouched
@@ -202,8 +265,13 @@ def test_an_import_naming_another_tenants_memory_ids_stays_in_its_own_tenant(svc
     second = other_svc.add_memory(other_store.id, "only in the other tenant")
     before = everything(superuser)
     with pytest.raises(InvalidInput, match=f"memory {second.id} is neither in the file nor in this tenant"):
-        import_jsonl(svc, store.id, _lines({"content": "x"}, {"kind": "relationship", "source_memory_id": str(mine.id),
-                                                              "target_memory_id": str(second.id), "relationship_type": "r"}))
+        svc.import_jsonl(
+            store.id,
+            _lines(
+                {"content": "x"},
+                {"kind": "relationship", "source_memory_id": str(mine.id), "target_memory_id": str(second.id), "relationship_type": "r"},
+            ),
+        )
     assert everything(superuser) == before
     assert other_svc.relationships_of(second.id) == []
     FIGURES["bad inputs with a safe result"] += 1
@@ -212,12 +280,13 @@ def test_an_import_naming_another_tenants_memory_ids_stays_in_its_own_tenant(svc
 
 def test_skip_bad_writes_the_good_lines_only(svc, store) -> None:
     data = _lines(GOOD, b'{"content": "x", "importance": NaN}', [1], {"content": "another good line"})
-    report = import_jsonl(svc, store.id, data, skip_bad=True)
+    report = svc.import_jsonl(store.id, data, skip_bad=True)
     assert report.memories == 2 and len(report.skipped) == 2
     assert sorted(m.content for m in svc.list_memories(store.id).items) == ["a good line", "another good line"]
 
 
 # The command line, in-process -------------------------------------------------------------------------
+
 
 @pytest.fixture
 def named_scope(svc, store, user, tenant) -> list[str]:
@@ -227,16 +296,32 @@ def named_scope(svc, store, user, tenant) -> list[str]:
 
 CLI_CASES: dict[str, tuple[list[str], int, str]] = {
     # (argv, where "SCOPE" is replaced by an existing tenant/user and "NEW" by a new tenant name)
-    "batch size 0 (created the scope first)": (["import", "FILE", "--tenant", "NEW", "--user", "u", "--create", "--batch-size", "0"],
-                                               1, "batch size must be a whole number from 1 to 10000, not 0"),
+    "batch size 0 (created the scope first)": (
+        ["import", "FILE", "--tenant", "NEW", "--user", "u", "--create", "--batch-size", "0"],
+        1,
+        "batch size must be a whole number from 1 to 10000, not 0",
+    ),
     "batch size -5": (["import", "FILE", "--tenant", "NEW", "--user", "u", "--create", "--batch-size", "-5"], 1, "batch size"),
-    "blank store name (created tenant and user first)": (["import", "FILE", "--tenant", "NEW", "--user", "u", "--store", " ", "--create"],
-                                                         1, "store name is empty"),
-    "user name with a newline (created the tenant first)": (["import", "FILE", "--tenant", "NEW", "--user", "a\nb", "--create"],
-                                                            1, "user name contains the control character '\\n'"),
-    "tenant name of 200 characters": (["import", "FILE", "--tenant", "t" * 200, "--user", "u", "--create"], 1, "tenant name is 200 characters"),
-    "unknown embedding model": (["import", "FILE", "--tenant", "NEW", "--user", "u", "--create", "--embedding-model", "gpt-9"], 1,
-                                "unknown embedding model 'gpt-9'"),
+    "blank store name (created tenant and user first)": (
+        ["import", "FILE", "--tenant", "NEW", "--user", "u", "--store", " ", "--create"],
+        1,
+        "store name is empty",
+    ),
+    "user name with a newline (created the tenant first)": (
+        ["import", "FILE", "--tenant", "NEW", "--user", "a\nb", "--create"],
+        1,
+        "user name contains the control character '\\n'",
+    ),
+    "tenant name of 200 characters": (
+        ["import", "FILE", "--tenant", "t" * 200, "--user", "u", "--create"],
+        1,
+        "tenant name is 200 characters",
+    ),
+    "unknown embedding model": (
+        ["import", "FILE", "--tenant", "NEW", "--user", "u", "--create", "--embedding-model", "gpt-9"],
+        1,
+        "unknown embedding model 'gpt-9'",
+    ),
     "a directory to import": (["import", "DIR", "--tenant", "NEW", "--user", "u", "--create"], 1, "no such file"),
     "search: empty query": (["search", "", "SCOPE"], 1, "query is empty"),
     "search: query of 100 KB": (["search", "q" * 100_000, "SCOPE"], 1, "query is 100,000 characters long"),
@@ -262,8 +347,14 @@ def test_bad_cli_input_exits_non_zero_with_one_line_and_writes_nothing(capsys, t
     argv, expected_code, message = CLI_CASES[case]
     (tmp_path / "ok.jsonl").write_text('{"content": "fine"}\n', encoding="utf-8")
     (tmp_path / "cases.jsonl").write_text('{"query": "fine", "expected_ids": ["' + NIL + '"]}\n', encoding="utf-8")
-    replace = {"FILE": [str(tmp_path / "ok.jsonl")], "DIR": [str(tmp_path)], "CASES": [str(tmp_path / "cases.jsonl")],
-               "SCOPE": named_scope, "NEW": [unique("cli-new")], "TENANT": [tenant.name]}
+    replace = {
+        "FILE": [str(tmp_path / "ok.jsonl")],
+        "DIR": [str(tmp_path)],
+        "CASES": [str(tmp_path / "cases.jsonl")],
+        "SCOPE": named_scope,
+        "NEW": [unique("cli-new")],
+        "TENANT": [tenant.name],
+    }
     argv = [part for arg in argv for part in replace.get(arg, [arg])]
     if "--embedding-model" not in argv and argv[:1] == ["import"]:
         argv += ["--embedding-model", "test-hashing"]
@@ -286,13 +377,48 @@ def test_the_installed_command_refuses_a_bad_file_and_a_bad_argument_in_one_line
     path.write_bytes(_lines(GOOD, b'{"content": "x", "importance": NaN}'))
     before = everything(superuser)
     tenant = unique("subprocess")
-    run = subprocess.run([sys.executable, "-m", "core", "import", str(path), "--tenant", tenant, "--user", "u", "--create",
-                          "--embedding-model", "test-hashing"], capture_output=True, cwd=ROOT, env=env)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "import",
+            str(path),
+            "--tenant",
+            tenant,
+            "--user",
+            "u",
+            "--create",
+            "--embedding-model",
+            "test-hashing",
+        ],
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert run.returncode == 1 and run.stdout == b""
     assert run.stderr.decode() == "memex: error: line 2: NaN is not a number JSON allows; nothing was imported\n"
     # an argument that is not UTF-8 reaches Python as a lone surrogate: refused, not a crash
-    run = subprocess.run([sys.executable, "-m", "core", "import", str(path), "--tenant", tenant, "--user", b"\xff\xfe", "--create",
-                          "--embedding-model", "test-hashing", "--skip-bad"], capture_output=True, cwd=ROOT, env=env)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "import",
+            str(path),
+            "--tenant",
+            tenant,
+            "--user",
+            b"\xff\xfe",
+            "--create",
+            "--embedding-model",
+            "test-hashing",
+            "--skip-bad",
+        ],
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert run.returncode == 1 and run.stdout == b""
     err = run.stderr.decode(errors="replace")
     one_line(err)
@@ -302,6 +428,7 @@ def test_the_installed_command_refuses_a_bad_file_and_a_bad_argument_in_one_line
 
 
 # The explorer's forms ------------------------------------------------------------------------------------
+
 
 def _errors(at) -> list[str]:
     assert not at.exception, at.exception
@@ -336,8 +463,12 @@ def test_the_memories_page_add_form_refuses_bad_input_with_an_error_and_writes_n
 
 
 ADMIN_CASES = {
-    "tenant": [("", "tenant name is empty"), ("   ", "tenant name is empty"), ("t" * 10_000, "tenant name is 10,000 characters long"),
-               ("a\tb", "control character")],
+    "tenant": [
+        ("", "tenant name is empty"),
+        ("   ", "tenant name is empty"),
+        ("t" * 10_000, "tenant name is 10,000 characters long"),
+        ("a\tb", "control character"),
+    ],
     "user": [("", "user name is empty"), ("u" * 10_000, "user name is 10,000 characters long"), ("new\nline", "control character")],
     "store": [("", "store name is empty"), ("s" * 10_000, "store name is 10,000 characters long")],
 }

@@ -37,7 +37,6 @@ from core.embeddings import use_embedder
 from core.embeddings.base import Embedder
 from core.embeddings.bedrock import TitanEmbedder
 from core.embeddings.hashing import HashingEmbedder
-from core.jsonl import import_jsonl
 from tests.apptest import open_page
 from tests.conftest import unique
 
@@ -54,11 +53,17 @@ def started_at(db: Database):
 def rows_of(superuser: Engine, tenant_name: str) -> tuple[int, int, int, int]:
     """(rows, distinct ids, distinct contents, store counter) of a tenant, read by the superuser."""
     with superuser.connect() as conn:
-        return tuple(conn.execute(text(
-            "SELECT count(m.id), count(DISTINCT m.id), count(DISTINCT m.content),"
-            " coalesce((SELECT sum(s.total_memories) FROM memory_stores s WHERE s.tenant_id = t.id), 0)"
-            " FROM tenants t LEFT JOIN memories m ON m.tenant_id = t.id WHERE t.name = :n GROUP BY t.id"),
-            {"n": tenant_name}).one_or_none() or (0, 0, 0, 0))
+        return tuple(
+            conn.execute(
+                text(
+                    "SELECT count(m.id), count(DISTINCT m.id), count(DISTINCT m.content),"
+                    " coalesce((SELECT sum(s.total_memories) FROM memory_stores s WHERE s.tenant_id = t.id), 0)"
+                    " FROM tenants t LEFT JOIN memories m ON m.tenant_id = t.id WHERE t.name = :n GROUP BY t.id"
+                ),
+                {"n": tenant_name},
+            ).one_or_none()
+            or (0, 0, 0, 0)
+        )
 
 
 # The database restarts -------------------------------------------------------------------------
@@ -73,8 +78,8 @@ def test_the_next_call_after_a_database_restart_succeeds(db: Database, svc, stor
         svc.search_memories(store.id, "restart", min_similarity=-1)
     db.embedded.restart()
     FIGURES["restarts of the database"] += 1
-    assert svc.get_memory(memory.id).content == "written before the restart"   # the app role's pool
-    assert find_tenant(db, tenant.name).id == tenant.id                          # the owner's pool
+    assert svc.get_memory(memory.id).content == "written before the restart"  # the app role's pool
+    assert find_tenant(db, tenant.name).id == tenant.id  # the owner's pool
     after = svc.add_memory(store.id, "written after the restart")
     assert {r.memory.id for r in svc.search_memories(store.id, "written restart", min_similarity=-1)} == {memory.id, after.id}
     assert started_at(db) > before  # it really was a new server
@@ -85,8 +90,12 @@ def test_a_transaction_cut_by_a_restart_writes_nothing(db: Database, svc, store)
     svc.add_memory(store.id, "already there")
     with pytest.raises(Exception) as caught:
         with db.tenant(svc.tenant_id) as conn:
-            conn.execute(text("INSERT INTO memories (tenant_id, store_id, content, embedding, embedding_dim)"
-                              " SELECT tenant_id, store_id, 'half-written', embedding, embedding_dim FROM memories"))
+            conn.execute(
+                text(
+                    "INSERT INTO memories (tenant_id, store_id, content, embedding, embedding_dim)"
+                    " SELECT tenant_id, store_id, 'half-written', embedding, embedding_dim FROM memories"
+                )
+            )
             db.embedded.restart()  # the server goes away before the commit
     FIGURES["restarts of the database"] += 1
     assert "terminat" in str(caught.value) or "closed" in str(caught.value) or "connection" in str(caught.value)
@@ -182,8 +191,13 @@ INVALID = (400, {"__type": "ValidationException", "message": "Malformed input re
 def bedrock_client(attempts: int = 4):
     """A real client in adaptive retry mode, as make_client() builds it (there: 8 attempts in all),
     with fewer attempts so that backoff stays short, and no credentials lookup."""
-    return boto3.client("bedrock-runtime", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
-                        config=Config(retries={"mode": "adaptive", "total_max_attempts": attempts}))
+    return boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"mode": "adaptive", "total_max_attempts": attempts}),
+    )
 
 
 def test_the_bedrock_client_retries_adaptively_eight_attempts_in_all(monkeypatch) -> None:
@@ -238,23 +252,50 @@ def test_a_transient_server_error_and_a_dropped_connection_are_retried(svc, tita
     assert rows_of(superuser, tenant.name) == (3, 3, 3, 3)
 
 
-@pytest.mark.parametrize("name, answer, attempts, message", [
-    ("throttled on every attempt", lambda t, n: THROTTLED if t == "b" else ok(t), 3,
-     "Bedrock throttled amazon.titan-embed-text-v1 after 3 attempts; nothing was written, retry later"),
-    ("refused as invalid: not retried", lambda t, n: INVALID if t == "b" else ok(t), 1,
-     "Bedrock refused amazon.titan-embed-text-v1: ValidationException: Malformed input request"),
-    ("connection lost on every attempt",
-     lambda t, n: ConnectionClosedError(endpoint_url="https://bedrock") if t == "b" else ok(t), 3,
-     "cannot reach Bedrock for amazon.titan-embed-text-v1"),
-    ("an answer that is not JSON", lambda t, n: (200, "<html>gateway</html>") if t == "b" else ok(t), 1,
-     "Bedrock answered amazon.titan-embed-text-v1 with a body that is not JSON"),
-    ("an answer without an embedding", lambda t, n: (200, {"message": "no vector today"}) if t == "b" else ok(t), 1,
-     "Bedrock answered amazon.titan-embed-text-v1 without an embedding"),
-    ("an answer of the wrong size", lambda t, n: (200, {"embedding": [0.1] * 1000}) if t == "b" else ok(t), 1,
-     "returned vectors that do not form a (3, 1536) array"),
-])
-def test_a_batch_that_still_fails_is_one_clear_error_and_writes_nothing(svc, titan_store, superuser, tenant, name, answer,
-                                                                       attempts, message) -> None:
+@pytest.mark.parametrize(
+    "name, answer, attempts, message",
+    [
+        (
+            "throttled on every attempt",
+            lambda t, n: THROTTLED if t == "b" else ok(t),
+            3,
+            "Bedrock throttled amazon.titan-embed-text-v1 after 3 attempts; nothing was written, retry later",
+        ),
+        (
+            "refused as invalid: not retried",
+            lambda t, n: INVALID if t == "b" else ok(t),
+            1,
+            "Bedrock refused amazon.titan-embed-text-v1: ValidationException: Malformed input request",
+        ),
+        (
+            "connection lost on every attempt",
+            lambda t, n: ConnectionClosedError(endpoint_url="https://bedrock") if t == "b" else ok(t),
+            3,
+            "cannot reach Bedrock for amazon.titan-embed-text-v1",
+        ),
+        (
+            "an answer that is not JSON",
+            lambda t, n: (200, "<html>gateway</html>") if t == "b" else ok(t),
+            1,
+            "Bedrock answered amazon.titan-embed-text-v1 with a body that is not JSON",
+        ),
+        (
+            "an answer without an embedding",
+            lambda t, n: (200, {"message": "no vector today"}) if t == "b" else ok(t),
+            1,
+            "Bedrock answered amazon.titan-embed-text-v1 without an embedding",
+        ),
+        (
+            "an answer of the wrong size",
+            lambda t, n: (200, {"embedding": [0.1] * 1000}) if t == "b" else ok(t),
+            1,
+            "returned vectors that do not form a (3, 1536) array",
+        ),
+    ],
+)
+def test_a_batch_that_still_fails_is_one_clear_error_and_writes_nothing(
+    svc, titan_store, superuser, tenant, name, answer, attempts, message
+) -> None:
     store, holder = titan_store
     holder["client"] = client = bedrock_client(attempts=3)
     fake = FakeBedrock(client, answer)
@@ -269,12 +310,15 @@ def test_a_batch_that_still_fails_is_one_clear_error_and_writes_nothing(svc, tit
     assert rows_of(superuser, tenant.name) == (0, 0, 0, 0)
 
 
-@pytest.mark.parametrize("code, status, message", [
-    ("ThrottlingException", 429, "throttled"),
-    ("ModelTimeoutException", 408, "ModelTimeoutException"),
-    ("ServiceQuotaExceededException", 400, "ServiceQuotaExceededException"),
-    ("InternalServerException", 500, "InternalServerException"),
-])
+@pytest.mark.parametrize(
+    "code, status, message",
+    [
+        ("ThrottlingException", 429, "throttled"),
+        ("ModelTimeoutException", 408, "ModelTimeoutException"),
+        ("ServiceQuotaExceededException", 400, "ServiceQuotaExceededException"),
+        ("InternalServerException", 500, "InternalServerException"),
+    ],
+)
 def test_stubbed_errors_in_the_middle_of_a_batch_leave_nothing_written(svc, titan_store, superuser, tenant, code, status, message) -> None:
     store, holder = titan_store
     holder["client"] = client = bedrock_client()
@@ -310,11 +354,11 @@ def test_a_provider_failure_in_the_middle_of_an_import_keeps_whole_batches_and_a
     use_embedder("test-hashing", lambda dim: FailsOnCall(fail_on=3))
     try:
         with pytest.raises(EmbeddingError, match="provider down"):
-            import_jsonl(svc, store.id, data, batch_size=10)
+            svc.import_jsonl(store.id, data, batch_size=10)
     finally:
         use_embedder("test-hashing", None)
     assert rows_of(superuser, tenant.name) == (20, 20, 20, 20)  # batches 1 and 2, whole; batch 3 nothing
-    report = import_jsonl(svc, store.id, data, batch_size=10)
+    report = svc.import_jsonl(store.id, data, batch_size=10)
     assert report.memories == 50
     assert rows_of(superuser, tenant.name) == (50, 50, 50, 50)  # the 20 again by id: updated, not duplicated
     FIGURES["provider: failing batches refused"] += 1
@@ -327,7 +371,8 @@ LINES, BATCH = 1000, 50
 
 @pytest.mark.parametrize("with_ids", [True, False], ids=["with ids", "without ids"])
 def test_an_import_killed_with_sigkill_keeps_whole_batches_and_a_rerun_ends_with_exactly_the_file(
-        db: Database, superuser, data_dir, tmp_path, capsys, with_ids: bool) -> None:
+    db: Database, superuser, data_dir, tmp_path, capsys, with_ids: bool
+) -> None:
     namespace = UUID("6f1c2b9e-0d4a-4c3b-9e8f-7a6b5c4d3e2f")
     path = tmp_path / "BIG.jsonl"
     with path.open("w", encoding="utf-8") as out:
@@ -337,10 +382,26 @@ def test_an_import_killed_with_sigkill_keeps_whole_batches_and_a_rerun_ends_with
                 line["id"] = str(uuid5(namespace, str(i)))
             out.write(json.dumps(line) + "\n")
     tenant_name = unique("killed")
-    argv = ["import", str(path), "--tenant", tenant_name, "--user", "u", "--create",
-            "--embedding-model", "test-hashing", "--batch-size", str(BATCH)]
-    proc = subprocess.Popen([sys.executable, "-m", "core", *argv], cwd=ROOT, env={**os.environ, "MEMEX_DATA_DIR": data_dir},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv = [
+        "import",
+        str(path),
+        "--tenant",
+        tenant_name,
+        "--user",
+        "u",
+        "--create",
+        "--embedding-model",
+        "test-hashing",
+        "--batch-size",
+        str(BATCH),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", *argv],
+        cwd=ROOT,
+        env={**os.environ, "MEMEX_DATA_DIR": data_dir},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 180
         while rows_of(superuser, tenant_name)[0] == 0:  # poll until the first batch has committed
@@ -383,17 +444,24 @@ def test_expiring_a_memory_again_never_hands_it_back_to_a_search_that_began_afte
     """now() is the time a transaction began. A second "expire now" used to move expires_at to its
     own, later, now(): a search that began between the two saw the expired memory as live again
     (the load test below caught it in hybrid mode, whose second statement leaves the window)."""
-    from core.search import SearchParams, run_search
-    from core.stores import fetch_store
+    from core.search import SearchParams
+    from core.service.search import run_search
+    from core.sql.stores import fetch as fetch_store
 
     memory = svc.add_memory(store.id, "memo expired once")
     svc.expire_memories([memory.id])
     first_expiry = svc.get_memory(memory.id).expires_at
     vector = svc.embed_query(store, "memo expired once")
     with db.tenant(svc.tenant_id) as conn:  # the search's transaction begins after the expiry
-        svc.expire_memories([memory.id])     # "expire now" again, in a transaction that begins later
-        results = run_search(conn, fetch_store(conn, store.id), "memo expired once", vector,
-                             SearchParams(limit=10, min_similarity=-1, mode="hybrid").checked(), record_access=False)
+        svc.expire_memories([memory.id])  # "expire now" again, in a transaction that begins later
+        results = run_search(
+            conn,
+            fetch_store(conn, store.id),
+            "memo expired once",
+            vector,
+            SearchParams(limit=10, min_similarity=-1, mode="hybrid").checked(),
+            record_access=False,
+        )
     assert results == []
     assert svc.get_memory(memory.id).expires_at == first_expiry  # expiring again kept the first expiry
 
@@ -407,8 +475,8 @@ def test_eight_threads_adding_deleting_expiring_and_searching_one_store_for_30_s
     lock = threading.Lock()
     added: set[UUID] = set()
     alive: list[UUID] = []
-    gone: set[UUID] = set()        # deleted or expired, as soon as the call that did it returned
-    returned: set[UUID] = set()    # every id any search returned
+    gone: set[UUID] = set()  # deleted or expired, as soon as the call that did it returned
+    returned: set[UUID] = set()  # every id any search returned
     net = Counter()
     errors: list[BaseException] = []
     end = time.monotonic() + SECONDS
@@ -421,8 +489,7 @@ def test_eight_threads_adding_deleting_expiring_and_searching_one_store_for_30_s
                 op = rng.random()
                 if op < 0.35:
                     n = rng.choice([1, 1, 3, 8])
-                    memories = svc.add_memories(store.id, [NewMemory(f"memo {rng.choice(words)} {seed} {rng.random()}")
-                                                           for _ in range(n)])
+                    memories = svc.add_memories(store.id, [NewMemory(f"memo {rng.choice(words)} {seed} {rng.random()}") for _ in range(n)])
                     with lock:
                         added.update(m.id for m in memories)
                         alive.extend(m.id for m in memories)
@@ -449,8 +516,14 @@ def test_eight_threads_adding_deleting_expiring_and_searching_one_store_for_30_s
                 else:
                     with lock:
                         gone_before = set(gone)
-                    results = svc.search_memories(store.id, f"memo {rng.choice(words)}", limit=20, min_similarity=-1,
-                                                  record_access=rng.random() < 0.5, mode=rng.choice(["vector", "hybrid"]))
+                    results = svc.search_memories(
+                        store.id,
+                        f"memo {rng.choice(words)}",
+                        limit=20,
+                        min_similarity=-1,
+                        record_access=rng.random() < 0.5,
+                        mode=rng.choice(["vector", "hybrid"]),
+                    )
                     ids = {r.memory.id for r in results}
                     assert not ids & gone_before, "a search returned a memory deleted or expired before it started"
                     assert all(r.memory.store_id == store.id and r.memory.tenant_id == svc.tenant_id for r in results)

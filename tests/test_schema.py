@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from core.db import APP_ROLE, OWNER_ROLE, Database
-from core.migrate import all_migrations, migrate
+from core.migrate import all_migrations
 
 TENANT_TABLES = ("tenants", "users", "memory_stores", "memories", "memory_relationships")
 
 
 def test_running_migrations_again_changes_nothing(db: Database) -> None:
-    assert migrate(db) == []
+    assert db.migrate() == []
     with db.owner() as conn:
         versions = conn.scalars(text("SELECT version FROM schema_migrations ORDER BY version")).all()
     assert versions == [m.version for m in all_migrations()]
@@ -35,7 +36,7 @@ def test_two_processes_migrating_a_new_database_together_apply_each_file_once(db
 
     def run(target: Database) -> None:
         try:
-            results.append(migrate(target))
+            results.append(target.migrate())
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -57,9 +58,12 @@ def test_two_processes_migrating_a_new_database_together_apply_each_file_once(db
 def tenant_tables(db: Database) -> list[str]:
     """Every table of the schema but the migrations' bookkeeping."""
     with db.owner() as conn:
-        return conn.scalars(text(
-            "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace"
-            " AND relname <> 'schema_migrations' ORDER BY relname")).all()
+        return conn.scalars(
+            text(
+                "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace"
+                " AND relname <> 'schema_migrations' ORDER BY relname"
+            )
+        ).all()
 
 
 def test_row_level_security_is_enabled_and_forced_on_every_table(db: Database) -> None:
@@ -74,9 +78,7 @@ def test_row_level_security_is_enabled_and_forced_on_every_table(db: Database) -
 
 def test_every_table_has_an_isolation_policy_on_reads_and_writes_with_nullif(db: Database) -> None:
     with db.owner() as conn:
-        policies = conn.execute(
-            text("SELECT tablename, qual, with_check FROM pg_policies WHERE policyname LIKE '%isolation'")
-        ).all()
+        policies = conn.execute(text("SELECT tablename, qual, with_check FROM pg_policies WHERE policyname LIKE '%isolation'")).all()
     assert {p.tablename for p in policies} == set(tenant_tables(db))
     for p in policies:
         assert "NULLIF(current_setting('app.current_tenant_id'::text, true), ''::text)" in p.qual
@@ -101,3 +103,54 @@ def test_each_supported_dimension_has_a_partial_hnsw_cosine_index(db: Database) 
         defs = conn.scalars(text("SELECT indexdef FROM pg_indexes WHERE tablename = 'memories' AND indexdef LIKE '%hnsw%'")).all()
     for dim in (256, 384, 512, 1024, 1536):
         assert any(f"((embedding)::vector({dim})) vector_cosine_ops" in d and f"WHERE (embedding_dim = {dim})" in d for d in defs), dim
+
+
+def test_migrate_refuses_a_database_with_a_migration_this_code_does_not_have(db: Database, superuser, capsys, monkeypatch) -> None:
+    """A database migrated by a newer memex (or a migration file removed since) is reported by name,
+    and nothing is applied on top of a schema this code does not know."""
+    from core.cli import main
+    from core.errors import ConfigError
+    from core.migrate import migrate
+
+    name = "memex_unknown_migration"
+    admin = create_engine(db.embedded.url("postgres", "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name} OWNER {OWNER_ROLE}"))
+    with create_engine(db.embedded.url("postgres", name), isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text("CREATE EXTENSION vector"))
+    owner = create_engine(db.embedded.url(OWNER_ROLE, name))
+    try:
+        migrate(owner)
+        with owner.begin() as conn:
+            conn.execute(text("INSERT INTO schema_migrations (version, checksum) VALUES ('999_from_the_future', 'x')"))
+        with pytest.raises(ConfigError, match="records migration 999_from_the_future as applied, but .* has no such file"):
+            migrate(owner)
+        monkeypatch.setenv("DATABASE_URL", str(db.embedded.url(APP_ROLE, name).render_as_string(hide_password=False)))
+        monkeypatch.setenv("MEMEX_ADMIN_DATABASE_URL", str(db.embedded.url(OWNER_ROLE, name).render_as_string(hide_password=False)))
+        from core.config import get_settings
+
+        get_settings.cache_clear()
+        assert main(["migrate"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "999_from_the_future" in err[0]
+    finally:
+        get_settings.cache_clear()
+        owner.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def test_a_missing_grant_reads_as_a_configuration_error_and_an_rls_refusal_as_not_found(svc, store, other) -> None:
+    """Both are SQLSTATE 42501; only row-level security means 'outside the tenant'."""
+    from core.db import database_errors
+    from core.errors import ConfigError, NotFound
+
+    with pytest.raises(ConfigError, match="lacks a privilege .*permission denied for table schema_migrations"):
+        with svc.transaction() as conn:
+            conn.execute(text("SELECT * FROM schema_migrations"))
+    other_svc, _ = other
+    with pytest.raises(NotFound, match="outside the tenant"):
+        with svc.transaction() as conn, database_errors():
+            conn.execute(text("INSERT INTO users (tenant_id, name) VALUES (:t, 'intruder')"), {"t": other_svc.tenant_id})

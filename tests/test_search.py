@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,12 +10,15 @@ from core import NewMemory
 
 
 def test_threshold_limit_and_order(svc, store) -> None:
-    svc.add_memories(store.id, [
-        NewMemory("window seat on long flights"),
-        NewMemory("window seat on trains"),
-        NewMemory("window cleaning schedule"),
-        NewMemory("quarterly tax report"),
-    ])
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("window seat on long flights"),
+            NewMemory("window seat on trains"),
+            NewMemory("window cleaning schedule"),
+            NewMemory("quarterly tax report"),
+        ],
+    )
     everything = svc.search_memories(store.id, "window seat flights", limit=10, min_similarity=-1, record_access=False)
     sims = [r.similarity for r in everything]
     assert sims == sorted(sims, reverse=True)
@@ -27,13 +30,16 @@ def test_threshold_limit_and_order(svc, store) -> None:
 
 
 def test_expired_and_archived_memories_are_not_returned(svc, store) -> None:
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
-    future = datetime.now(timezone.utc) + timedelta(days=1)
-    svc.add_memories(store.id, [
-        NewMemory("hotel in Tokyo this week", expires_at=past),
-        NewMemory("hotel in Tokyo next week", expires_at=future),
-        NewMemory("hotel in Tokyo last year", archived=True),
-    ])
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    future = datetime.now(UTC) + timedelta(days=1)
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("hotel in Tokyo this week", expires_at=past),
+            NewMemory("hotel in Tokyo next week", expires_at=future),
+            NewMemory("hotel in Tokyo last year", archived=True),
+        ],
+    )
     results = svc.search_memories(store.id, "hotel in Tokyo", limit=10, min_similarity=-1)
     assert [r.memory.content for r in results] == ["hotel in Tokyo next week"]
 
@@ -50,10 +56,13 @@ def test_search_counts_accesses_unless_told_not_to(svc, store) -> None:
 
 
 def test_type_and_source_filters(svc, store) -> None:
-    svc.add_memories(store.id, [
-        NewMemory("coffee with oat milk", memory_type="preference", source="chat"),
-        NewMemory("coffee with Sam on Friday", memory_type="event", source="calendar"),
-    ])
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("coffee with oat milk", memory_type="preference", source="chat"),
+            NewMemory("coffee with Sam on Friday", memory_type="event", source="calendar"),
+        ],
+    )
     by_type = svc.search_memories(store.id, "coffee", min_similarity=-1, memory_types=["event"], record_access=False)
     by_source = svc.search_memories(store.id, "coffee", min_similarity=-1, sources=["chat"], record_access=False)
     assert [r.memory.memory_type for r in by_type] == ["event"]
@@ -71,12 +80,47 @@ def minilm_store(svc, user):
 
 
 def test_local_model_finds_paraphrases_above_the_seed_threshold(svc, minilm_store) -> None:
-    svc.add_memories(minilm_store.id, [
-        NewMemory("Alice is allergic to peanuts."),
-        NewMemory("Alice's flight to Lisbon leaves on Friday morning."),
-        NewMemory("Alice prefers vegetarian restaurants."),
-    ])
+    svc.add_memories(
+        minilm_store.id,
+        [
+            NewMemory("Alice is allergic to peanuts."),
+            NewMemory("Alice's flight to Lisbon leaves on Friday morning."),
+            NewMemory("Alice prefers vegetarian restaurants."),
+        ],
+    )
     results = svc.search_memories(minilm_store.id, "Which nuts must Alice avoid?", limit=3, min_similarity=0.3, record_access=False)
     assert results[0].memory.content == "Alice is allergic to peanuts."
     strict = svc.search_memories(minilm_store.id, "quantum chromodynamics lecture", min_similarity=0.7, record_access=False)
     assert strict == []
+
+
+def test_a_model_change_while_the_query_is_embedded_is_searched_with_the_new_model(svc, store, monkeypatch) -> None:
+    """Search reads the store's model, embeds the query, then searches: a re-embed committed in
+    between used to compare a vector of the old model with vectors of the new one."""
+    from core.embeddings import get_embedder, use_embedder
+    from core.embeddings.hashing import HashingEmbedder
+
+    class Reversed(HashingEmbedder):  # another 384-d model: only the model check can tell them apart
+        model = "all-MiniLM-L6-v2"
+
+        def _embed(self, texts):
+            return super()._embed([t[::-1] for t in texts])
+
+    use_embedder("all-MiniLM-L6-v2", lambda dim: Reversed())
+    try:
+        svc.add_memories(store.id, [NewMemory("alpha beta"), NewMemory("gamma delta")])
+        hashing = get_embedder("test-hashing")
+        original = hashing._embed
+
+        def embed_then_reembed_the_store(texts):
+            monkeypatch.setattr(hashing, "_embed", original)
+            vectors = original(texts)
+            svc.set_store_model(store.id, "all-MiniLM-L6-v2", reembed=True)
+            return vectors
+
+        monkeypatch.setattr(hashing, "_embed", embed_then_reembed_the_store)
+        results = svc.search_memories(store.id, "alpha beta", limit=2, min_similarity=-1)
+        assert results[0].memory.content == "alpha beta"
+        assert results[0].similarity == pytest.approx(1.0, abs=1e-5)  # the same text under the same (new) model
+    finally:
+        use_embedder("all-MiniLM-L6-v2", None)

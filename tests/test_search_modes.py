@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -36,13 +36,16 @@ def test_mmr_prefers_a_different_second_result_over_a_duplicate() -> None:
 
 @pytest.fixture
 def memories(svc, store):
-    now = datetime.now(timezone.utc)
-    return svc.add_memories(store.id, [
-        NewMemory("Booking reference QX7-PLM for the Lisbon flight", importance=0.3),
-        NewMemory("Lives in Berlin near the park", importance=0.5, created_at=now - timedelta(days=400)),
-        NewMemory("Lives in Lisbon near the river", importance=0.5, created_at=now - timedelta(days=2)),
-        NewMemory("Lives in Lisbon near the river now", importance=0.9, created_at=now - timedelta(days=1)),
-    ])
+    now = datetime.now(UTC)
+    return svc.add_memories(
+        store.id,
+        [
+            NewMemory("Booking reference QX7-PLM for the Lisbon flight", importance=0.3),
+            NewMemory("Lives in Berlin near the park", importance=0.5, created_at=now - timedelta(days=400)),
+            NewMemory("Lives in Lisbon near the river", importance=0.5, created_at=now - timedelta(days=2)),
+            NewMemory("Lives in Lisbon near the river now", importance=0.9, created_at=now - timedelta(days=1)),
+        ],
+    )
 
 
 def test_text_mode_finds_a_rare_token_and_reports_its_text_rank(svc, store, memories) -> None:
@@ -59,8 +62,15 @@ def test_hybrid_returns_text_matches_the_vector_threshold_would_cut(svc, store, 
 
 
 def test_weighted_prefers_the_recent_important_memory_among_similar_ones(svc, store, memories) -> None:
-    weighted = svc.search_memories(store.id, "where does the user live", min_similarity=-1, mode="weighted",
-                                   weights=Weights(relevance=1, importance=1, recency=1), record_access=False, limit=3)
+    weighted = svc.search_memories(
+        store.id,
+        "where does the user live",
+        min_similarity=-1,
+        mode="weighted",
+        weights=Weights(relevance=1, importance=1, recency=1),
+        record_access=False,
+        limit=3,
+    )
     assert weighted[0].memory.id == memories[3].id
     b = weighted[0].breakdown
     assert (b.importance, b.final) == (0.9, weighted[0].score) and 0 < b.recency <= 1
@@ -69,7 +79,9 @@ def test_weighted_prefers_the_recent_important_memory_among_similar_ones(svc, st
 
 def test_mmr_drops_the_near_duplicate(svc, store, memories) -> None:
     plain = svc.search_memories(store.id, "lives in Lisbon near the river", min_similarity=-1, limit=2, record_access=False)
-    diverse = svc.search_memories(store.id, "lives in Lisbon near the river", min_similarity=-1, limit=2, mmr_lambda=0.3, record_access=False)
+    diverse = svc.search_memories(
+        store.id, "lives in Lisbon near the river", min_similarity=-1, limit=2, mmr_lambda=0.3, record_access=False
+    )
     assert {r.memory.id for r in plain} == {memories[2].id, memories[3].id}
     assert len({r.memory.id for r in diverse} & {memories[2].id, memories[3].id}) == 1
     assert all(r.breakdown.mmr is not None for r in diverse)
@@ -79,7 +91,9 @@ def test_every_mode_skips_archived_and_expired_and_an_unknown_mode_is_refused(sv
     svc.set_archived([memories[0].id])
     svc.expire_memories([memories[3].id])
     for mode in ("vector", "text", "hybrid", "weighted"):
-        ids = {r.memory.id for r in svc.search_memories(store.id, "QX7-PLM Lisbon river", min_similarity=-1, mode=mode, record_access=False)}
+        ids = {
+            r.memory.id for r in svc.search_memories(store.id, "QX7-PLM Lisbon river", min_similarity=-1, mode=mode, record_access=False)
+        }
         assert not ids & {memories[0].id, memories[3].id}, mode
     with pytest.raises(InvalidInput, match="unknown search mode 'magic'"):
         svc.search_memories(store.id, "q", mode="magic")

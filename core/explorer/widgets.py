@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
+from core.explorer.frames import memory_frame
+from core.explorer.labels import short
 from core.explorer.state import Scope, guard
-from core.frames import memory_frame
-from core.labels import short
 from core.models import Memory
 
 
@@ -25,9 +25,13 @@ def data_changed() -> None:
     st.cache_data.clear()
 
 
-@st.cache_data(ttl=60, show_spinner=False, hash_funcs={"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id), s.store.total_memories)})
+@st.cache_data(
+    ttl=60,
+    show_spinner=False,
+    hash_funcs={"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id), s.store.total_memories)},
+)
 def _frame(scope: Scope, version: int) -> pd.DataFrame:
-    return memory_frame(scope.svc, scope.store.id)
+    return memory_frame(scope.svc.all_memories(scope.store.id)[::-1])  # newest first
 
 
 def store_frame(scope: Scope) -> pd.DataFrame:
@@ -38,8 +42,10 @@ def store_frame(scope: Scope) -> pd.DataFrame:
 def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str | None:
     """The whole memory: content (literally), metadata JSON, statistics, and its relationships in
     a table; returns the id of a related memory the user selected in that table, if any."""
-    st.text(f"{memory.memory_type} · {memory.source or 'no source'} · importance {memory.importance:.2f}"
-            f" · {memory.status(pd.Timestamp.now(tz='UTC'))}")
+    st.text(
+        f"{memory.memory_type} · {memory.source or 'no source'} · importance {memory.importance:.2f}"
+        f" · {memory.status(pd.Timestamp.now(tz='UTC'))}"
+    )
     with st.container(border=True):
         st.text(memory.content)
     cols = st.columns(4)
@@ -54,17 +60,22 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
     st.caption(f"Relationships: {len(related)} (select a row to open that memory)")
     if not related:
         return None
-    table = pd.DataFrame({
-        "direction": ["→ outgoing" if r.direction == "outgoing" else "← incoming" for r in related],
-        "type": [r.relationship_type for r in related],
-        "strength": [r.strength for r in related],
-        "memory": [short(r.memory.content, 120) for r in related],
-        "id": [str(r.memory.id) for r in related],
-    })
+    table = pd.DataFrame(
+        {
+            "direction": ["→ outgoing" if r.direction == "outgoing" else "← incoming" for r in related],
+            "type": [r.relationship_type for r in related],
+            "strength": [r.strength for r in related],
+            "memory": [short(r.memory.content, 120) for r in related],
+            "id": [str(r.memory.id) for r in related],
+        }
+    )
     event = st.dataframe(
-        table, hide_index=True, on_select="rerun", selection_mode="single-row", key=f"{key}-rel-{memory.id}",
-        column_config={"strength": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
-                       "id": None},
+        table,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"{key}-rel-{memory.id}",
+        column_config={"strength": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"), "id": None},
     )
     rows = event.selection.rows if event else []
     return table.iloc[rows[0]]["id"] if rows else None

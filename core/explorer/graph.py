@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.labels import plot_text, short
-from core.vectors import TOLERANCE, cosine_blocks
+from core.explorer.labels import plot_text, short
 from core.models import Relationship
+from core.vectors import TOLERANCE, cosine_blocks
 
 NODE_COLOURS = ("#4f46e5", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16", "#64748b", "#a16207")
 EDGE_COLOURS = ("#334155", "#b45309", "#047857", "#b91c1c", "#6d28d9", "#0e7490", "#be185d", "#4d7c0f")
@@ -57,9 +57,9 @@ def build_graph(
     """Every memory of `frame` (a store frame) as a node, and the relationships of the chosen
     types at or above `min_strength` as edges. Edges to memories outside the frame (another
     store) are left out and counted in graph.graph["outside"]."""
-    graph = nx.MultiDiGraph(outside=0)
-    for row in frame.itertuples(index=False):
-        graph.add_node(str(row.id), content=row.content, memory_type=row.memory_type, importance=float(row.importance))
+    graph: nx.MultiDiGraph = nx.MultiDiGraph(outside=0)
+    for memory_id, content, memory_type, importance in zip(frame["id"], frame["content"], frame["memory_type"], frame["importance"]):
+        graph.add_node(str(memory_id), content=content, memory_type=memory_type, importance=float(importance))
     for rel in relationships:
         if types is not None and rel.relationship_type not in types:
             continue
@@ -79,7 +79,7 @@ def graph_facts(graph: nx.MultiDiGraph, top: int = 5) -> GraphFacts:
     Centrality is betweenness on the undirected simple graph: a memory scores high when many
     shortest paths between other memories pass through it. On large graphs it is estimated from
     500 sampled sources (fixed seed) to stay interactive."""
-    undirected = nx.Graph(graph.to_undirected(as_view=True))
+    undirected: nx.Graph = nx.Graph(graph.to_undirected(as_view=True))
     components = list(nx.connected_components(undirected)) if len(undirected) else []
     degree = sorted(((n, int(d)) for n, d in graph.degree()), key=lambda item: (-item[1], item[0]))
     k = None if len(undirected) <= 1000 else 500
@@ -116,7 +116,7 @@ def layout(nodes: Sequence[str], edges: Sequence[tuple[str, str]], seed: int = 7
     out on its own (Kamada-Kawai up to 60 memories, tidier; a spring layout beyond, faster) in a
     square scaled to its size; squares are packed in rows, largest first, and orphans follow in a
     grid, so islands never pile up on top of the main web."""
-    graph = nx.Graph()
+    graph: nx.Graph = nx.Graph()
     graph.add_nodes_from(nodes)
     graph.add_edges_from(edges)
     components = sorted(nx.connected_components(graph), key=lambda c: (-len(c), min(c)))
@@ -173,67 +173,120 @@ def figure(
                 continue
             xs = [c for u, v in band for c in (pos[u][0], pos[v][0], None)]
             ys = [c for u, v in band for c in (pos[u][1], pos[v][1], None)]
-            fig.add_trace(go.Scatter(
-                x=xs, y=ys, mode="lines", name=plot_text(rel_type), legendgroup=f"rel-{rel_type}", showlegend=not shown,
-                legendgrouptitle_text="Relationships" if not fig.data else None,
-                line=dict(width=width, color=edge_colour[rel_type], dash=dash[rel_type]), opacity=opacity, hoverinfo="skip",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    name=plot_text(rel_type),
+                    legendgroup=f"rel-{rel_type}",
+                    showlegend=not shown,
+                    legendgrouptitle_text="Relationships" if not fig.data else None,
+                    line=dict(width=width, color=edge_colour[rel_type], dash=dash[rel_type]),
+                    opacity=opacity,
+                    hoverinfo="skip",
+                )
+            )
             shown = True
         heads = [(u, v, d) for u, v, d in edges]
-        fig.add_trace(go.Scatter(
-            x=[pos[u][0] + 0.62 * (pos[v][0] - pos[u][0]) for u, v, _ in heads],
-            y=[pos[u][1] + 0.62 * (pos[v][1] - pos[u][1]) for u, v, _ in heads],
-            mode="markers", legendgroup=f"rel-{rel_type}", showlegend=False, name=plot_text(rel_type),
-            marker=dict(symbol="triangle-up", size=8, color=edge_colour[rel_type],
-                        angle=[math.degrees(math.atan2(pos[v][0] - pos[u][0], pos[v][1] - pos[u][1])) for u, v, _ in heads]),
-            hovertext=[f"{plot_text(rel_type)} · strength {d['strength']:.2f}" for *_, d in heads],
-            hovertemplate="%{hovertext}<extra></extra>", unselected=dict(marker=dict(opacity=1)),
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[u][0] + 0.62 * (pos[v][0] - pos[u][0]) for u, v, _ in heads],
+                y=[pos[u][1] + 0.62 * (pos[v][1] - pos[u][1]) for u, v, _ in heads],
+                mode="markers",
+                legendgroup=f"rel-{rel_type}",
+                showlegend=False,
+                name=plot_text(rel_type),
+                marker=dict(
+                    symbol="triangle-up",
+                    size=8,
+                    color=edge_colour[rel_type],
+                    angle=[math.degrees(math.atan2(pos[v][0] - pos[u][0], pos[v][1] - pos[u][1])) for u, v, _ in heads],
+                ),
+                hovertext=[f"{plot_text(rel_type)} · strength {d['strength']:.2f}" for *_, d in heads],
+                hovertemplate="%{hovertext}<extra></extra>",
+                unselected=dict(marker=dict(opacity=1)),
+            )
+        )
     node_colour = _palette((d["memory_type"] for _, d in graph.nodes(data=True)), NODE_COLOURS)
     first = True
     for memory_type in sorted(node_colour):
         nodes = [(n, d) for n, d in graph.nodes(data=True) if d["memory_type"] == memory_type and n in pos]
-        fig.add_trace(go.Scatter(
-            x=[pos[n][0] for n, _ in nodes], y=[pos[n][1] for n, _ in nodes], mode="markers", name=plot_text(memory_type),
-            legendgroup=f"type-{memory_type}", legendgrouptitle_text="Memory types" if first else None,
-            marker=dict(size=[8 + 22 * d["importance"] for _, d in nodes], color=node_colour[memory_type],
-                        line=dict(width=1, color="white")),
-            customdata=[n for n, _ in nodes],
-            hovertext=[f"<b>{plot_text(memory_type)}</b> · importance {d['importance']:.2f} · "
-                       f"{graph.degree(n)} relationships<br>{plot_text(d['content'])}" for n, d in nodes],
-            hovertemplate="%{hovertext}<extra></extra>", unselected=dict(marker=dict(opacity=1)),
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n][0] for n, _ in nodes],
+                y=[pos[n][1] for n, _ in nodes],
+                mode="markers",
+                name=plot_text(memory_type),
+                legendgroup=f"type-{memory_type}",
+                legendgrouptitle_text="Memory types" if first else None,
+                marker=dict(
+                    size=[8 + 22 * d["importance"] for _, d in nodes], color=node_colour[memory_type], line=dict(width=1, color="white")
+                ),
+                customdata=[n for n, _ in nodes],
+                hovertext=[
+                    f"<b>{plot_text(memory_type)}</b> · importance {d['importance']:.2f} · "
+                    f"{graph.degree(n)} relationships<br>{plot_text(d['content'])}"
+                    for n, d in nodes
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+                unselected=dict(marker=dict(opacity=1)),
+            )
+        )
         first = False
     if selected in pos:
-        fig.add_trace(go.Scatter(
-            x=[pos[selected][0]], y=[pos[selected][1]], mode="markers", name="selected", showlegend=False,
-            customdata=[selected], hoverinfo="skip",
-            marker=dict(symbol="circle-open", size=14 + 22 * graph.nodes[selected]["importance"], color="#111827", line=dict(width=3)),
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[selected][0]],
+                y=[pos[selected][1]],
+                mode="markers",
+                name="selected",
+                showlegend=False,
+                customdata=[selected],
+                hoverinfo="skip",
+                marker=dict(symbol="circle-open", size=14 + 22 * graph.nodes[selected]["importance"], color="#111827", line=dict(width=3)),
+            )
+        )
     axis = dict(showgrid=False, zeroline=False, showticklabels=False, title=None)
-    fig.update_layout(title=title, height=620, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
-                      xaxis=axis, yaxis=dict(axis, scaleanchor="x", scaleratio=1),
-                      clickmode="event+select", dragmode="pan")
+    fig.update_layout(
+        title=title,
+        height=620,
+        margin=dict(l=10, r=10, t=50, b=10),
+        hovermode="closest",
+        xaxis=axis,
+        yaxis=dict(axis, scaleanchor="x", scaleratio=1),
+        clickmode="event+select",
+        dragmode="pan",
+    )
     return fig
 
 
 def memory_table(frame: pd.DataFrame, rows: Sequence[tuple[str, float]], value: str) -> pd.DataFrame:
     """(memory id, number) pairs as a table to pick from: short content, type, the number, id."""
-    by_id = frame.set_index("id")
-    return pd.DataFrame({"memory": [short(by_id.at[i, "content"], 80) for i, _ in rows],
-                         "type": [by_id.at[i, "memory_type"] for i, _ in rows],
-                         value: [v for _, v in rows], "id": [i for i, _ in rows]})
+    content, kind = frame.set_index("id")["content"], frame.set_index("id")["memory_type"]
+    return pd.DataFrame(
+        {
+            "memory": [short(str(content[i]), 80) for i, _ in rows],
+            "type": [kind[i] for i, _ in rows],
+            value: [v for _, v in rows],
+            "id": [i for i, _ in rows],
+        }
+    )
 
 
 def suggestion_table(frame: pd.DataFrame, found: Sequence[LinkSuggestion]) -> pd.DataFrame:
     """Suggestions to review: a "save" tick (on), the similarity, both memories' content, their ids."""
     content = frame.set_index("id")["content"]
-    return pd.DataFrame({
-        "save": [True] * len(found), "similarity": [s.similarity for s in found],
-        "memory": [short(content.get(s.source_id, ""), 100) for s in found],
-        "similar memory": [short(content.get(s.target_id, ""), 100) for s in found],
-        "source": [s.source_id for s in found], "target": [s.target_id for s in found],
-    })
+    return pd.DataFrame(
+        {
+            "save": [True] * len(found),
+            "similarity": [s.similarity for s in found],
+            "memory": [short(content.get(s.source_id, ""), 100) for s in found],
+            "similar memory": [short(content.get(s.target_id, ""), 100) for s in found],
+            "source": [s.source_id for s in found],
+            "target": [s.target_id for s in found],
+        }
+    )
 
 
 def related_pairs(relationships: Iterable[Relationship]) -> set[frozenset[str]]:

@@ -17,7 +17,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -25,15 +25,21 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.errors import InvalidInput
-from core.labels import plot_text
-from core.graph import NODE_COLOURS
-from core.vectors import unit_rows
+from core.explorer.graph import NODE_COLOURS
+from core.explorer.labels import plot_text
 from core.models import MemoryStore
+from core.vectors import unit_rows
 
 SAMPLE_CAP = 20_000  # beyond this a fit takes minutes: a random sample shows the same shape
 MIN_MEMORIES = 5
-COLOUR_BY = {"Type": "memory_type", "Source": "source", "Importance": "importance",
-             "Age (days)": "age_days", "Access count": "access_count", "State": "status"}
+COLOUR_BY = {
+    "Type": "memory_type",
+    "Source": "source",
+    "Importance": "importance",
+    "Age (days)": "age_days",
+    "Access count": "access_count",
+    "State": "status",
+}
 CATEGORICAL = {"memory_type", "source", "status"}
 
 
@@ -80,8 +86,14 @@ class Projection:
 def projection_key(tenant_id: object, store: MemoryStore, frame: pd.DataFrame, params: ProjectionParams) -> ProjectionKey:
     """What a projection depends on, read from the store frame (no vectors needed)."""
     latest = frame["updated_at"].max() if len(frame) else None
-    return ProjectionKey(str(tenant_id), str(store.id), f"{store.embedding_model}/{store.embedding_dim}", len(frame),
-                         latest.isoformat() if latest is not None else "", params)
+    return ProjectionKey(
+        str(tenant_id),
+        str(store.id),
+        f"{store.embedding_model}/{store.embedding_dim}",
+        len(frame),
+        latest.isoformat() if latest is not None else "",
+        params,
+    )
 
 
 def sample_indices(n: int, cap: int = SAMPLE_CAP, seed: int = 0) -> np.ndarray:
@@ -103,15 +115,26 @@ def fit_projection(ids: Sequence[str], vectors: np.ndarray, params: ProjectionPa
     import umap  # slow import (numba): only when a fit is really needed
 
     reducer = umap.UMAP(
-        n_components=params.dims, n_neighbors=n_neighbors, min_dist=params.min_dist, metric="cosine",
-        random_state=params.seed, n_jobs=1, init="random" if len(keep) < 20 else "spectral",
+        n_components=params.dims,
+        n_neighbors=n_neighbors,
+        min_dist=params.min_dist,
+        metric="cosine",
+        random_state=params.seed,
+        n_jobs=1,
+        init="random" if len(keep) < 20 else "spectral",
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap's notes on small data and random_state/n_jobs
         coords = np.asarray(reducer.fit_transform(data), dtype=np.float64)
     return Projection(
-        ids=[str(ids[i]) for i in keep], coords=coords, total=len(ids), params=params, n_neighbors=n_neighbors,
-        reducer=reducer, computed_at=datetime.now(timezone.utc), seconds=time.perf_counter() - started,
+        ids=[str(ids[i]) for i in keep],
+        coords=coords,
+        total=len(ids),
+        params=params,
+        n_neighbors=n_neighbors,
+        reducer=reducer,
+        computed_at=datetime.now(UTC),
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -162,7 +185,7 @@ class ProjectionCache:
 def points_frame(frame: pd.DataFrame, projection: Projection, now: datetime | None = None) -> pd.DataFrame:
     """The projected memories with what the map can colour by: type, source, importance, age,
     access count and status. Memories deleted since the fit drop out."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     names = ["x", "y", "z"][: projection.coords.shape[1]]
     coords = pd.DataFrame(projection.coords, columns=names).assign(id=projection.ids)
     points = coords.merge(frame, on="id", how="inner")
@@ -190,22 +213,44 @@ def map_figure(
     coordinates, ids of its results): a star with a line to each result that is on the map."""
     three_d = "z" in points.columns
     fig = go.Figure()
-    hover = [f"<b>{plot_text(t)}</b> · importance {i:.2f} · {a} accesses<br>{plot_text(c)}"
-             for t, i, a, c in zip(points["memory_type"], points["importance"], points["access_count"], points["content"])]
+    hover = [
+        f"<b>{plot_text(t)}</b> · importance {i:.2f} · {a} accesses<br>{plot_text(c)}"
+        for t, i, a, c in zip(points["memory_type"], points["importance"], points["access_count"], points["content"])
+    ]
     points = points.assign(hover=hover)
     base = dict(mode="markers", hovertemplate="%{hovertext}<extra></extra>")
     size = 5 if three_d else 8
     if colour in CATEGORICAL:
         for i, (value, group) in enumerate(sorted(points.groupby(colour), key=lambda item: str(item[0]))):
-            fig.add_trace(_scatter(three_d, x=group["x"], y=group["y"], z=group.get("z"), name=plot_text(value),
-                                   customdata=group["id"], hovertext=group["hover"],
-                                   marker=dict(size=size, color=NODE_COLOURS[i % len(NODE_COLOURS)], opacity=0.85), **base))
+            fig.add_trace(
+                _scatter(
+                    three_d,
+                    x=group["x"],
+                    y=group["y"],
+                    z=group.get("z"),
+                    name=plot_text(value),
+                    customdata=group["id"],
+                    hovertext=group["hover"],
+                    marker=dict(size=size, color=NODE_COLOURS[i % len(NODE_COLOURS)], opacity=0.85),
+                    **base,
+                )
+            )
     else:
         label = {v: k for k, v in COLOUR_BY.items()}[colour]
-        fig.add_trace(_scatter(three_d, x=points["x"], y=points["y"], z=points.get("z"), name="memories", showlegend=False,
-                               customdata=points["id"], hovertext=points["hover"],
-                               marker=dict(size=size, color=points[colour], colorscale="Viridis", opacity=0.85,
-                                           colorbar=dict(title=label)), **base))
+        fig.add_trace(
+            _scatter(
+                three_d,
+                x=points["x"],
+                y=points["y"],
+                z=points.get("z"),
+                name="memories",
+                showlegend=False,
+                customdata=points["id"],
+                hovertext=points["hover"],
+                marker=dict(size=size, color=points[colour], colorscale="Viridis", opacity=0.85, colorbar=dict(title=label)),
+                **base,
+            )
+        )
     if query is not None:
         text, at, result_ids = query
         where = points.set_index("id")
@@ -213,14 +258,37 @@ def map_figure(
         line: dict[str, list[Any]] = {"x": [], "y": [], "z": []}
         for r in hits:
             for axis_i, axis in enumerate(["x", "y", "z"][: len(at)]):
-                line[axis] += [float(at[axis_i]), float(where.at[r, axis]), None]
-        fig.add_trace(_scatter(three_d, x=line["x"], y=line["y"], z=line["z"] or None, mode="lines", name=f"top {len(hits)} results",
-                               line=dict(color="#dc2626", width=2), hoverinfo="skip"))
-        fig.add_trace(_scatter(three_d, x=[float(at[0])], y=[float(at[1])], z=[float(at[2])] if three_d else None,
-                               mode="markers", name="query", hovertext=[f"<b>query</b><br>{plot_text(text)}"],
-                               hovertemplate="%{hovertext}<extra></extra>",
-                               marker=dict(size=12 if three_d else 18, color="#dc2626", symbol="diamond" if three_d else "star",
-                                           line=dict(width=1, color="#111827"))))
+                line[axis] += [float(at[axis_i]), float(where[axis][r]), None]
+        fig.add_trace(
+            _scatter(
+                three_d,
+                x=line["x"],
+                y=line["y"],
+                z=line["z"] or None,
+                mode="lines",
+                name=f"top {len(hits)} results",
+                line=dict(color="#dc2626", width=2),
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            _scatter(
+                three_d,
+                x=[float(at[0])],
+                y=[float(at[1])],
+                z=[float(at[2])] if three_d else None,
+                mode="markers",
+                name="query",
+                hovertext=[f"<b>query</b><br>{plot_text(text)}"],
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker=dict(
+                    size=12 if three_d else 18,
+                    color="#dc2626",
+                    symbol="diamond" if three_d else "star",
+                    line=dict(width=1, color="#111827"),
+                ),
+            )
+        )
     fig.update_layout(title=title, height=650, margin=dict(l=10, r=10, t=50, b=10), legend=dict(itemsizing="constant"))
     if three_d:
         fig.update_layout(scene=dict(xaxis_title="UMAP 1", yaxis_title="UMAP 2", zaxis_title="UMAP 3"))

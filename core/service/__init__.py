@@ -1,0 +1,31 @@
+"""MemoryService: the one tenant-scoped surface of memex, for one tenant.
+
+    from core import MemoryService, get_database
+    svc = MemoryService(get_database(), tenant_id)
+    store = svc.get_or_create_store(user_id)
+    svc.add_memory(store.id, "Prefers window seats on long flights", memory_type="preference")
+    svc.search_memories(store.id, "where does the user like to sit?", min_similarity=0.3)
+
+Every call runs as the application role with this tenant set in each of its transactions, and
+only there; what another tenant holds is invisible to it, whatever ids the caller passes. The
+operations are grouped by what they act on, one module each: users, stores, memories,
+relationships, search (and its explanation), curation, evaluation, transfer (import, export).
+"""
+
+from __future__ import annotations
+
+from core.service.curation import CurationOps
+from core.service.evaluation import EvaluationOps
+from core.service.memories import MemoryOps
+from core.service.relationships import RelationshipOps
+from core.service.search import SearchOps
+from core.service.stores import StoreOps
+from core.service.transfer import TransferOps
+from core.service.users import UserOps
+
+
+class MemoryService(UserOps, StoreOps, MemoryOps, RelationshipOps, SearchOps, CurationOps, EvaluationOps, TransferOps):
+    """Users, stores, memories, relationships, search, curation, evaluation and transfer of one tenant."""
+
+
+__all__ = ["MemoryService"]

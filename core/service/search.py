@@ -1,0 +1,157 @@
+"""Search over a store in four modes (core.search), and the retrieval debugger's explanation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy import Connection
+
+from core import validation
+from core.errors import Conflict, InvalidInput
+from core.explain import Explanation, explain
+from core.models import MemoryStore, SearchResult
+from core.ranking import RRF_K, Weights
+from core.search import Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
+from core.service.base import TenantBound, embed_texts
+from core.sql import memories, stores
+from core.sql import search as sql
+
+# A read that embeds checks the store's model again inside its transaction; if a re-embed
+# committed in between, the query is embedded again with the new model (at most this often).
+MODEL_ATTEMPTS = 3
+
+
+def run_search(
+    conn: Connection, store: MemoryStore, query: str | None, vector: np.ndarray, params: SearchParams, *, record_access: bool
+) -> list[SearchResult]:
+    """One search inside an open tenant transaction, with a vector of `store`'s model."""
+    vector_hits: list[Hit] = []
+    if params.mode != "text":
+        vector_hits = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning, vectors=params.needs_vectors)
+    text_hits: list[Hit] = []
+    if params.mode in ("text", "hybrid"):
+        if query is None:
+            raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
+        text_hits = sql.text_candidates(conn, store, query, vector, params.pool, params.filters, vectors=params.needs_vectors)
+    ranked = rank_candidates(vector_hits, text_hits, params, datetime.now(UTC))
+    if record_access:
+        memories.count_access(conn, [c.id for c in ranked])
+    return [to_result(c, params) for c in ranked]
+
+
+class SearchOps(TenantBound):
+    def embed_query(self, store: MemoryStore, query: str) -> np.ndarray:
+        return embed_texts(store, [validation.query(query)])[0]
+
+    def search_memories(
+        self,
+        store_id: UUID | str,
+        query: str,
+        limit: int = 5,
+        min_similarity: float = 0.7,
+        *,
+        record_access: bool = True,
+        memory_types: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        mode: str = "vector",
+        weights: Weights | None = None,
+        rrf_k: int = RRF_K,
+        mmr_lambda: float | None = None,
+        query_embedding: Sequence[float] | np.ndarray | None = None,
+        tuning: SearchTuning | None = None,
+    ) -> list[SearchResult]:
+        """The seed's searchMemories: the `limit` best live memories for the query, in `mode`
+        (default: the seed's cosine search at or above `min_similarity`). Returned memories have
+        their access counted unless `record_access` is False, so an analyst's inspection does
+        not change the statistics it inspects. `query_embedding` skips embedding the query
+        (evaluation embeds many queries in one batch)."""
+        query = validation.query(query)
+        params = SearchParams(
+            limit,
+            min_similarity,
+            mode,
+            Filters(tuple(memory_types), tuple(sources)),
+            weights or Weights(),
+            rrf_k,
+            mmr_lambda,
+            tuning or SearchTuning(),
+        ).checked()
+        return self.search(store_id, query, params, record_access=record_access, query_embedding=query_embedding)
+
+    def search(
+        self,
+        store_id: UUID | str,
+        query: str,
+        params: SearchParams,
+        *,
+        record_access: bool = True,
+        query_embedding: Sequence[float] | np.ndarray | None = None,
+    ) -> list[SearchResult]:
+        """search_memories with every setting in one SearchParams."""
+        query = validation.query(query)
+        params = params.checked()
+        store = self._store(store_id)
+        for _ in range(MODEL_ATTEMPTS):
+            vector = self.embed_query(store, query) if query_embedding is None else query_embedding
+            vector = validation.embedding(vector, store.embedding_dim)
+            with self.transaction() as conn:
+                current = stores.fetch(conn, store.id)
+                if (current.embedding_model, current.embedding_dim) == (store.embedding_model, store.embedding_dim):
+                    return run_search(conn, current, query, vector, params, record_access=record_access)
+            if query_embedding is not None:
+                break  # a vector of the old model cannot be searched in the new one
+            store = current
+        raise Conflict("the store's embedding model changed while searching; search again")
+
+    def search_by_embedding(
+        self,
+        store_id: UUID | str,
+        embedding: Sequence[float] | np.ndarray,
+        limit: int = 5,
+        min_similarity: float = 0.7,
+        *,
+        record_access: bool = True,
+        memory_types: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        mode: str = "vector",
+        weights: Weights | None = None,
+        tuning: SearchTuning | None = None,
+    ) -> list[SearchResult]:
+        """Vector or weighted search with a query vector computed elsewhere (benchmarks, agents
+        that embed themselves): one transaction, no model in the path."""
+        params = SearchParams(
+            limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights(), tuning=tuning or SearchTuning()
+        ).checked()
+        store_id = validation.uuid(store_id, "store id")
+        with self.transaction() as conn:
+            store = stores.fetch(conn, store_id)
+            vector = validation.embedding(embedding, store.embedding_dim)
+            return run_search(conn, store, None, vector, params, record_access=record_access)
+
+    def explain_search(
+        self,
+        store_id: UUID | str,
+        query: str,
+        params: SearchParams,
+        *,
+        query_embedding: Sequence[float] | np.ndarray | None = None,
+        now: datetime | None = None,
+    ) -> Explanation:
+        """Why search(store_id, query, params) returns what it does, for every memory of the store
+        (core.explain). Read only: access statistics never change. The query is embedded once (or
+        `query_embedding` is used as is): pass `explanation.vector` to search so both see the
+        same vector."""
+        query = validation.query(query)
+        params = params.checked()
+        store = self._store(store_id)
+        vector = self.embed_query(store, query) if query_embedding is None else query_embedding
+        vector = validation.embedding(vector, store.embedding_dim)
+        with self.transaction() as conn:
+            current = stores.fetch(conn, store.id)
+            if (current.embedding_model, current.embedding_dim) != (store.embedding_model, store.embedding_dim):
+                raise Conflict("the store's embedding model changed meanwhile; explain the search again")
+            rows = sql.scan(conn, current, query, vector, params.filters, vectors=params.needs_vectors)
+        return explain(query, params, current, vector, rows, now)

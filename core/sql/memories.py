@@ -1,0 +1,278 @@
+"""Memories: write (upsert by id, small batches; large ones go through core.sql.bulk), read, list,
+change, delete."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy import Connection, Row, text
+
+from core.errors import InvalidInput
+from core.fields import DEFAULTS, NAMES, MemoryColumns
+from core.models import SORTABLE, Memory, MemoryStore
+from core.sql import bulk
+from core.status import IS_SQL, NOT_EXPIRED_SQL
+
+MEMORY_COLUMNS = ", ".join(f.name for f in fields(Memory))
+# Multi-row writes lock their rows in id order first (SELECT ... ORDER BY id FOR UPDATE). Without
+# it each statement locks rows in the order its plan visits them (index order, heap order), and
+# two of them on the same rows deadlock: expiring while a search counts accesses did, in the
+# 8-thread load test (tests/test_reliability_faults.py). In one order they only wait.
+IN_ID_ORDER = "id IN (SELECT id FROM memories WHERE {} ORDER BY id FOR UPDATE)"
+# From this many memories on, a write goes through core.sql.bulk's binary COPY (same upsert, same
+# refusal of another store's id): measured faster in docs/BENCHMARKS.md.
+COPY_MIN_ROWS = 64
+_WRITTEN = [n for n in NAMES if n != "id"]
+# What a write of an existing id does, whichever path writes it (executemany here, COPY in
+# core.sql.bulk): update the memory in place, never one of another store (that row is left alone
+# and the caller reports the id).
+ON_CONFLICT_UPDATE = (
+    " ON CONFLICT (tenant_id, id) DO UPDATE SET "
+    + ", ".join(f"{n} = EXCLUDED.{n}" for n in _WRITTEN)
+    + ", updated_at = now() WHERE memories.store_id = EXCLUDED.store_id"
+)
+INSERT_COLUMNS = "tenant_id, store_id, embedding_dim, " + ", ".join(NAMES)
+
+
+def _value_sql(name: str, source: str) -> str:
+    """A field's value in an INSERT, from a bound parameter or a staging column (`source`)."""
+    if name == "metadata":
+        return f"CAST({source} AS jsonb)"
+    if name == "created_at":
+        return f"coalesce({source}, now())"
+    return source
+
+
+_UPSERT = text(
+    f"INSERT INTO memories ({INSERT_COLUMNS}) VALUES (:tenant_id, :store_id, :dim, "
+    + ", ".join(_value_sql(n, f":{n}") for n in NAMES)
+    + ")"
+    + ON_CONFLICT_UPDATE
+)
+
+
+def memory_from_row(row: Row[Any]) -> Memory:
+    values = {f.name: getattr(row, f.name) for f in fields(Memory)}
+    values["importance"] = float(values["importance"])
+    return Memory(**values)
+
+
+def write(conn: Connection, tenant_id: UUID, store: MemoryStore, rows: MemoryColumns, *, chunk_rows: int = bulk.CHUNK_ROWS) -> None:
+    """Insert or update (by id) checked rows with vectors of `store`'s model. An id that belongs
+    to another store of the tenant is refused (InvalidInput) and the transaction rolls back."""
+    assert rows.id is not None  # checked rows carry their ids
+    if len(rows) >= COPY_MIN_ROWS:
+        move = {"t": tenant_id, "s": store.id, "dim": int(store.embedding_dim)}
+        for count in bulk.staged_chunks(conn, rows, chunk_rows):
+            if conn.execute(_MOVE, move).rowcount != count:
+                foreign = conn.scalar(
+                    text(f"SELECT b.id FROM {bulk.STAGING} b JOIN memories m USING (id) WHERE m.store_id <> :s ORDER BY b.id LIMIT 1"),
+                    move,
+                )
+                raise foreign_id(foreign)
+        return
+    params: list[dict[str, Any]] = []
+    for i in range(len(rows)):
+        values = {n: (DEFAULTS[n] if getattr(rows, n) is None else getattr(rows, n)[i]) for n in NAMES if n != "embedding"}
+        values["metadata"] = json.dumps(values["metadata"] or {})
+        params.append(values | {"embedding": rows.embedding[i], "tenant_id": tenant_id, "store_id": store.id, "dim": store.embedding_dim})
+    params.sort(key=lambda p: p["id"])  # existing rows are locked in id order (see IN_ID_ORDER)
+    conn.execute(_UPSERT, params)
+    foreign = conn.scalar(
+        text("SELECT id FROM memories WHERE id = ANY(:ids) AND store_id <> :s ORDER BY id LIMIT 1"),
+        {"ids": list(rows.id), "s": store.id},
+    )
+    if foreign is not None:
+        raise foreign_id(foreign)
+
+
+def foreign_id(memory_id: UUID) -> InvalidInput:
+    return InvalidInput(f"memory id {memory_id} already belongs to another store of this tenant (to copy, import with --new-ids)")
+
+
+# The COPY path's move from the staging table: the same columns and upsert as _UPSERT.
+# ORDER BY id: existing rows are locked in id order, as every multi-row write does.
+_MOVE = text(
+    f"INSERT INTO memories ({INSERT_COLUMNS}) SELECT :t, :s, :dim, "
+    + ", ".join(_value_sql(n, n) for n in NAMES)
+    + f" FROM {bulk.STAGING} ORDER BY id"
+    + ON_CONFLICT_UPDATE
+)
+
+
+def get(conn: Connection, memory_id: UUID, *, lock: str = "") -> Memory | None:
+    row = conn.execute(text(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = :id {lock}"), {"id": memory_id}).one_or_none()
+    return memory_from_row(row) if row else None
+
+
+def get_many(conn: Connection, memory_ids: Sequence[UUID], *, lock: bool = False) -> dict[UUID, Memory]:
+    """The memories of these ids visible in the tenant, by id (locked in id order with `lock`)."""
+    suffix = " ORDER BY id FOR UPDATE" if lock else ""
+    rows = conn.execute(text(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = ANY(:ids){suffix}"), {"ids": list(memory_ids)})
+    return {r.id: memory_from_row(r) for r in rows}
+
+
+def existing_ids(conn: Connection, memory_ids: Sequence[UUID]) -> set[UUID]:
+    return set(conn.scalars(text("SELECT id FROM memories WHERE id = ANY(:ids)"), {"ids": list(memory_ids)}))
+
+
+def update(conn: Connection, memory_id: UUID, changes: dict[str, Any], *, if_updated_at: datetime | None = None) -> Memory | None:
+    """Apply checked changes; None when the memory is not there, or (with `if_updated_at`) was
+    changed since that time."""
+    params = {**changes, "id": memory_id, "seen": if_updated_at}
+    if "metadata" in params:
+        params["metadata"] = json.dumps(params["metadata"])
+    assignments = ", ".join(f"{n} = {_value_sql(n, ':' + n) if n == 'metadata' else ':' + n}" for n in changes)
+    guard = " AND updated_at = :seen" if if_updated_at is not None else ""
+    row = conn.execute(
+        text(f"UPDATE memories SET {assignments}, updated_at = now() WHERE id = :id{guard} RETURNING {MEMORY_COLUMNS}"), params
+    ).one_or_none()
+    return memory_from_row(row) if row else None
+
+
+def update_many(conn: Connection, memory_ids: Sequence[UUID], assignments: str, params: dict[str, Any]) -> int:
+    """One SET clause on many memories, rows locked in id order; returns how many exist."""
+    sql = f"UPDATE memories SET {assignments}, updated_at = now() WHERE {IN_ID_ORDER.format('id = ANY(:ids)')}"
+    return conn.execute(text(sql), {**params, "ids": list(memory_ids)}).rowcount
+
+
+def delete(conn: Connection, memory_ids: Sequence[UUID]) -> int:
+    """Delete memories (their relationships go by cascade), rows locked in id order."""
+    return conn.execute(text(f"DELETE FROM memories WHERE {IN_ID_ORDER.format('id = ANY(:ids)')}"), {"ids": list(memory_ids)}).rowcount
+
+
+def purge_expired(conn: Connection, store_id: UUID | None) -> int:
+    condition = f"NOT {NOT_EXPIRED_SQL}" + (" AND store_id = :s" if store_id else "")
+    return conn.execute(text(f"DELETE FROM memories WHERE {IN_ID_ORDER.format(condition)}"), {"s": store_id}).rowcount
+
+
+def count_access(conn: Connection, memory_ids: Sequence[UUID]) -> None:
+    """The seed's access bookkeeping: count and timestamp every memory a search returned. Usage,
+    not an edit: updated_at stays."""
+    if memory_ids:
+        conn.execute(
+            text(
+                f"UPDATE memories SET access_count = access_count + 1, last_accessed = now() WHERE {IN_ID_ORDER.format('id = ANY(:ids)')}"
+            ),
+            {"ids": sorted(memory_ids)},
+        )
+
+
+def set_usage(conn: Connection, usage: Sequence[tuple[UUID, int, datetime | None]]) -> int:
+    """Access counts and last-access times as given (a usage history loaded from elsewhere)."""
+    return conn.execute(
+        text(
+            "UPDATE memories SET access_count = u.n, last_accessed = u.at"
+            " FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS int[]), CAST(:ats AS timestamptz[])) AS u(id, n, at)"
+            " WHERE memories.id = u.id"
+        ),
+        {"ids": [u[0] for u in usage], "ns": [u[1] for u in usage], "ats": [u[2] for u in usage]},
+    ).rowcount
+
+
+def where_listing(
+    store_id: UUID,
+    *,
+    memory_types: Sequence[str] | None,
+    sources: Sequence[str] | None,
+    metadata_json: str | None,
+    text_contains: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    min_importance: float | None,
+    max_importance: float | None,
+    statuses: Sequence[str],
+) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause of a listing and its parameters (every argument already checked)."""
+    where = ["store_id = :store_id", "(" + " OR ".join(IS_SQL[s] for s in statuses) + ")"]
+    params: dict[str, Any] = {"store_id": store_id}
+    if memory_types:
+        where.append("memory_type = ANY(:types)")
+        params["types"] = list(memory_types)
+    if sources:
+        where.append("coalesce(source, '') = ANY(:sources)")
+        params["sources"] = [s or "" for s in sources]
+    if metadata_json:
+        where.append("metadata @> CAST(:meta AS jsonb)")
+        params["meta"] = metadata_json
+    if text_contains:
+        pattern = text_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("(content ILIKE :pattern OR metadata::text ILIKE :pattern)")
+        params["pattern"] = f"%{pattern}%"
+    for column, op, name, value in (
+        ("created_at", ">=", "after", created_after),
+        ("created_at", "<", "before", created_before),
+        ("importance", ">=", "min_imp", min_importance),
+        ("importance", "<=", "max_imp", max_importance),
+    ):
+        if value is not None:
+            where.append(f"{column} {op} :{name}")
+            params[name] = value
+    return " AND ".join(where), params
+
+
+def list_page(
+    conn: Connection, condition: str, params: dict[str, Any], order_by: str, descending: bool, limit: int, offset: int
+) -> tuple[list[Memory], int]:
+    """One page of the memories matching `condition` (from where_listing), and how many match."""
+    assert order_by in SORTABLE
+    direction = "DESC" if descending else "ASC"
+    total = conn.scalar(text(f"SELECT count(*) FROM memories WHERE {condition}"), params)
+    rows = conn.execute(
+        text(
+            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {condition} ORDER BY {order_by} {direction} NULLS LAST, id LIMIT :limit OFFSET :offset"
+        ),
+        {**params, "limit": limit, "offset": offset},
+    )
+    return [memory_from_row(r) for r in rows], int(total or 0)
+
+
+def in_store(conn: Connection, store_id: UUID, *, statuses: Sequence[str] | None = None) -> list[Memory]:
+    """Every memory of a store (of these statuses), oldest first, without vectors."""
+    condition = "" if statuses is None else " AND (" + " OR ".join(IS_SQL[s] for s in statuses) + ")"
+    rows = conn.execute(
+        text(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE store_id = :s{condition} ORDER BY created_at, id"), {"s": store_id}
+    )
+    return [memory_from_row(r) for r in rows]
+
+
+def with_vectors(conn: Connection, store_id: UUID, dim: int, *, statuses: Sequence[str] | None = None) -> tuple[list[Memory], np.ndarray]:
+    """Every memory of a store with its vector, oldest first."""
+    condition = "" if statuses is None else " AND (" + " OR ".join(IS_SQL[s] for s in statuses) + ")"
+    rows = conn.execute(
+        text(f"SELECT {MEMORY_COLUMNS}, embedding FROM memories WHERE store_id = :s{condition} ORDER BY created_at, id"), {"s": store_id}
+    ).all()
+    vectors = np.array([r.embedding.to_numpy() for r in rows], dtype=np.float32).reshape(len(rows), dim)
+    return [memory_from_row(r) for r in rows], vectors
+
+
+def stream_for_export(
+    conn: Connection, store_id: UUID, *, embeddings: bool, batch: int = 1000
+) -> Iterator[tuple[Memory, np.ndarray | None]]:
+    """Every memory of a store, oldest first, read in batches through a server-side cursor."""
+    vector = ", embedding" if embeddings else ""
+    result = conn.execution_options(yield_per=batch).execute(
+        text(f"SELECT {MEMORY_COLUMNS}{vector} FROM memories WHERE store_id = :s ORDER BY created_at, id"), {"s": store_id}
+    )
+    for row in result:
+        yield memory_from_row(row), (row.embedding.to_numpy() if embeddings else None)
+
+
+def orphan_ids(conn: Connection, store_id: UUID) -> set[UUID]:
+    """The store's memories with no relationship at either end (edges to other stores count)."""
+    return set(
+        conn.scalars(
+            text(
+                "SELECT m.id FROM memories m WHERE m.store_id = :s AND NOT EXISTS ("
+                " SELECT 1 FROM memory_relationships r WHERE r.tenant_id = m.tenant_id"
+                " AND (r.source_memory_id = m.id OR r.target_memory_id = m.id))"
+            ),
+            {"s": store_id},
+        )
+    )

@@ -1,0 +1,142 @@
+"""The SQL of search: nearest memories of a store, full-text matches, and the full scan the
+retrieval debugger explains.
+
+Vectors are compared with `embedding::vector(N)`, the expression of the store's partial HNSW
+index. Small stores are searched exactly (a materialised scan of the store's rows is cheaper than
+walking an index shared with every other store); larger ones through the index with pgvector's
+iterative scan, so the store and expiry filters never leave fewer than k rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+from core.models import MemoryStore
+from core.search import Filters, Hit, Scanned, SearchTuning
+from core.sql.memories import MEMORY_COLUMNS, memory_from_row
+from core.status import EXPIRED_SQL, IS_SQL
+
+# websearch_to_tsquery parses what people type (quotes, "or", -exclusions); every remaining term
+# must match. OR-ing the terms instead was measured worse for hybrid search (docs/RETRIEVAL.md):
+# common words then pull in noise that displaces good vector candidates.
+TSQUERY = "websearch_to_tsquery('english', :query)"
+# Transaction-local settings of the HNSW path. force_custom_plan: psycopg prepares a statement on
+# its 5th run and PostgreSQL may then switch to a generic plan, which cannot know whether the store
+# is big; at 1M memories it chose the store's btree for a 100k store: ~300 ms instead of ~3 ms.
+_INDEX_SETTINGS = text(
+    "SELECT set_config('hnsw.iterative_scan', :scan, true),"
+    " set_config('hnsw.ef_search', CAST(greatest(CAST(:ef AS int), CAST(:floor AS int)) AS text), true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+_BITMAP_ONLY = text("SELECT current_setting('enable_indexscan'), set_config('enable_indexscan', 'off', true)")
+_RESTORE_INDEXSCAN = text("SELECT set_config('enable_indexscan', :was, true)")
+
+
+def filter_sql(filters: Filters) -> tuple[str, dict[str, object]]:
+    """The filters as ` AND ...` conditions on memories, and their parameters."""
+    where = ["(" + " OR ".join(IS_SQL[s] for s in filters.statuses) + ")"]
+    params: dict[str, object] = {}
+    if filters.memory_types:
+        where.append("memory_type = ANY(:types)")
+        params["types"] = list(filters.memory_types)
+    if filters.sources:
+        where.append("coalesce(source, '') = ANY(:sources)")
+        params["sources"] = list(filters.sources)
+    return "".join(f" AND {w}" for w in where), params
+
+
+def distance_sql(store: MemoryStore) -> str:
+    """Cosine distance to the query vector :q, in the expression of the store's partial HNSW index."""
+    return f"(embedding::vector({int(store.embedding_dim)}) <=> :q)"
+
+
+def _hit(row: Any, *, vectors: bool) -> Hit:
+    return Hit(
+        memory=memory_from_row(row),
+        similarity=float(row.similarity),
+        text_rank=float(row.text_rank) if "text_rank" in row._fields else None,
+        embedding=row.embedding.to_numpy() if vectors else None,
+    )
+
+
+def vector_candidates(
+    conn: Connection, store: MemoryStore, vector: np.ndarray, k: int, filters: Filters, tuning: SearchTuning, *, vectors: bool = False
+) -> list[Hit]:
+    """The k nearest memories of the store that pass the filters, nearest first. No threshold
+    here: it is applied after the nearest-k scan."""
+    dim = int(store.embedding_dim)
+    distance = distance_sql(store)
+    condition, params = filter_sql(filters)
+    params.update(q=vector, s=store.id, k=k)
+    embedding = ", embedding" if vectors else ""
+    if store.total_memories <= tuning.exact_max_rows:
+        # Only (id, distance) is materialised, each distance computed once; the k winners are then
+        # read by primary key. The fence keeps the planner off the HNSW index, shared with every
+        # other store, where a small store's rows are too rare to be found (docs/BENCHMARKS.md).
+        sql = text(
+            f"WITH store_rows AS MATERIALIZED (SELECT id, {distance} AS distance FROM memories"
+            f" WHERE store_id = :s AND embedding_dim = {dim}{condition}),"
+            f" nearest AS (SELECT id, distance FROM store_rows ORDER BY distance, id LIMIT :k)"
+            f" SELECT {MEMORY_COLUMNS}{embedding}, 1 - distance AS similarity FROM nearest JOIN memories USING (id)"
+            f" ORDER BY distance, id"
+        )
+        if store.total_memories > tuning.bitmap_min_rows:
+            was = conn.execute(_BITMAP_ONLY).scalar()
+            rows = conn.execute(sql, params).all()
+            conn.execute(_RESTORE_INDEXSCAN, {"was": was})
+            return [_hit(r, vectors=vectors) for r in rows]
+    else:
+        conn.execute(_INDEX_SETTINGS, {"scan": tuning.iterative_scan, "ef": str(max(40, 2 * k)), "floor": str(tuning.ef_search)})
+        sql = text(
+            f"WITH nearest AS MATERIALIZED (SELECT {MEMORY_COLUMNS}{embedding}, {distance} AS distance FROM memories"
+            f" WHERE store_id = :s AND embedding_dim = {dim}{condition} ORDER BY {distance} LIMIT :k)"
+            f" SELECT *, 1 - distance AS similarity FROM nearest ORDER BY distance, id"
+        )
+    return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
+
+
+def text_candidates(
+    conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, k: int, filters: Filters, *, vectors: bool = False
+) -> list[Hit]:
+    """The k best full-text matches of the store, best first, each with its text rank and its
+    similarity to the query vector (so every result can show both)."""
+    condition, params = filter_sql(filters)
+    params.update(q=vector, s=store.id, k=k, query=query)
+    embedding = ", embedding" if vectors else ""
+    sql = text(
+        f"SELECT {MEMORY_COLUMNS}{embedding}, 1 - {distance_sql(store)} AS similarity, ts_rank_cd(content_tsv, tsq) AS text_rank"
+        f" FROM memories, {TSQUERY} AS tsq"
+        f" WHERE store_id = :s AND content_tsv @@ tsq{condition} ORDER BY text_rank DESC, id LIMIT :k"
+    )
+    return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
+
+
+def scan(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, filters: Filters, *, vectors: bool) -> list[Scanned]:
+    """Every memory of the store with the service's own expressions (no index: exact)."""
+    distance = distance_sql(store)
+    condition, params = filter_sql(filters)
+    embedding = ", embedding" if vectors else ""
+    sql = text(
+        f"SELECT {MEMORY_COLUMNS}{embedding}, {distance} AS distance, 1 - {distance} AS similarity,"
+        f" coalesce(content_tsv @@ tsq, false) AS text_match,"
+        f" CASE WHEN content_tsv @@ tsq THEN ts_rank_cd(content_tsv, tsq) ELSE 0 END AS text_rank,"
+        f" {EXPIRED_SQL} AS expired, (TRUE{condition}) AS allowed"
+        f" FROM memories, {TSQUERY} AS tsq WHERE store_id = :s AND embedding_dim = {int(store.embedding_dim)}"
+    )
+    params.update(q=vector, s=store.id, query=query)
+    return [
+        Scanned(
+            memory_from_row(r),
+            float(r.similarity),
+            float(r.distance),
+            bool(r.text_match),
+            float(r.text_rank),
+            bool(r.expired),
+            bool(r.allowed),
+            r.embedding.to_numpy() if vectors else None,
+        )
+        for r in conn.execute(sql, params)
+    ]
