@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from core.errors import InvalidInput, MemexError, NotFound
+from core.errors import ConfigError, InvalidInput, MemexError, NotFound
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -59,7 +59,7 @@ def resolve_scope(args: argparse.Namespace, *, create: bool = False) -> Scope:
                 validation.label(value, what, 100)
         validation.label(args.store, "store name", 100)
     tenant = find_tenant(db, args.tenant, create=create)
-    svc = MemoryService(db, tenant.id)
+    svc = MemoryService(db, tenant.id, actor="cli")
     user = svc.find_user(args.user, create=create)
     store = svc.find_store(user.id, args.store)
     if store is None:
@@ -317,6 +317,103 @@ def cmd_users(args: argparse.Namespace) -> None:
         print(f"{u.id}  {u.name}")
 
 
+def cmd_keys(args: argparse.Namespace) -> None:
+    from core import admin
+    from core.db import get_database
+    from core.service import MemoryService
+
+    db = get_database()
+    if args.action == "create":
+        tenant = admin.find_tenant(db, _need(args.tenant, "--tenant"), create=True)
+        svc = MemoryService(db, tenant.id, actor="cli")
+        user = store = None
+        if args.store and not args.user:
+            raise InvalidInput("--store needs --user: store names are per user")
+        if args.user:
+            user = svc.find_user(args.user, create=True)
+        if args.store:
+            assert user is not None
+            store = svc.find_store(user.id, args.store) or svc.get_or_create_store(user.id, args.store)
+        record, key = admin.create_key(
+            db,
+            tenant.id,
+            name=args.name or "",
+            user_id=user.id if user else None,
+            store_id=store.id if store else None,
+            read_only=args.read_only,
+            expires_in_days=args.expires_in_days,
+        )
+        described = {
+            "id": record.id,
+            "key": key,
+            "prefix": record.prefix,
+            "tenant": tenant.name,
+            "tenant_id": tenant.id,
+            "name": record.name,
+            "user": user.name if user else None,
+            "store": store.store_name if store else None,
+            "read_only": record.read_only,
+            "expires_at": record.expires_at,
+        }
+        if args.json:
+            print(json.dumps(described, default=_json_default))
+            return
+        print(key)
+        print(
+            f"API key {record.id} for tenant {tenant.name}"
+            + (f", user {user.name}" if user else "")
+            + (f", store {store.store_name}" if store else "")
+            + (", read-only" if record.read_only else "")
+            + (f", expires {record.expires_at:%Y-%m-%d}" if record.expires_at else "")
+            + ". It is shown only now: keep it in a secret store.",
+            file=sys.stderr,
+        )
+    elif args.action == "list":
+        tenant_id = admin.find_tenant(db, args.tenant).id if args.tenant else None
+        keys = admin.list_keys(db, tenant_id)
+        if args.json:
+            print_json([asdict(k) for k in keys])
+            return
+        for k in keys:
+            state = (
+                "revoked" if k.revoked_at else "expired" if k.expires_at and k.expires_at <= datetime.now(k.expires_at.tzinfo) else "active"
+            )
+            print(f"{k.id}  {k.prefix}…  {state:<8} {'read-only ' if k.read_only else ''}{k.name}")
+    elif args.action == "revoke":
+        record = admin.revoke_key(db, _need(args.id, "the key's id"))
+        print(f"revoked API key {record.id} ({record.prefix}…)")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from core import validation
+
+    validation.limit(args.workers, "--workers", 64)
+    validation.limit(args.port, "--port", 65_535)
+    _require("fastapi", "uvicorn", "mcp", extra="api", purpose="memex serve")
+    from core.api.serve import serve
+
+    print(f"memex API: http://{args.host}:{args.port}/v1 (docs at /docs, MCP at /mcp)", file=sys.stderr)
+    serve(args.host, args.port, args.workers)
+
+
+def cmd_mcp(args: argparse.Namespace) -> None:
+    _require("mcp", extra="api", purpose="memex mcp")
+    from core.api.serve import stdio
+
+    code = stdio()
+    if code:
+        raise SystemExit(code)
+
+
+def _require(*modules: str, extra: str, purpose: str) -> None:
+    """A one-line error naming the extra to install when a module of it is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"{purpose} needs the '{extra}' extra ({', '.join(missing)} missing): pip install 'memex[{extra}]'")
+
+
 def _need(value: str | None, what: str) -> str:
     if not value:
         raise InvalidInput(f"this needs {what}")
@@ -400,6 +497,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--tenant")
     p.add_argument("--yes", action="store_true")
+
+    p = command("keys", cmd_keys, "create, list or revoke API keys (a key decides its tenant)")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("id", nargs="?", help="the key's id (revoke)")
+    p.add_argument("--tenant", help="tenant name or UUID (created if missing)")
+    p.add_argument("--user", help="bind the key to this user (created if missing)")
+    p.add_argument("--store", help="bind the key to this store of --user (created if missing)")
+    p.add_argument("--read-only", action="store_true", help="the key may read and search, not write")
+    p.add_argument("--expires-in-days", type=float, help="the key stops working after this many days")
+    p.add_argument("--name", help="a label to tell keys apart")
+    p.add_argument("--json", action="store_true", help="one JSON object (create) or list on stdout")
+
+    p = command("serve", cmd_serve, "serve the HTTP API (/v1) and MCP (/mcp)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8700)
+    p.add_argument("--workers", type=int, default=1)
+
+    command("mcp", cmd_mcp, "serve the MCP tools over stdio (the key in MEMEX_API_KEY)")
 
     p = command("users", cmd_users, "list or create the users of a tenant")
     p.add_argument("action", choices=["list", "create"])

@@ -24,6 +24,36 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class Principal:
+    """Who an API key is, as PostgreSQL resolved it: its tenant, and its user/store scope and
+    read-only flag (None: the key is not bound to one)."""
+
+    key_id: UUID
+    tenant_id: UUID
+    key_name: str
+    user_id: UUID | None
+    store_id: UUID | None
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as operators see it: never the secret, only its visible prefix."""
+
+    id: UUID
+    tenant_id: UUID
+    name: str
+    prefix: str
+    user_id: UUID | None
+    store_id: UUID | None
+    read_only: bool
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class User:
     id: UUID
     tenant_id: UUID

@@ -20,7 +20,7 @@ from core.evaluation import (
     evaluation_depth,
 )
 from core.models import Progress
-from core.service.base import TenantBound, embed_texts
+from core.service.base import TenantBound, embed_texts, writes
 from core.service.search import run_search
 from core.sql import evaluation as sql
 from core.sql import stores
@@ -67,6 +67,7 @@ class EvaluationOps(TenantBound):
             progress(total, total)
         return reports
 
+    @writes
     def save_eval_set(self, store_id: UUID | str, name: str, cases: Sequence[EvalCase]) -> EvalSet:
         """A new named set of cases for the store."""
         name = validation.label(name, "evaluation set name", 100)
@@ -79,6 +80,7 @@ class EvaluationOps(TenantBound):
             sql.append_cases(conn, self.tenant_id, made[0], cases)
         return EvalSet(made[0], store_id, name, made[1], list(cases))
 
+    @writes
     def add_eval_case(self, set_id: UUID | str, case: EvalCase) -> None:
         set_id = validation.uuid(set_id, "evaluation set id")
         with self.transaction() as conn:
@@ -100,6 +102,7 @@ class EvaluationOps(TenantBound):
             raise NotFound(f"evaluation set {set_id} not found in this tenant")
         return found[0]
 
+    @writes
     def delete_eval_set(self, set_id: UUID | str) -> None:
         set_id = validation.uuid(set_id, "evaluation set id")
         with self.transaction() as conn:

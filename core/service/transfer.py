@@ -9,7 +9,7 @@ from uuid import UUID
 from core import validation
 from core.jsonl import ImportReport, ParsedFile, bind_ids, memory_line, parse_jsonl, relationship_line, split_relationships
 from core.models import Progress
-from core.service.base import TenantBound
+from core.service.base import TenantBound, writes
 from core.service.memories import with_vectors
 from core.sql import memories, relationships, stores
 
@@ -17,6 +17,7 @@ IMPORT_BATCH = 256
 
 
 class TransferOps(TenantBound):
+    @writes
     def import_memories(
         self,
         store_id: UUID | str,
