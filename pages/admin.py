@@ -14,6 +14,7 @@ from core import MemoryService, admin
 from core.config import get_settings
 from core.embeddings import MODELS
 from core.errors import Conflict
+from core.explorer.keys import keys_section
 from core.explorer.labels import count
 from core.explorer.state import database, enter_through_app, guard, set_params
 from core.explorer.widgets import ask, confirm_pending, done, flash, show_flash
@@ -150,6 +151,7 @@ if tenant is not None:
         )
         if not users:
             st.info("This tenant has no users yet: create the first one above.")
+        keys_section(db, tenant, users, stores_of[tenant.name])
 
     if user is not None:
         with guard("Could not read the stores"):
