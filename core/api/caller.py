@@ -30,7 +30,9 @@ class Callers:
         self._seen: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def service(self, key: str | None) -> MemoryService:
+    def service(self, key: str | None, *, fresh: bool = False) -> MemoryService:
+        """The service of `key`; `fresh` asks PostgreSQL now even if the key was seen lately (for
+        a check that is all a request does: the MCP endpoint's authentication)."""
         if not key:
             raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
         if len(key) > MAX_KEY_CHARS:
@@ -38,7 +40,7 @@ class Callers:
         now = time.monotonic()
         with self._lock:
             seen = self._seen.get(key)
-        if seen is None or now - seen[0] > self.ttl_s:
+        if fresh or seen is None or now - seen[0] > self.ttl_s:
             principal = MemoryService.for_key(self.db, key).principal
             assert principal is not None
             seen = (now, principal)
@@ -52,11 +54,13 @@ class Callers:
         return svc
 
 
-def resolve_store(svc: MemoryService, user: str | None, store: str | None, *, create: bool) -> MemoryStore:
+def resolve_store(
+    svc: MemoryService, user: str | None, store: str | None, *, create: bool, embedding_model: str | None = None
+) -> MemoryStore:
     """The store a request means. A key bound to a store or user fixes it (naming another is
     refused); otherwise `store` is a store id, or a name (`default` when absent) of `user`'s
     stores. With `create`, a missing user and store are made (the first write creates them, as
-    the original getOrCreateStore did)."""
+    the original getOrCreateStore did), a new store with `embedding_model` (else the default)."""
     principal = svc.principal
     assert principal is not None
     if principal.store_id is not None:
@@ -82,7 +86,7 @@ def resolve_store(svc: MemoryService, user: str | None, store: str | None, *, cr
         owner = svc.find_user(user, create=create)
     name = store or DEFAULT_STORE
     if create:
-        return svc.get_or_create_store(owner.id, name)
+        return svc.get_or_create_store(owner.id, name, embedding_model=embedding_model)
     found_store = svc.find_store(owner.id, validation.label(name, "store name", 100))
     if found_store is None:
         raise NotFound(f"user {owner.name!r} has no store {name!r}")

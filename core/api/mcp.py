@@ -56,7 +56,8 @@ class ApiKeyVerifier:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
-            svc = await run_in_threadpool(self.callers.service, token)
+            # asked of PostgreSQL every time: a revoked or expired key is refused at its next request
+            svc = await run_in_threadpool(lambda: self.callers.service(token, fresh=True))
         except MemexError:
             return None
         return AccessToken(token=token, client_id=str(svc.tenant_id), scopes=[])

@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException
 from core.api import schemas as s
 from core.api.caller import Callers, resolve_store
 from core.api.problems import responses
-from core.errors import InvalidInput
+from core.embeddings import resolve_model
+from core.errors import Conflict, InvalidInput
 from core.fields import NewMemory
 from core.jsonl import parse_jsonl
 from core.models import NewRelationship
@@ -40,21 +41,29 @@ Caller = Annotated[MemoryService, Depends(caller)]
 UserParam = Annotated[str | None, Query(max_length=100, description="user name or id (fixed by a key bound to one)")]
 StoreParam = Annotated[str | None, Query(max_length=100, description="store name or id; `default` when absent")]
 router = APIRouter(prefix="/v1", responses=responses(401, 403, 422, 500, 503))
+# a JSON body: 400 when it cannot be decoded, 413 over the size limit (core.api.app)
+BODY = (400, 413)
 
 
-@router.get("/stores", response_model=s.StoreList, tags=["stores"])
+@router.get("/stores", response_model=s.StoreList, responses=responses(404), tags=["stores"])
 def list_stores(svc: Caller, user: UserParam = None) -> s.StoreList:
     """The stores the key may see (of one user when named)."""
     owner = None if user is None else svc.find_user(user).id
     return s.StoreList(stores=[s.StoreOut.model_validate(x, from_attributes=True) for x in svc.list_stores(owner)])
 
 
-@router.post("/stores", status_code=201, response_model=s.StoreOut, responses=responses(404, 409), tags=["stores"])
+@router.post("/stores", status_code=201, response_model=s.StoreOut, responses=responses(*BODY, 404, 409), tags=["stores"])
 def create_store(body: s.StoreIn, svc: Caller) -> s.StoreOut:
-    """Find or create a store (and its user): the original getOrCreateStore."""
-    store = resolve_store(svc, body.user, body.store, create=True)
+    """Find or create a store (and its user): the original getOrCreateStore. A new store gets
+    `embedding_model` (the server's default when absent); an existing one must already use it."""
+    if body.embedding_model:
+        try:  # an unknown model is refused before anything is created
+            resolve_model(body.embedding_model)
+        except InvalidInput as exc:
+            raise InvalidInput(f"embedding_model: {exc}") from None
+    store = resolve_store(svc, body.user, body.store, create=True, embedding_model=body.embedding_model)
     if body.embedding_model and body.embedding_model != store.embedding_model:
-        raise InvalidInput(f"embedding_model: store {store.store_name!r} uses {store.embedding_model}")
+        raise Conflict(f"embedding_model: store {store.store_name!r} uses {store.embedding_model}")
     return s.StoreOut.model_validate(store, from_attributes=True)
 
 
@@ -64,7 +73,7 @@ def store_stats(svc: Caller, user: UserParam = None, store: StoreParam = None) -
     return s.StatsOut.of(svc.store_stats(resolve_store(svc, user, store, create=False).id))
 
 
-@router.post("/memories", status_code=201, response_model=s.MemoryOut, responses=responses(404, 409), tags=["memories"])
+@router.post("/memories", status_code=201, response_model=s.MemoryOut, responses=responses(*BODY, 404, 409), tags=["memories"])
 def create_memory(body: s.MemoryIn, svc: Caller) -> s.MemoryOut:
     """Store one memory (embedded with the store's model unless it brings its vector)."""
     store = resolve_store(svc, body.user, body.store, create=True)
@@ -72,7 +81,7 @@ def create_memory(body: s.MemoryIn, svc: Caller) -> s.MemoryOut:
     return s.MemoryOut.of(svc.add_memories(store.id, [item])[0])
 
 
-@router.post("/memories/batch", status_code=201, response_model=s.MemoryList, responses=responses(404, 409, 413), tags=["memories"])
+@router.post("/memories/batch", status_code=201, response_model=s.MemoryList, responses=responses(*BODY, 404, 409), tags=["memories"])
 def create_memories(body: s.MemoryBatch, svc: Caller) -> s.MemoryList:
     """Store up to 1,000 memories in one transaction (all or none), embedded in one request."""
     store = resolve_store(svc, body.user, body.store, create=True)
@@ -128,12 +137,12 @@ def list_memories(
     )
 
 
-@router.get("/memories/{memory_id}", response_model=s.MemoryOut, responses=responses(404), tags=["memories"])
+@router.get("/memories/{memory_id:uuid}", response_model=s.MemoryOut, responses=responses(404), tags=["memories"])
 def get_memory(memory_id: UUID, svc: Caller) -> s.MemoryOut:
     return s.MemoryOut.of(svc.get_memory(memory_id))
 
 
-@router.patch("/memories/{memory_id}", response_model=s.MemoryOut, responses=responses(404, 409), tags=["memories"])
+@router.patch("/memories/{memory_id:uuid}", response_model=s.MemoryOut, responses=responses(*BODY, 404, 409), tags=["memories"])
 def update_memory(memory_id: UUID, body: s.MemoryChanges, svc: Caller) -> s.MemoryOut:
     """Change the fields sent; new content is embedded again."""
     sent = body.model_dump(exclude_unset=True)
@@ -145,13 +154,13 @@ def update_memory(memory_id: UUID, body: s.MemoryChanges, svc: Caller) -> s.Memo
     return s.MemoryOut.of(svc.update_memory(memory_id, **fields, if_updated_at=if_updated_at))
 
 
-@router.delete("/memories/{memory_id}", status_code=204, responses=responses(404), tags=["memories"])
+@router.delete("/memories/{memory_id:uuid}", status_code=204, responses=responses(404), tags=["memories"])
 def delete_memory(memory_id: UUID, svc: Caller) -> Response:
     svc.delete_memory(memory_id)
     return Response(status_code=204)
 
 
-@router.get("/memories/{memory_id}/related", response_model=s.RelatedList, responses=responses(404), tags=["relationships"])
+@router.get("/memories/{memory_id:uuid}/related", response_model=s.RelatedList, responses=responses(404), tags=["relationships"])
 def related_memories(
     memory_id: UUID,
     svc: Caller,
@@ -168,20 +177,20 @@ def related_memories(
     return s.RelatedList(related=[s.Related.of(r) for r in found])
 
 
-@router.post("/relationships", status_code=201, response_model=s.RelationshipOut, responses=responses(404), tags=["relationships"])
+@router.post("/relationships", status_code=201, response_model=s.RelationshipOut, responses=responses(*BODY, 404), tags=["relationships"])
 def add_relationship(body: s.RelationshipIn, svc: Caller) -> s.RelationshipOut:
     """Relate two memories (an upsert: the same source, target and type take the new strength)."""
     rel = svc.add_relationships([NewRelationship(body.source_memory_id, body.target_memory_id, body.relationship_type, body.strength)])[0]
     return s.RelationshipOut.model_validate(rel, from_attributes=True)
 
 
-@router.delete("/relationships/{relationship_id}", status_code=204, responses=responses(404), tags=["relationships"])
+@router.delete("/relationships/{relationship_id:uuid}", status_code=204, responses=responses(404), tags=["relationships"])
 def delete_relationship(relationship_id: UUID, svc: Caller) -> Response:
     svc.delete_relationship(relationship_id)
     return Response(status_code=204)
 
 
-@router.post("/search", response_model=s.SearchOut, responses=responses(404), tags=["search"])
+@router.post("/search", response_model=s.SearchOut, responses=responses(*BODY, 404), tags=["search"])
 def search(body: s.SearchIn, svc: Caller) -> s.SearchOut:
     """The best memories for a query in any mode; `explain` adds each score's breakdown."""
     store = resolve_store(svc, body.user, body.store, create=False)
