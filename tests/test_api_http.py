@@ -45,6 +45,23 @@ def test_add_search_get_update_delete_as_the_contract_says(http) -> None:
     assert problem(http.get(f"/v1/memories/{memory['id']}"), 404)["detail"] == f"memory {memory['id']} not found in this tenant"
 
 
+def test_an_agent_that_embeds_itself_searches_with_its_vector(http) -> None:
+    from core.embeddings import get_embedder
+
+    wanted = add(http, "Ana's passport expires in March")
+    add(http, "Ana likes green tea")
+    vector = get_embedder("test-hashing").embed_one("Ana's passport expires in March").tolist()
+    found = http.post("/v1/search", json={"embedding": vector, "user": "ana", "limit": 1, "min_similarity": 0.5})
+    assert [r["id"] for r in found.json()["results"]] == [wanted["id"]]
+    both = http.post("/v1/search", json={"query": "passport", "embedding": vector, "user": "ana", "mode": "hybrid", "limit": 1})
+    assert [r["id"] for r in both.json()["results"]] == [wanted["id"]]
+    assert problem(http.post("/v1/search", json={"embedding": vector, "user": "ana", "mode": "text"}), 422)["detail"] == (
+        "query: text search needs the query's text, not only its embedding"
+    )
+    assert problem(http.post("/v1/search", json={"user": "ana"}), 422)["detail"] == "query: send the query's text, or its embedding"
+    assert "embedding has 3 dimensions" in problem(http.post("/v1/search", json={"embedding": [1, 2, 3], "user": "ana"}), 422)["detail"]
+
+
 def test_all_fields_of_a_new_memory_are_kept(http) -> None:
     memory = add(
         http,

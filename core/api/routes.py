@@ -192,12 +192,29 @@ def delete_relationship(relationship_id: UUID, svc: Caller) -> Response:
 
 @router.post("/search", response_model=s.SearchOut, responses=responses(*BODY, 404), tags=["search"])
 def search(body: s.SearchIn, svc: Caller) -> s.SearchOut:
-    """The best memories for a query in any mode; `explain` adds each score's breakdown."""
+    """The best memories for a query in any mode; `explain` adds each score's breakdown. Send the
+    query's text, or its embedding (vector and weighted modes), or both."""
+    if body.query is None and body.embedding is None:
+        raise InvalidInput("query: send the query's text, or its embedding")
+    if body.query is None and body.mode in ("text", "hybrid"):
+        raise InvalidInput(f"query: {body.mode} search needs the query's text, not only its embedding")
     store = resolve_store(svc, body.user, body.store, create=False)
-    params = SearchParams(
-        body.limit, body.min_similarity, body.mode, Filters(tuple(body.memory_types), tuple(body.sources)), mmr_lambda=body.mmr_lambda
-    )
-    results = svc.search(store.id, body.query, params, record_access=body.record_access)
+    filters = Filters(tuple(body.memory_types), tuple(body.sources))
+    if body.query is None:
+        assert body.embedding is not None
+        results = svc.search_by_embedding(
+            store.id,
+            body.embedding,
+            body.limit,
+            body.min_similarity,
+            record_access=body.record_access,
+            memory_types=filters.memory_types,
+            sources=filters.sources,
+            mode=body.mode,
+        )
+    else:
+        params = SearchParams(body.limit, body.min_similarity, body.mode, filters, mmr_lambda=body.mmr_lambda)
+        results = svc.search(store.id, body.query, params, record_access=body.record_access, query_embedding=body.embedding)
     return s.SearchOut(results=[s.Hit.of_result(r, explain=body.explain) for r in results])
 
 

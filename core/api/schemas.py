@@ -112,7 +112,11 @@ class MemoryPageOut(BaseModel):
 
 
 class SearchIn(Strict):
-    query: Annotated[str, Field(min_length=1, max_length=validation.MAX_QUERY_CHARS)]
+    """The query's text, or its embedding (a vector of the store's model, for agents that embed
+    themselves; vector and weighted modes), or both (the text is then not embedded again)."""
+
+    query: Annotated[str | None, Field(min_length=1, max_length=validation.MAX_QUERY_CHARS)] = None
+    embedding: Annotated[list[float] | None, Field(min_length=1, max_length=4096)] = None
     limit: Annotated[int, Field(ge=1, le=validation.MAX_LIMIT)] = 5
     min_similarity: Annotated[float, Field(ge=-1, le=1)] = 0.7
     mode: Mode = "vector"

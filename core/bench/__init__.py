@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result.update(measures.sweep_ef(bench, queries, [int(v) for v in args.ef_sweep.split(",")]))
         if args.crossover:
             result["crossover"] = measures.crossover(bench, queries)
+        if args.api:
+            from core.bench.api import measure_api
+
+            result.update(measure_api(bench, queries, workers=args.api_workers))
         result.update(measures.insert_with_full_index(bench))
         if not args.skip_embed:
             result.update(measures.measure_embedding())
@@ -135,3 +139,5 @@ def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the service's search to stderr")
     p.add_argument("--umap", help="also time UMAP projections of these sizes, e.g. 5000,20000,50000")
     p.add_argument("--explorer", action="store_true", help="also time the explorer's Search and Map pages on a 20k store")
+    p.add_argument("--api", action="store_true", help="also search over HTTP against memex serve (1 and 4 clients)")
+    p.add_argument("--api-workers", type=int, default=1, help="uvicorn workers of that server (default 1)")
