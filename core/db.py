@@ -29,6 +29,8 @@ from core.migrate import migrate
 from core.models import Principal
 
 APP_ROLE = "memex_app"
+# memex serve's role: memex_app's privileges, and nothing without a scope memex_authenticate signed
+API_ROLE = "memex_api"
 OWNER_ROLE = "memex_owner"
 DATABASE_NAME = "memex"
 
@@ -151,9 +153,10 @@ class EmbeddedServer:
         try:
             with superuser.connect() as conn:
                 conn.execute(text("SELECT pg_advisory_lock(hashtext('memex.bootstrap'))"))
-                for role, attrs in ((OWNER_ROLE, "LOGIN"), (APP_ROLE, "LOGIN NOINHERIT")):
+                for role, attrs in ((OWNER_ROLE, "LOGIN"), (APP_ROLE, "LOGIN NOINHERIT"), (API_ROLE, "LOGIN INHERIT")):
                     if not conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}):
                         conn.execute(text(f"CREATE ROLE {role} {attrs} NOSUPERUSER NOBYPASSRLS NOCREATEDB"))
+                conn.execute(text(f"GRANT {APP_ROLE} TO {API_ROLE}"))
                 if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DATABASE_NAME}):
                     conn.execute(text(f"CREATE DATABASE {DATABASE_NAME} OWNER {OWNER_ROLE}"))
                 conn.execute(text("SELECT pg_advisory_unlock(hashtext('memex.bootstrap'))"))
@@ -259,16 +262,25 @@ class Database:
             self.admin.dispose()
 
 
-def app_database(settings: Settings | None = None) -> Database:
-    """The application role's connection alone, for servers that must never hold the owner's URL
-    (`memex serve`, `memex mcp`): the schema must be migrated already (`memex migrate`)."""
+def api_database(settings: Settings | None = None) -> Database:
+    """The API's connection alone (`memex serve`, `memex mcp`): a login role granted memex_api,
+    never the owner's URL. DATABASE_URL names it; the embedded server has one. The schema must be
+    migrated already (`memex migrate`). Refuses a role that is not memex_api's: its scopes would
+    not need a signature (migration 008)."""
     settings = settings or get_settings()
     if settings.database_url:
         db = Database(settings.database_url, None, pooler=settings.database_pooler)
     else:
         server = EmbeddedServer(settings.data_dir)
-        db = Database(server.url(APP_ROLE), None, embedded=server)
+        db = Database(server.url(API_ROLE), None, embedded=server)
     db.check_app_role()
+    with database_errors(), db.app.connect() as conn:
+        role = conn.scalar(text("SELECT current_user"))
+        member = conn.scalar(text("SELECT pg_has_role(current_user, :api, 'MEMBER')"), {"api": API_ROLE})
+    if not member:
+        raise ConfigError(
+            f"the API connects as role {role!r}, which is not a member of {API_ROLE}: give DATABASE_URL a login role granted {API_ROLE}"
+        )
     return db
 
 
@@ -311,6 +323,8 @@ def database_errors() -> Iterator[None]:
             message = str(getattr(diag, "message_primary", None) or orig or exc)
             if "_read_only_" in message:
                 raise Forbidden("this API key is read-only") from exc
+            if "no scope signed" in message:
+                raise Forbidden(message) from exc
             if "row-level security" in message:
                 raise NotFound("the database refused the write: it is outside the tenant in force") from exc
             raise ConfigError(f"the database role lacks a privilege ({message}); run `memex migrate` as the owner, or grant it") from exc

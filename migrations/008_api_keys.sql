@@ -35,6 +35,77 @@ ALTER TABLE api_keys FORCE ROW LEVEL SECURITY;
 CREATE POLICY api_keys_administration ON api_keys TO CURRENT_USER USING (true) WITH CHECK (true);
 REVOKE ALL ON api_keys FROM PUBLIC;
 
+-- The API's own role. `memex serve` connects as it (a login role granted memex_api), never as
+-- memex_app: every statement it runs must carry a scope that memex_authenticate() signed for
+-- this transaction (the restrictive policies at the end). Setting the tenant, lifting read-only
+-- or widening the store scope with set_config() then leaves it nothing to read or write, even
+-- if the API process itself is made to run SQL of an attacker's choosing.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'memex_api') THEN
+        CREATE ROLE memex_api NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE INHERIT;
+    END IF;
+    IF NOT pg_has_role('memex_api', 'memex_app', 'MEMBER') THEN
+        GRANT memex_app TO memex_api;  -- the embedded server's bootstrap has done it as superuser
+    END IF;
+END
+$$;
+
+-- The key of the scope signatures: random, the owner's alone. HMAC-SHA256 is computed with the
+-- built-in sha256() (pgcrypto is not everywhere); the inner and outer keys are kept precomputed.
+CREATE TABLE memex_scope_key (
+    id         integer PRIMARY KEY CHECK (id = 1),
+    inner_key  bytea NOT NULL,
+    outer_key  bytea NOT NULL
+);
+ALTER TABLE memex_scope_key ENABLE ROW LEVEL SECURITY;
+ALTER TABLE memex_scope_key FORCE ROW LEVEL SECURITY;
+CREATE POLICY memex_scope_key_owner ON memex_scope_key TO CURRENT_USER USING (true) WITH CHECK (true);
+REVOKE ALL ON memex_scope_key FROM PUBLIC;
+DO $$
+DECLARE
+    secret bytea := sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8'))
+                    || '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
+    inner_key bytea := secret;
+    outer_key bytea := secret;
+BEGIN
+    FOR i IN 0 .. 63 LOOP
+        inner_key := set_byte(inner_key, i, get_byte(secret, i) # 54);  -- 0x36
+        outer_key := set_byte(outer_key, i, get_byte(secret, i) # 92);  -- 0x5c
+    END LOOP;
+    INSERT INTO memex_scope_key VALUES (1, inner_key, outer_key);
+END
+$$;
+
+-- The signature of this transaction's scope: tenant, key user, key store, read-only, bound to
+-- this connection and this transaction (its start time), so it is worth nothing anywhere else.
+CREATE FUNCTION memex_scope_signature() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT encode(sha256(k.outer_key || sha256(k.inner_key || convert_to(concat_ws('|',
+        current_setting('app.current_tenant_id', true), current_setting('app.key_user_id', true),
+        current_setting('app.key_store_id', true), current_setting('app.read_only', true),
+        pg_backend_pid(), extract(epoch FROM now())), 'UTF8'))), 'hex')
+    FROM memex_scope_key k WHERE k.id = 1
+$$;
+REVOKE ALL ON FUNCTION memex_scope_signature() FROM PUBLIC;
+
+-- Whether this transaction's scope is the one memex_authenticate() signed.
+CREATE FUNCTION memex_scope_signed() RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT coalesce(current_setting('app.scope_signature', true) = memex_scope_signature(), false)
+$$;
+
+-- In the functions below that run with the owner's rights: an API connection must hold a
+-- signed scope there too (the policies of the tables do not look at the owner).
+CREATE FUNCTION memex_require_signed_scope() RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF pg_has_role(session_user, 'memex_api', 'MEMBER') AND NOT memex_scope_signed() THEN
+        RAISE EXCEPTION 'this connection holds no scope signed by memex_authenticate' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
 -- The one door: check a presented key, set the transaction's scope, say who the caller is.
 -- Unknown, revoked and expired keys raise the same error (SQLSTATE 28000) by the same path.
 CREATE FUNCTION memex_authenticate(presented text)
@@ -52,6 +123,7 @@ BEGIN
     PERFORM set_config('app.key_store_id', coalesce(k.store_id::text, ''), true);
     PERFORM set_config('app.read_only', CASE WHEN k.read_only THEN 'on' ELSE 'off' END, true);
     PERFORM set_config('app.actor', 'key ' || k.id::text || ' ' || k.name, true);
+    PERFORM set_config('app.scope_signature', memex_scope_signature(), true);
     -- last use to the minute: one write a minute per key, not one per request
     IF k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute' THEN
         UPDATE api_keys a SET last_used_at = now() WHERE a.id = k.id;
@@ -67,9 +139,12 @@ GRANT EXECUTE ON FUNCTION memex_authenticate(text) TO memex_app;
 -- rows locked in id order as every multi-row write), so the read-only policies below can refuse
 -- every other change to memories.
 CREATE FUNCTION memex_record_access(ids uuid[]) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    PERFORM memex_require_signed_scope();
     UPDATE memories SET access_count = access_count + 1, last_accessed = now()
     WHERE id IN (SELECT id FROM memories WHERE id = ANY(ids) ORDER BY id FOR UPDATE);
+END
 $$;
 REVOKE ALL ON FUNCTION memex_record_access(uuid[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION memex_record_access(uuid[]) TO memex_app;
@@ -140,3 +215,16 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 $$;
 REVOKE ALL ON FUNCTION memex_applied_migrations() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION memex_applied_migrations() TO memex_app;
+
+-- The API's role reads and writes nothing without a signed scope, on every table memex_app may
+-- touch (a test holds every later table to it too).
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['tenants', 'users', 'memory_stores', 'memories', 'memory_relationships', 'evaluation_sets', 'evaluation_cases'] LOOP
+        EXECUTE format('CREATE POLICY %I ON %I AS RESTRICTIVE TO memex_api USING ((SELECT memex_scope_signed()))'
+                       ' WITH CHECK ((SELECT memex_scope_signed()))', t || '_api_signed', t);
+    END LOOP;
+END
+$$;

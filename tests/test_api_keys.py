@@ -343,3 +343,62 @@ def test_record_access_counts_only_what_the_key_may_see(db: Database, svc: Memor
         conn.execute(text("SELECT memex_record_access(:ids)"), {"ids": [inside, outside, theirs]})
     assert [svc.get_memory(inside).access_count, svc.get_memory(outside).access_count] == [1, 0]
     assert other[0].get_memory(theirs).access_count == 0
+
+
+@pytest.fixture(scope="module")
+def api_db(db: Database) -> Iterator[Database]:
+    """The connection `memex serve` makes: the API's own role, memex_api."""
+    from core.db import API_ROLE
+
+    assert db.embedded is not None
+    api = Database(db.embedded.url(API_ROLE), None)
+    yield api
+    api.dispose()
+
+
+LIFTS = {
+    "read-only off": "SELECT set_config('app.read_only', 'off', true)",
+    "store scope off": "SELECT set_config('app.key_store_id', '', true), set_config('app.key_user_id', '', true)",
+    "another tenant": "SELECT set_config('app.current_tenant_id', :other, true)",
+}
+
+
+@pytest.mark.parametrize("lift", list(LIFTS))
+def test_the_apis_role_cannot_lift_its_keys_scope_with_raw_sql(
+    api_db: Database, db: Database, svc: MemoryService, two_stores, other, lift
+) -> None:
+    """memex serve connects as memex_api: every statement needs the scope memex_authenticate
+    signed for this transaction, so changing a setting leaves nothing to read or write."""
+    mine, theirs = two_stores
+    other_svc, other_store = other
+    key = new_key(db, svc.tenant_id, user_id=mine.user_id, store_id=mine.id, read_only=True)
+    with api_db.with_key(key) as (conn, _):
+        assert conn.scalar(text("SELECT count(*) FROM memories")) > 0  # signed: its own store is there
+        conn.execute(text(LIFTS[lift]), {"other": str(other_svc.tenant_id)})
+        assert counts(conn) == dict.fromkeys(TABLES, 0)
+        assert conn.scalar(text("SELECT count(*) FROM tenants")) == 0
+        assert conn.execute(text("UPDATE memories SET content = 'forged'")).rowcount == 0
+        assert conn.execute(text("DELETE FROM memories")).rowcount == 0
+    with pytest.raises(Forbidden, match="no scope signed by memex_authenticate"), api_db.with_key(key) as (conn, _):
+        conn.execute(text(LIFTS[lift]), {"other": str(other_svc.tenant_id)})
+        conn.execute(text("SELECT memex_record_access(ARRAY(SELECT gen_random_uuid()))"))
+    assert {m.content for m in svc.list_memories(mine.id, limit=100).items}.isdisjoint({"forged"})
+    assert other_svc.list_memories(other_store.id).total == 1
+
+
+def test_the_apis_role_without_any_key_sees_nothing(api_db: Database, svc: MemoryService, store) -> None:
+    svc.add_memory(store.id, "only for signed scopes")
+    with api_db.app.begin() as conn:
+        conn.execute(text("SELECT set_config('app.current_tenant_id', :t, true)"), {"t": str(svc.tenant_id)})
+        assert conn.scalar(text("SELECT count(*) FROM memories")) == 0
+        assert conn.scalar(text("SELECT count(*) FROM users")) == 0
+
+
+def test_memex_serve_refuses_a_role_that_is_not_the_apis(db: Database, monkeypatch) -> None:
+    from core.config import Settings
+    from core.db import APP_ROLE, api_database
+
+    assert db.embedded is not None
+    url = db.embedded.url(APP_ROLE).render_as_string(hide_password=False)
+    with pytest.raises(ConfigError, match="not a member of memex_api"):
+        api_database(Settings(DATABASE_URL=url))

@@ -53,7 +53,7 @@ class Bouncer:
     workdir: Path
 
     def url(self) -> str:
-        return f"postgresql://memex_app:{PASSWORD}@127.0.0.1:{self.port}/memex"
+        return f"postgresql://memex_api:{PASSWORD}@127.0.0.1:{self.port}/memex"
 
     def stats(self) -> int:
         """Transactions PgBouncer has passed to the memex database (its admin console)."""
@@ -80,7 +80,7 @@ def start_pgbouncer(db: Database, pool_size: int) -> Bouncer:
         f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\nlog_connections = 0\nlog_disconnections = 0\n"
         f"logfile = {workdir / 'pgbouncer.log'}\npidfile = {workdir / 'pgbouncer.pid'}\n"
     )
-    (workdir / "userlist.txt").write_text(f'"memex_app" "{PASSWORD}"\n"pgbouncer" "{PASSWORD}"\n')
+    (workdir / "userlist.txt").write_text(f'"memex_api" "{PASSWORD}"\n"pgbouncer" "{PASSWORD}"\n')
     command = [PGBOUNCER]
     if os.geteuid() == 0:  # PgBouncer refuses root; the embedded server's user can enter its socket directory
         owner = pwd.getpwnam("pgserver")

@@ -56,7 +56,7 @@ def test_two_processes_migrating_a_new_database_together_apply_each_file_once(db
 
 
 # Tables only the owner reads (memex_app has no privilege on them at all)
-OWNER_ONLY = ("schema_migrations", "api_keys")
+OWNER_ONLY = ("schema_migrations", "api_keys", "memex_scope_key")
 
 
 def tenant_tables(db: Database) -> list[str]:
@@ -168,3 +168,24 @@ def test_the_application_role_has_no_privilege_on_the_owners_tables(db: Database
             {"t": list(OWNER_ONLY)},
         ).all()
     assert granted == [(t, False) for t in OWNER_ONLY]
+
+
+def test_every_table_the_application_may_touch_needs_a_signed_scope_for_the_api(db: Database) -> None:
+    """memex serve's role (memex_api) reads and writes nothing without the scope memex_authenticate
+    signed: a restrictive policy on every table memex_app may use, later tables included."""
+    with db.owner() as conn:
+        touched = set(
+            conn.scalars(
+                text(
+                    "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace"
+                    " AND has_table_privilege('memex_app', oid, 'SELECT,INSERT,UPDATE,DELETE')"
+                )
+            )
+        )
+        signed = conn.execute(
+            text("SELECT tablename, permissive, roles, qual, with_check FROM pg_policies WHERE policyname LIKE '%\\_api\\_signed'")
+        ).all()
+    assert touched and touched == {p.tablename for p in signed}
+    for p in signed:
+        assert (p.permissive, p.roles) == ("RESTRICTIVE", ["memex_api"])
+        assert "memex_scope_signed()" in p.qual and "memex_scope_signed()" in p.with_check

@@ -22,7 +22,7 @@ from core.api import problems
 from core.api.caller import Callers
 from core.api.mcp import build_server
 from core.api.routes import router
-from core.db import Database, app_database
+from core.db import Database, api_database
 from core.errors import MemexError
 from core.migrate import all_migrations
 
@@ -48,8 +48,8 @@ class _Forward:
 
 def create_app(db: Database | None = None) -> FastAPI:
     """The whole app. Without `db` (uvicorn's factory, once per worker) it connects as the
-    application role only (core.db.app_database): the owner's URL is never read here."""
-    db = db or app_database()
+    API role only (core.db.api_database): the owner's URL is never read here."""
+    db = db or api_database()
     callers = Callers(db)
     mcp = build_server(callers)
     forward = _Forward()

@@ -30,12 +30,12 @@ def stdio() -> int:
     MEMEX_API_KEY and is checked before any MCP traffic (stdout belongs to the protocol)."""
     from core.api.caller import Callers
     from core.api.mcp import build_server
-    from core.db import app_database
+    from core.db import api_database
 
     key = os.environ.get("MEMEX_API_KEY", "").strip()
     if not key:
         raise ConfigError("set MEMEX_API_KEY to an API key (memex keys create --tenant T)")
-    callers = Callers(app_database())
+    callers = Callers(api_database())
     try:
         callers.service(key)
     except MemexError as exc:

@@ -24,7 +24,7 @@ from core.bench.harness import Bench, K
 from core.bench.measures import latency
 from core.bench.report import log
 from core.bench.synth import Query
-from core.db import APP_ROLE
+from core.db import API_ROLE
 
 
 def _free_port() -> int:
@@ -40,7 +40,7 @@ def _server(bench: Bench, workers: int) -> Iterator[str]:
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("MEMEX_ADMIN_DATABASE_URL", "MEMEX_DATABASE_POOLER")}
-    env["DATABASE_URL"] = bench.bdb.server.url(APP_ROLE).render_as_string(hide_password=False)
+    env["DATABASE_URL"] = bench.bdb.server.url(API_ROLE).render_as_string(hide_password=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "core", "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
