@@ -10,7 +10,7 @@ from core.db import Database
 from core.errors import ConfigError, Conflict, InvalidInput, NotFound
 from core.keys import digest, new_key, visible_prefix
 from core.models import ApiKey, Tenant
-from core.sql import keys, tenants
+from core.sql import keys, log, tenants
 
 
 def create_tenant(db: Database, name: str) -> Tenant:
@@ -72,6 +72,17 @@ def delete_tenant(db: Database, tenant_id: UUID | str) -> None:
     with db.owner(tenant_id) as conn:
         if not tenants.delete(conn, tenant_id):
             raise NotFound(f"tenant {tenant_id} not found")
+
+
+def tenant_of_retrieval(db: Database, entry_id: UUID | str) -> Tenant:
+    """The tenant a retrieval log entry belongs to (`memex log show ID` names no tenant)."""
+    entry_id = validation.uuid(entry_id, "log entry id")
+    with db.owner() as conn:
+        tenant_id = log.tenant_of(conn, entry_id)
+        tenant = None if tenant_id is None else tenants.get(conn, tenant_id)
+    if tenant is None:
+        raise NotFound(f"log entry {entry_id} not found")
+    return tenant
 
 
 def create_key(

@@ -200,3 +200,41 @@ class StoreStats:
     never_accessed: int
     oldest: datetime | None
     newest: datetime | None
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """One logged search: who asked what of which store, with every setting that decided the
+    answer, what came back (with scores) and the best of what was cut, and how long it took."""
+
+    id: UUID
+    store_id: UUID
+    at: datetime | None  # None until written: the database's clock then
+    interface: str  # python, cli, api, mcp, explorer
+    key_id: UUID | None
+    key_name: str | None
+    actor: str
+    query: str
+    mode: str
+    params: dict[str, Any]
+    model: str
+    results: list[dict[str, Any]]  # {id, rank, score, similarity, breakdown}
+    near_misses: list[dict[str, Any]]  # {id, similarity, score, reason}
+    result_count: int
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One change of a memory, recorded by the database: created, updated, archived,
+    unarchived, expired, merged (into `merged_into`), deleted or restored."""
+
+    memory_id: UUID
+    store_id: UUID
+    version: int
+    event: str
+    at: datetime
+    actor: str
+    changes: dict[str, list[Any]]  # {field: [old, new]}
+    snapshot: dict[str, Any] | None  # the memory as it was before it went (deleted, merged)
+    merged_into: UUID | None

@@ -97,7 +97,7 @@ show_flash()
 tenant = user = store = None
 with guard("Could not read the tenants"):
     tenants = {t.name: t for t in admin.list_tenants(db)}
-    services = {name: MemoryService(db, t.id) for name, t in tenants.items()}
+    services = {name: MemoryService(db, t.id, actor="explorer", interface="explorer") for name, t in tenants.items()}
     stores_of = {name: svc.list_stores() for name, svc in services.items()}
     st.subheader("Tenants")
     st.dataframe(

@@ -30,7 +30,7 @@ class Callers:
         self._seen: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def service(self, key: str | None, *, fresh: bool = False) -> MemoryService:
+    def service(self, key: str | None, interface: str = "api", *, fresh: bool = False) -> MemoryService:
         """The service of `key`; `fresh` asks PostgreSQL now even if the key was seen lately (for
         a check that is all a request does: the MCP endpoint's authentication)."""
         if not key:
@@ -49,7 +49,7 @@ class Callers:
                 self._seen.move_to_end(key)
                 while len(self._seen) > self.size:
                     self._seen.popitem(last=False)
-        svc = MemoryService(self.db, seen[1].tenant_id, actor=f"key {seen[1].key_id}", key=key)
+        svc = MemoryService(self.db, seen[1].tenant_id, actor=f"key {seen[1].key_id}", key=key, interface=interface)
         svc.principal = seen[1]
         return svc
 

@@ -89,7 +89,7 @@ def build_server(callers: Callers, *, stdio_key: str | None = None) -> MCPServer
                 raise ToolError("not authenticated")
             key = user.access_token.token
         try:
-            return work(callers.service(key))
+            return work(callers.service(key, interface="mcp"))
         except MemexError as exc:
             raise ToolError(str(exc).splitlines()[0]) from None
 

@@ -9,23 +9,26 @@
 Every call runs as the application role with this tenant set in each of its transactions, and
 only there; what another tenant holds is invisible to it, whatever ids the caller passes. The
 operations are grouped by what they act on, one module each: users, stores, memories,
-relationships, search (and its explanation), curation, evaluation, transfer (import, export).
+relationships, search (and its explanation), log (the retrieval log and its replay), history
+(restore, purge), curation, evaluation, transfer (import, export).
 """
 
 from __future__ import annotations
 
 from core.service.curation import CurationOps
 from core.service.evaluation import EvaluationOps
+from core.service.history import HistoryOps
+from core.service.log import LogOps
 from core.service.memories import MemoryOps
 from core.service.relationships import RelationshipOps
-from core.service.search import SearchOps
 from core.service.stores import StoreOps
 from core.service.transfer import TransferOps
 from core.service.users import UserOps
 
 
-class MemoryService(UserOps, StoreOps, MemoryOps, RelationshipOps, SearchOps, CurationOps, EvaluationOps, TransferOps):
-    """Users, stores, memories, relationships, search, curation, evaluation and transfer of one tenant."""
+class MemoryService(UserOps, StoreOps, MemoryOps, RelationshipOps, LogOps, HistoryOps, CurationOps, EvaluationOps, TransferOps):
+    """Users, stores, memories, relationships, search and its log, history, curation, evaluation
+    and transfer of one tenant."""
 
 
 __all__ = ["MemoryService"]

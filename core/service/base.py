@@ -41,20 +41,21 @@ class TenantBound:
     must not hold a connection), then works in a second scope that checks the model is still the
     store's. `actor` names who acts, for the history of what changes (a key names itself)."""
 
-    def __init__(self, db: Database, tenant_id: UUID | str, *, actor: str = "python", key: str | None = None):
+    def __init__(self, db: Database, tenant_id: UUID | str, *, actor: str = "python", key: str | None = None, interface: str = "python"):
         self.db = db
         self.tenant_id = validation.uuid(tenant_id, "tenant id")
         self.actor = actor
+        self.interface = interface  # python, cli, api, mcp, explorer: what the retrieval log says searched
         self._key = key
         self.principal: Principal | None = None
 
     @classmethod
-    def for_key(cls, db: Database, key: str) -> Self:
+    def for_key(cls, db: Database, key: str, interface: str = "api") -> Self:
         """The service of whatever tenant this API key belongs to, every transaction of it in the
         key's scope. Unauthenticated for an unknown, revoked or expired key."""
         with db.with_key(key) as (_, principal):
             pass
-        svc = cls(db, principal.tenant_id, actor=f"key {principal.key_id} {principal.key_name}".rstrip(), key=key)
+        svc = cls(db, principal.tenant_id, actor=f"key {principal.key_id} {principal.key_name}".rstrip(), key=key, interface=interface)
         svc.principal = principal
         return svc
 

@@ -11,7 +11,7 @@ from core.errors import InvalidInput, NotFound
 from core.models import NewRelationship
 from core.quality import DuplicateGroup, MergeReport, near_duplicate_groups, repoint_edges
 from core.service.base import TenantBound, embed_texts, writes
-from core.sql import memories, relationships, stores
+from core.sql import history, memories, relationships, stores
 from core.status import ARCHIVED, EXPIRED, LIVE
 
 
@@ -65,7 +65,9 @@ class CurationOps(TenantBound):
             metadata.update(keep.metadata)
             changes.update(importance=max([keep.importance] + [m.importance for m in others]), metadata=metadata)
             kept = memories.update(conn, keep.id, changes)
+            history.mark(conn, merged_into=keep.id)  # the history of the others says where they went
             deleted = memories.delete(conn, sorted(merged))
+            history.mark(conn)
         assert kept is not None  # locked above
         return MergeReport(kept=kept, deleted=deleted, relationships_moved=len(moved), self_loops_dropped=loops)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -14,9 +17,10 @@ from core.errors import Conflict, InvalidInput
 from core.explain import Explanation, explain
 from core.models import MemoryStore, SearchResult
 from core.ranking import RRF_K, Weights
+from core.retrieval import NEAR_MISSES, entry, near_misses
 from core.search import Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
 from core.service.base import TenantBound, embed_texts
-from core.sql import memories, stores
+from core.sql import log, memories, stores
 from core.sql import search as sql
 
 # A read that embeds checks the store's model again inside its transaction; if a re-embed
@@ -24,22 +28,36 @@ from core.sql import search as sql
 MODEL_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class SearchRun:
+    """A search's answer and the best of what it cut (for the retrieval log)."""
+
+    results: list[SearchResult]
+    near_misses: list[dict[str, Any]]
+
+
 def run_search(
     conn: Connection, store: MemoryStore, query: str | None, vector: np.ndarray, params: SearchParams, *, record_access: bool
-) -> list[SearchResult]:
-    """One search inside an open tenant transaction, with a vector of `store`'s model."""
+) -> SearchRun:
+    """One search inside an open tenant transaction, with a vector of `store`'s model. It ranks a
+    few past the limit (vector mode fetches them; the pools of the other modes hold them
+    already): the top `limit` are the same either way, the rest are near misses."""
     vector_hits: list[Hit] = []
+    plain_vector = params.mode == "vector" and params.mmr_lambda is None
     if params.mode != "text":
-        vector_hits = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning, vectors=params.needs_vectors)
+        fetch = params.pool + (NEAR_MISSES if plain_vector else 0)
+        vector_hits = sql.vector_candidates(conn, store, vector, fetch, params.filters, params.tuning, vectors=params.needs_vectors)
     text_hits: list[Hit] = []
     if params.mode in ("text", "hybrid"):
         if query is None:
             raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
         text_hits = sql.text_candidates(conn, store, query, vector, params.pool, params.filters, vectors=params.needs_vectors)
-    ranked = rank_candidates(vector_hits, text_hits, params, datetime.now(UTC))
+    ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=params.limit + NEAR_MISSES), datetime.now(UTC))
+    kept = ranked[: params.limit]
     if record_access:
-        memories.count_access(conn, [c.id for c in ranked])
-    return [to_result(c, params) for c in ranked]
+        memories.count_access(conn, [c.id for c in kept])
+    under = [h for h in vector_hits if h.similarity < params.min_similarity]
+    return SearchRun([to_result(c, params) for c in kept], near_misses(ranked[params.limit :], under, params))
 
 
 class SearchOps(TenantBound):
@@ -62,12 +80,14 @@ class SearchOps(TenantBound):
         mmr_lambda: float | None = None,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         tuning: SearchTuning | None = None,
+        log: bool = True,
     ) -> list[SearchResult]:
         """The seed's searchMemories: the `limit` best live memories for the query, in `mode`
         (default: the seed's cosine search at or above `min_similarity`). Returned memories have
         their access counted unless `record_access` is False, so an analyst's inspection does
-        not change the statistics it inspects. `query_embedding` skips embedding the query
-        (evaluation embeds many queries in one batch)."""
+        not change the statistics it inspects. The search goes into the retrieval log unless
+        `log` is False. `query_embedding` skips embedding the query (evaluation embeds many
+        queries in one batch)."""
         query = validation.query(query)
         params = SearchParams(
             limit,
@@ -79,7 +99,7 @@ class SearchOps(TenantBound):
             mmr_lambda,
             tuning or SearchTuning(),
         ).checked()
-        return self.search(store_id, query, params, record_access=record_access, query_embedding=query_embedding)
+        return self.search(store_id, query, params, record_access=record_access, query_embedding=query_embedding, log=log)
 
     def search(
         self,
@@ -89,8 +109,10 @@ class SearchOps(TenantBound):
         *,
         record_access: bool = True,
         query_embedding: Sequence[float] | np.ndarray | None = None,
+        log: bool = True,
     ) -> list[SearchResult]:
         """search_memories with every setting in one SearchParams."""
+        started = time.perf_counter()
         query = validation.query(query)
         params = params.checked()
         store = self._store(store_id)
@@ -100,7 +122,10 @@ class SearchOps(TenantBound):
             with self.transaction() as conn:
                 current = stores.fetch(conn, store.id)
                 if (current.embedding_model, current.embedding_dim) == (store.embedding_model, store.embedding_dim):
-                    return run_search(conn, current, query, vector, params, record_access=record_access)
+                    run = run_search(conn, current, query, vector, params, record_access=record_access)
+                    if log:
+                        self._log(conn, current, query, params, run, started)
+                    return run.results
             if query_embedding is not None:
                 break  # a vector of the old model cannot be searched in the new one
             store = current
@@ -119,9 +144,13 @@ class SearchOps(TenantBound):
         mode: str = "vector",
         weights: Weights | None = None,
         tuning: SearchTuning | None = None,
+        log: bool = True,
+        query: str = "",
     ) -> list[SearchResult]:
         """Vector or weighted search with a query vector computed elsewhere (benchmarks, agents
-        that embed themselves): one transaction, no model in the path."""
+        that embed themselves): one transaction, no model in the path. `query`, when the caller
+        has the text, only goes into the retrieval log."""
+        started = time.perf_counter()
         params = SearchParams(
             limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights(), tuning=tuning or SearchTuning()
         ).checked()
@@ -129,7 +158,30 @@ class SearchOps(TenantBound):
         with self.transaction() as conn:
             store = stores.fetch(conn, store_id)
             vector = validation.embedding(embedding, store.embedding_dim)
-            return run_search(conn, store, None, vector, params, record_access=record_access)
+            run = run_search(conn, store, None, vector, params, record_access=record_access)
+            if log:
+                self._log(conn, store, query, params, run, started)
+            return run.results
+
+    def _log(self, conn: Connection, store: MemoryStore, query: str, params: SearchParams, run: SearchRun, started: float) -> None:
+        """The search into the retrieval log, in its own transaction (row-level security applies)."""
+        principal = self.principal
+        log.insert(
+            conn,
+            self.tenant_id,
+            entry(
+                store=store,
+                query=query,
+                params=params,
+                results=run.results,
+                missed=run.near_misses,
+                interface=self.interface,
+                actor=principal.key_name if principal and principal.key_name else self.actor,
+                key_id=principal.key_id if principal else None,
+                key_name=principal.key_name if principal else None,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            ),
+        )
 
     def explain_search(
         self,
