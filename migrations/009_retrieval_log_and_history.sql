@@ -223,6 +223,7 @@ DECLARE
     l integer;
     mention jsonb := jsonb_build_array(jsonb_build_object('id', target));
 BEGIN
+    PERFORM memex_require_signed_scope();
     IF current_setting('app.read_only', true) = 'on' THEN
         RAISE EXCEPTION 'this API key is read-only' USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -250,6 +251,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
     n integer;
 BEGIN
+    PERFORM memex_require_signed_scope();
     IF current_setting('app.read_only', true) = 'on' THEN
         RAISE EXCEPTION 'this API key is read-only' USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -260,3 +262,11 @@ END
 $$;
 REVOKE ALL ON FUNCTION memex_prune_history(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION memex_prune_history(timestamptz) TO memex_app;
+
+-- memex serve's role needs the scope memex_authenticate signed here too (migration 008).
+CREATE POLICY retrieval_log_api_signed ON retrieval_log AS RESTRICTIVE TO memex_api
+    USING ((SELECT memex_scope_signed())) WITH CHECK ((SELECT memex_scope_signed()));
+CREATE POLICY evaluation_runs_api_signed ON evaluation_runs AS RESTRICTIVE TO memex_api
+    USING ((SELECT memex_scope_signed())) WITH CHECK ((SELECT memex_scope_signed()));
+CREATE POLICY memory_history_api_signed ON memory_history AS RESTRICTIVE TO memex_api
+    USING ((SELECT memex_scope_signed())) WITH CHECK ((SELECT memex_scope_signed()));
