@@ -1,9 +1,9 @@
 """Explain a search: where every memory of the store stands for one query, and why.
 
 The retrieval debugger must never disagree with search itself, so nothing here re-implements
-the ranking: every memory is scored exactly (an exact scan, no index: core.sql.search.scan), the
-candidate lists the service would see are rebuilt from that scan, and core.search.rank_candidates
-orders them. The first `limit` of that order are what search returns; every other memory gets a
+the ranking: every memory is scored exactly (an exact scan, no index: core.sql.search.scan, and for
+text and hybrid search core.sql.hybrid.scan_extra), the candidate lists the service would see are
+rebuilt from that scan, and core.search.rank_candidates (core.hybrid.rank for hybrid) orders them. The first `limit` of that order are what search returns; every other memory gets a
 status and a one-sentence reason. Pure: MemoryService.explain_search does the scan.
 
 Above SearchTuning.exact_max_rows the service walks the HNSW index, which is approximate: the
@@ -12,17 +12,21 @@ explanation then shows the exact answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 from uuid import UUID
 
 import numpy as np
 
-from core import validation
+from core import hybrid, validation
+from core.bm25 import Terms
+from core.dates import dates_in
 from core.errors import NotFound
 from core.models import Memory, MemoryStore, ScoreBreakdown, SearchResult
+from core.search import Candidate as Ranked
 from core.search import Hit, Scanned, SearchParams, rank_candidates, to_result
 
 RETURNED = "returned"
@@ -46,8 +50,8 @@ class Candidate:
 
     memory: Memory
     similarity: float
-    text_rank: float  # ts_rank_cd; 0 when the memory does not match the query's words
-    text_match: bool
+    text_rank: float  # BM25; 0 when the memory holds no query term
+    text_match: bool  # it holds a query term that drives the text side's lookup
     vector_position: int | None  # among the memories the filters allow, nearest first
     text_position: int | None  # among the allowed text matches, best first
     rank: int | None  # position in the mode's full order; None when the mode never ranks it
@@ -124,20 +128,24 @@ def _exclusion(row: Scanned, params: SearchParams) -> tuple[str, str]:
     return FILTERED, "its source is not among the selected sources"
 
 
-def _unranked(row: Scanned, vpos: int, tpos: int | None, params: SearchParams) -> tuple[str, str]:
+def _unranked(row: Scanned, vpos: int, tpos: int | None, params: SearchParams, match: Match | None = None) -> tuple[str, str]:
     """Status and reason of an allowed memory that the mode never ranked."""
     thr, pool = params.min_similarity, params.pool
     if params.mode == "text":
         if tpos is None:
-            return NO_TEXT_MATCH, NO_MATCH
+            return NO_TEXT_MATCH, (match.why_no_match() if match else NO_MATCH)
         return NOT_A_CANDIDATE, f"only the {pool} best text matches are candidates for diversification, and it is {ordinal(tpos)}"
     if params.mode == "hybrid":
         text_side = (
-            "it does not match the query's words" if tpos is None else f"its text match is {ordinal(tpos)}, not among the {pool} best"
+            (match.why_no_match() if match else "it does not match the query's words")
+            if tpos is None
+            else f"its BM25 is the {ordinal(tpos)} best, not among the {pool} best"
         )
+        window = params.fusion.neighbour_window if params.fusion.conversational else 0
+        beside = f", nor within {window} turns of a candidate in its conversation" if window else ""
         if row.similarity < thr:
-            return BELOW_THRESHOLD, f"{below(row.similarity, thr)}, and {text_side}"
-        return NOT_A_CANDIDATE, f"it is the {ordinal(vpos)} nearest, not among the {pool} nearest, and {text_side}"
+            return BELOW_THRESHOLD, f"{below(row.similarity, thr)}, and {text_side}{beside}"
+        return NOT_A_CANDIDATE, f"its vector score is not among the {pool} best of the {params.vector_fetch} nearest, and {text_side}{beside}"
     if row.similarity < thr:
         return BELOW_THRESHOLD, below(row.similarity, thr)
     what = "diversification" if params.mode == "vector" else "weighted scoring"
@@ -147,29 +155,112 @@ def _unranked(row: Scanned, vpos: int, tpos: int | None, params: SearchParams) -
     )
 
 
+@dataclass(frozen=True)
+class Match:
+    """How a memory meets the query's terms (text and hybrid modes)."""
+
+    terms: dict[str, float]
+    found: Terms
+
+    @property
+    def drives(self) -> bool:
+        return any(t in self.terms for t in self.found.drivers)
+
+    def why_no_match(self) -> str:
+        if self.terms:
+            common = ", ".join(sorted(self.terms))
+            return f"it holds only query terms too common in this store to look up ({common}; SearchTuning.text_budget)"
+        return NO_MATCH
+
+
+def _signals(rows: Sequence[Scanned], extra: Mapping[UUID, Any]) -> dict[UUID, hybrid.Signals]:
+    return {
+        r.memory.id: hybrid.Signals(
+            r.memory,
+            r.similarity,
+            extra[r.memory.id].context_similarity,
+            extra[r.memory.id].bm25,
+            extra[r.memory.id].terms,
+            extra[r.memory.id].session_prev,
+            r.allowed,
+            r.embedding,
+        )
+        for r in rows
+    }
+
+
+def _hybrid_order(
+    query: str, params: SearchParams, rows: Sequence[Scanned], by_distance: Sequence[Scanned], extra: Mapping[UUID, Any], found: Terms
+) -> list[Ranked]:
+    """What hybrid search ranks, rebuilt from the scan: the same pool core.service.search gathers."""
+    signals = _signals(rows, extra)
+    nearest = [signals[r.memory.id] for r in by_distance[: params.vector_fetch]]
+    drivers = set(found.drivers)
+    matching = [s for s in signals.values() if s.allowed and drivers.intersection(s.terms)]
+    pool = hybrid.Pool(hybrid.vector_side(nearest, params), [s.id for s in hybrid.text_order(matching)[: params.pool]], signals)
+    if params.fusion.conversational:
+        pool.around = hybrid.around_all(signals, pool.candidates, params.fusion.neighbour_window)
+    return hybrid.rank(pool, replace(params, limit=max(len(rows), params.limit)), dates_in(query))
+
+
 def explain(
-    query: str, params: SearchParams, store: MemoryStore, vector: np.ndarray, rows: Sequence[Scanned], now: datetime | None = None
+    query: str,
+    params: SearchParams,
+    store: MemoryStore,
+    vector: np.ndarray,
+    rows: Sequence[Scanned],
+    now: datetime | None = None,
+    extra: Mapping[UUID, Any] | None = None,
+    found: Terms | None = None,
 ) -> Explanation:
-    """The explanation of a search from a scan of every memory of its store (params checked)."""
+    """The explanation of a search from a scan of every memory of its store (params checked).
+    Text and hybrid searches also need `extra` (core.sql.hybrid.scan_extra: BM25, context cosine,
+    session links of every memory) and `found` (the query's terms in the store)."""
+    matches: dict[UUID, Match] = {}
+    if params.mode in ("text", "hybrid"):
+        assert extra is not None and found is not None, "text and hybrid explanations need the scan's BM25 and the query's terms"
+        matches = {r.memory.id: Match(extra[r.memory.id].terms, found) for r in rows}
     allowed = [r for r in rows if r.allowed]
     by_distance = sorted(allowed, key=lambda r: (r.distance, r.memory.id))
-    by_text = sorted((r for r in allowed if r.text_match), key=lambda r: (-r.text_rank, r.memory.id))
+    if matches:
+        assert extra is not None
+        text_rank = {i: float(extra[i].bm25) for i in matches}
+        text_match = {i: m.drives for i, m in matches.items()}
+        by_text = [
+            r
+            for r in sorted(allowed, key=lambda r: (text_rank[r.memory.id], r.memory.created_at, r.memory.id), reverse=True)
+            if text_match[r.memory.id]
+        ]
+    else:
+        text_rank = {r.memory.id: r.text_rank for r in rows}
+        text_match = {r.memory.id: r.text_match for r in rows}
+        by_text = sorted((r for r in allowed if r.text_match), key=lambda r: (-r.text_rank, r.memory.id))
     vpos = {r.memory.id: i for i, r in enumerate(by_distance, start=1)}
     tpos = {r.memory.id: i for i, r in enumerate(by_text, start=1)}
-    # Plain vector and text search only cut their single list at the limit, so every allowed
-    # memory can be ranked; pools that are fused, re-weighted or diversified must stay the service's.
-    bounded = params.mode in ("hybrid", "weighted") or params.mmr_lambda is not None
-    vector_rows = [] if params.mode == "text" else by_distance[: params.pool] if bounded else by_distance
-    text_rows = (by_text[: params.pool] if bounded else by_text) if params.mode in ("text", "hybrid") else []
-    vector_hits = [Hit(r.memory, r.similarity, embedding=r.embedding) for r in vector_rows]
-    text_hits = [Hit(r.memory, r.similarity, r.text_rank, r.embedding) for r in text_rows]
     now = now or datetime.now(UTC)
     everything = replace(params, limit=max(len(rows), params.limit))
-    ranked = rank_candidates(vector_hits, text_hits, everything, now)
     before_mmr: dict[UUID, int] = {}
-    if params.mmr_lambda is not None:
-        plain = rank_candidates(vector_hits, text_hits, replace(everything, mmr_lambda=None), now)
-        before_mmr = {c.id: i for i, c in enumerate(plain, start=1)}
+    if params.mode == "hybrid":
+        assert extra is not None and found is not None
+        ranked = _hybrid_order(query, params, rows, by_distance, extra, found)
+        if params.mmr_lambda is not None:
+            plain = _hybrid_order(query, replace(params, mmr_lambda=None), rows, by_distance, extra, found)
+            before_mmr = {c.id: i for i, c in enumerate(plain, start=1)}
+    else:
+        # Plain vector and text search only cut their single list at the limit, so every allowed
+        # memory can be ranked; pools that are re-weighted or diversified must stay the service's.
+        bounded = params.mode == "weighted" or params.mmr_lambda is not None
+        vector_rows = [] if params.mode == "text" else by_distance[: params.pool] if bounded else by_distance
+        text_rows = (by_text[: params.pool] if bounded else by_text) if params.mode == "text" else []
+        vector_hits = [Hit(r.memory, r.similarity, embedding=r.embedding) for r in vector_rows]
+        text_hits = [
+            Hit(r.memory, r.similarity, text_rank[r.memory.id], r.embedding, dict(extra[r.memory.id].terms) if extra else None)
+            for r in text_rows
+        ]
+        ranked = rank_candidates(vector_hits, text_hits, everything, now)
+        if params.mmr_lambda is not None:
+            plain_order = rank_candidates(vector_hits, text_hits, replace(everything, mmr_lambda=None), now)
+            before_mmr = {c.id: i for i, c in enumerate(plain_order, start=1)}
 
     placed = {c.id: (i, c) for i, c in enumerate(ranked, start=1)}
     candidates = []
@@ -179,7 +270,7 @@ def explain(
         if not row.allowed:
             status, reason = _exclusion(row, params)
         elif rank is None or scored is None:
-            status, reason = _unranked(row, vpos[memory_id], tpos.get(memory_id), params)
+            status, reason = _unranked(row, vpos[memory_id], tpos.get(memory_id), params, matches.get(memory_id))
         elif rank <= params.limit:
             status, reason = RETURNED, f"returned {ordinal(rank)} of {min(params.limit, len(ranked))}, score {scored.score:.3f}"
         elif before_mmr.get(memory_id, rank) <= params.limit:
@@ -196,8 +287,8 @@ def explain(
             Candidate(
                 memory=row.memory,
                 similarity=row.similarity,
-                text_rank=row.text_rank,
-                text_match=row.text_match,
+                text_rank=text_rank[memory_id],
+                text_match=text_match[memory_id],
                 vector_position=vpos.get(memory_id),
                 text_position=tpos.get(memory_id),
                 rank=rank,

@@ -3,8 +3,9 @@
 
 Modes:
 - vector   the seed's search: cosine similarity at or above a threshold, most similar first.
-- text     PostgreSQL full-text search (websearch_to_tsquery, ranked by ts_rank_cd).
-- hybrid   reciprocal rank fusion of the vector and text rankings.
+- text     BM25 over PostgreSQL's English lexemes, any query term matching (core.bm25).
+- hybrid   cosine similarity and BM25 fused over their candidates, with the conversation around
+           them: neighbours, sessions, dates (core.hybrid; its settings: core.ranking.Fusion).
 - weighted relevance + importance + recency (generative agents), over the vector candidates.
 Each mode can be diversified with maximal marginal relevance. The threshold gates the vector
 side of every mode; expired and archived memories are never returned.
@@ -21,9 +22,10 @@ from uuid import UUID
 import numpy as np
 
 from core import validation
+from core.bm25 import Bm25
 from core.errors import InvalidInput
 from core.models import Memory, ScoreBreakdown, SearchResult
-from core.ranking import MODES, RRF_K, Weights, maximal_marginal_relevance, recency, reciprocal_rank_fusion, weighted_scores
+from core.ranking import MODES, Fusion, Weights, maximal_marginal_relevance, recency, weighted_scores
 from core.status import ARCHIVED, EXPIRED, LIVE
 
 # How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
@@ -44,16 +46,24 @@ class SearchTuning:
     - bitmap_min_rows: exact search of a store above this size reads its rows with a bitmap heap
       scan (each page once) instead of an index scan (a buffer pin per row): 1.5-1.9x faster at
       5k-20k memories, which the planner does not see when a store's rows lie together.
+
+    - text_budget: the text side's index lookup reads at most this many postings: the rarest query
+      terms drive it while their document frequencies fit (core.bm25). Every term fits in stores
+      of a few thousand memories; in large ones, terms that common only add to the scores of
+      memories found otherwise (docs/BENCHMARKS.md measures the cost).
     """
 
     exact_max_rows: int = 7_500
     ef_search: int = 64
     iterative_scan: str = "relaxed_order"
     bitmap_min_rows: int = 2_000
+    text_budget: int = 5_000
 
     def __post_init__(self) -> None:
         if self.iterative_scan not in ("off", "relaxed_order", "strict_order"):
             raise InvalidInput(f"iterative_scan must be off, relaxed_order or strict_order, not {self.iterative_scan!r}")
+        if isinstance(self.text_budget, bool) or not isinstance(self.text_budget, int) or self.text_budget < 0:
+            raise InvalidInput(f"text_budget must be a whole number >= 0, not {self.text_budget!r}")
 
 
 @dataclass(frozen=True)
@@ -80,9 +90,10 @@ class SearchParams:
     mode: str = "vector"
     filters: Filters = field(default_factory=Filters)
     weights: Weights = field(default_factory=Weights)
-    rrf_k: int = RRF_K
     mmr_lambda: float | None = None
     tuning: SearchTuning = field(default_factory=SearchTuning)
+    fusion: Fusion = field(default_factory=Fusion)
+    bm25: Bm25 = field(default_factory=Bm25)
 
     def checked(self) -> SearchParams:
         if self.mode not in MODES:
@@ -95,17 +106,27 @@ class SearchParams:
             mode=self.mode,
             filters=self.filters,
             weights=self.weights,
-            rrf_k=validation.limit(self.rrf_k, "rrf_k", 10_000),
             mmr_lambda=self.mmr_lambda,
             tuning=self.tuning,
+            fusion=self.fusion,
+            bm25=self.bm25,
         )
 
     @property
     def pool(self) -> int:
-        """Candidates fetched per side: the limit itself for plain vector search."""
+        """Candidates fetched per side: the limit itself for plain vector search; for hybrid, the
+        fusion's depth (the limit when larger)."""
         if self.mode == "vector" and self.mmr_lambda is None:
             return self.limit
+        if self.mode == "hybrid":
+            return max(self.fusion.depth, self.limit)
         return max(CANDIDATE_POOL, 4 * self.limit)
+
+    @property
+    def vector_fetch(self) -> int:
+        """Nearest memories the hybrid vector side reads: their context vectors are scored, and the
+        `pool` best by the mixed score are its candidates (4x: measured as good as every memory)."""
+        return 4 * self.pool
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting, as JSON (the retrieval log keeps it; from_dict reads it back)."""
@@ -125,9 +146,10 @@ class SearchParams:
                 bool(filters.get("include_archived", False)),
             ),
             weights=Weights(**data["weights"]) if data.get("weights") else Weights(),
-            rrf_k=data.get("rrf_k", RRF_K),
             mmr_lambda=data.get("mmr_lambda"),
             tuning=SearchTuning(**data["tuning"]) if data.get("tuning") else SearchTuning(),
+            fusion=Fusion(**data["fusion"]) if data.get("fusion") else Fusion(),
+            bm25=Bm25(**data["bm25"]) if data.get("bm25") else Bm25(),
         )
 
     @property
@@ -139,12 +161,14 @@ class SearchParams:
 @dataclass(frozen=True)
 class Hit:
     """A memory as a search side found it: its similarity to the query and, from the text side,
-    its text rank; its vector when the ranking needs it."""
+    its BM25 score (and the query terms it holds, each with its share); its vector when the
+    ranking needs it."""
 
     memory: Memory
     similarity: float
     text_rank: float | None = None
     embedding: np.ndarray | None = None
+    terms: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +195,15 @@ class Candidate:
     recency: float | None = None
     score: float = 0.0
     mmr: float | None = None
+    # hybrid (core.hybrid): how the score was made
+    context_similarity: float | None = None
+    vector_score: float | None = None
+    lift: float | None = None
+    lifted_by: UUID | None = None
+    session_bonus: float | None = None
+    date_boost: float | None = None
+    date: str | None = None
+    origin: str | None = None
 
     @property
     def id(self) -> UUID:
@@ -186,7 +219,8 @@ def hours_since(moments: Sequence[datetime], now: datetime) -> np.ndarray:
 
 
 def rank_candidates(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], params: SearchParams, now: datetime) -> list[Candidate]:
-    """Order candidates by the mode's score; the vector side passes the threshold first."""
+    """Order the candidates of vector, text or weighted search by the mode's score; the vector side
+    passes the threshold first. MMR, when asked, re-orders the result (diversify)."""
     vector_hits = [h for h in vector_hits if h.similarity >= params.min_similarity]
     pool: dict[UUID, Candidate] = {}
     for position, hit in enumerate(vector_hits, start=1):
@@ -203,10 +237,7 @@ def rank_candidates(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], params
         for c in ranked:
             c.score = c.text_rank or 0.0
     elif params.mode == "hybrid":
-        fused = reciprocal_rank_fusion([[h.memory.id for h in vector_hits], [h.memory.id for h in text_hits]], params.rrf_k)
-        ranked = sorted((pool[i] for i in fused), key=lambda c: (-fused[c.id], -c.similarity))  # type: ignore[index]
-        for c in ranked:
-            c.fused = c.score = fused[c.id]
+        raise InvalidInput("hybrid search ranks its pool with core.hybrid.rank")
     else:  # weighted
         ranked = [pool[h.memory.id] for h in vector_hits]
         if ranked:
@@ -218,13 +249,18 @@ def rank_candidates(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], params
             for c, f, s in zip(ranked, fresh, scores):
                 c.recency, c.score = float(f), float(s)
             ranked.sort(key=lambda c: (-c.score, -c.similarity))
-    if params.mmr_lambda is not None and ranked:
-        vectors = np.array([c.hit.embedding for c in ranked], dtype=np.float32)
-        picks = maximal_marginal_relevance(np.array([c.score for c in ranked]), vectors, params.limit, params.mmr_lambda)
-        for index, value in picks:
-            ranked[index].mmr = value
-        ranked = [ranked[index] for index, _ in picks]
-    return ranked[: params.limit]
+    return diversify(ranked, params)[: params.limit]
+
+
+def diversify(ranked: list[Candidate], params: SearchParams) -> list[Candidate]:
+    """Maximal marginal relevance over an order, when the search asks for it."""
+    if params.mmr_lambda is None or not ranked:
+        return ranked
+    vectors = np.array([c.hit.embedding for c in ranked], dtype=np.float32)
+    picks = maximal_marginal_relevance(np.array([c.score for c in ranked]), vectors, params.limit, params.mmr_lambda)
+    for index, value in picks:
+        ranked[index].mmr = value
+    return [ranked[index] for index, _ in picks]
 
 
 def to_result(c: Candidate, params: SearchParams) -> SearchResult:
@@ -245,5 +281,14 @@ def to_result(c: Candidate, params: SearchParams) -> SearchResult:
             relevance=max(0.0, min(1.0, c.similarity)) if weighted else None,
             mmr=c.mmr,
             final=c.score,
+            terms=c.hit.terms if c.text_rank else None,
+            context_similarity=c.context_similarity,
+            vector_score=c.vector_score,
+            lift=c.lift,
+            lifted_by=str(c.lifted_by) if c.lifted_by else None,
+            session_bonus=c.session_bonus,
+            date_boost=c.date_boost,
+            date=c.date,
+            origin=c.origin,
         ),
     )

@@ -1,4 +1,4 @@
-"""Search over a store in four modes (core.search), and the retrieval debugger's explanation."""
+"""Search over a store in four modes (core.search, core.hybrid), and the retrieval debugger's explanation."""
 
 from __future__ import annotations
 
@@ -12,14 +12,16 @@ from uuid import UUID
 import numpy as np
 from sqlalchemy import Connection
 
-from core import validation
+from core import hybrid, validation
+from core.dates import dates_in
 from core.errors import Conflict, InvalidInput
 from core.explain import Explanation, explain
 from core.models import MemoryStore, SearchResult
-from core.ranking import RRF_K, Weights
+from core.ranking import Weights
 from core.retrieval import NEAR_MISSES, entry, near_misses
-from core.search import Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
+from core.search import Candidate, Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
 from core.service.base import TenantBound, embed_texts
+from core.sql import hybrid as hsql
 from core.sql import log, memories, stores
 from core.sql import search as sql
 
@@ -42,22 +44,52 @@ def run_search(
     """One search inside an open tenant transaction, with a vector of `store`'s model. It ranks a
     few past the limit (vector mode fetches them; the pools of the other modes hold them
     already): the top `limit` are the same either way, the rest are near misses."""
-    vector_hits: list[Hit] = []
-    plain_vector = params.mode == "vector" and params.mmr_lambda is None
-    if params.mode != "text":
-        fetch = params.pool + (NEAR_MISSES if plain_vector else 0)
-        vector_hits = sql.vector_candidates(conn, store, vector, fetch, params.filters, params.tuning, vectors=params.needs_vectors)
-    text_hits: list[Hit] = []
-    if params.mode in ("text", "hybrid"):
-        if query is None:
-            raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
-        text_hits = sql.text_candidates(conn, store, query, vector, params.pool, params.filters, vectors=params.needs_vectors)
-    ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=params.limit + NEAR_MISSES), datetime.now(UTC))
+    if params.mode in ("text", "hybrid") and query is None:
+        raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
+    deeper = replace(params, limit=params.limit + NEAR_MISSES)
+    if params.mode == "hybrid":
+        assert query is not None
+        ranked, under = hybrid_search(conn, store, query, vector, params)
+    else:
+        vector_hits: list[Hit] = []
+        plain_vector = params.mode == "vector" and params.mmr_lambda is None
+        if params.mode != "text":
+            fetch = params.pool + (NEAR_MISSES if plain_vector else 0)
+            vector_hits = sql.vector_candidates(conn, store, vector, fetch, params.filters, params.tuning, vectors=params.needs_vectors)
+        text_hits: list[Hit] = []
+        if params.mode == "text":
+            assert query is not None
+            found = hsql.terms(conn, store, query, params.tuning.text_budget)
+            matches = hsql.text_candidates(conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=params.needs_vectors)
+            text_hits = [Hit(m.memory, m.similarity, m.bm25, m.embedding, dict(m.terms)) for m in matches]
+        ranked = rank_candidates(vector_hits, text_hits, deeper, datetime.now(UTC))
+        under = [h for h in vector_hits if h.similarity < params.min_similarity]
     kept = ranked[: params.limit]
     if record_access:
         memories.count_access(conn, [c.id for c in kept])
-    under = [h for h in vector_hits if h.similarity < params.min_similarity]
     return SearchRun([to_result(c, params) for c in kept], near_misses(ranked[params.limit :], under, params))
+
+
+def hybrid_search(
+    conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, params: SearchParams
+) -> tuple[list[Candidate], list[Hit]]:
+    """The hybrid pool gathered from the database (core.hybrid says what it holds), ranked; and the
+    nearest memories the threshold cut."""
+    found = hsql.terms(conn, store, query, params.tuning.text_budget)
+    vectors = params.needs_vectors
+    nearest = sql.vector_candidates(conn, store, vector, params.vector_fetch, params.filters, params.tuning)
+    near = hsql.signals(conn, store, [h.memory.id for h in nearest], vector, found, params.bm25, params.filters, vectors=vectors)
+    ordered = [near[h.memory.id] for h in nearest if h.memory.id in near]
+    matches = hsql.text_candidates(conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=vectors)
+    pool = hybrid.Pool(hybrid.vector_side(ordered, params), [m.id for m in matches], {m.id: m for m in matches})
+    pool.signals.update({i: near[i] for i in pool.vector if i not in pool.signals})
+    if params.fusion.conversational:
+        pool.around = hsql.around(conn, store, pool.candidates, params.fusion.neighbour_window)
+        missing = [n for n in pool.neighbours(params.fusion.neighbour_window) if n not in pool.signals]
+        pool.signals.update(hsql.signals(conn, store, missing, vector, found, params.bm25, params.filters, vectors=vectors))
+    ranked = hybrid.rank(pool, replace(params, limit=params.limit + NEAR_MISSES), dates_in(query))
+    under = [Hit(s.memory, s.similarity) for s in ordered if s.similarity < params.min_similarity]
+    return ranked, under
 
 
 class SearchOps(TenantBound):
@@ -76,7 +108,6 @@ class SearchOps(TenantBound):
         sources: Sequence[str] = (),
         mode: str = "vector",
         weights: Weights | None = None,
-        rrf_k: int = RRF_K,
         mmr_lambda: float | None = None,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         tuning: SearchTuning | None = None,
@@ -95,7 +126,6 @@ class SearchOps(TenantBound):
             mode,
             Filters(tuple(memory_types), tuple(sources)),
             weights or Weights(),
-            rrf_k,
             mmr_lambda,
             tuning or SearchTuning(),
         ).checked()
@@ -147,9 +177,9 @@ class SearchOps(TenantBound):
         log: bool = True,
         query: str = "",
     ) -> list[SearchResult]:
-        """Vector or weighted search with a query vector computed elsewhere (benchmarks, agents
-        that embed themselves): one transaction, no model in the path. `query`, when the caller
-        has the text, only goes into the retrieval log."""
+        """Search with a query vector computed elsewhere (benchmarks, agents that embed themselves):
+        one transaction, no model in the path. Text and hybrid search also need `query`, the text
+        (which otherwise only goes into the retrieval log)."""
         started = time.perf_counter()
         params = SearchParams(
             limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights(), tuning=tuning or SearchTuning()
@@ -158,7 +188,7 @@ class SearchOps(TenantBound):
         with self.transaction() as conn:
             store = stores.fetch(conn, store_id)
             vector = validation.embedding(embedding, store.embedding_dim)
-            run = run_search(conn, store, None, vector, params, record_access=record_access)
+            run = run_search(conn, store, query or None, vector, params, record_access=record_access)
             if log:
                 self._log(conn, store, query, params, run, started)
             return run.results
@@ -206,4 +236,8 @@ class SearchOps(TenantBound):
             if (current.embedding_model, current.embedding_dim) != (store.embedding_model, store.embedding_dim):
                 raise Conflict("the store's embedding model changed meanwhile; explain the search again")
             rows = sql.scan(conn, current, query, vector, params.filters, vectors=params.needs_vectors)
-        return explain(query, params, current, vector, rows, now)
+            found = extra = None
+            if params.mode in ("text", "hybrid"):
+                found = hsql.terms(conn, current, query, params.tuning.text_budget)
+                extra = hsql.scan_extra(conn, current, vector, found, params.bm25)
+        return explain(query, params, current, vector, rows, now, extra, found)

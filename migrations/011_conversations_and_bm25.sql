@@ -1,0 +1,290 @@
+-- 011: retrieval for conversations (issue 14): sessions, a context embedding per memory, and the
+-- per-store document frequencies BM25 needs.
+--
+-- docs/RETRIEVAL.md measures what each part buys on LoCoMo and on the labelled set.
+--
+-- 1. Sessions. A memory's session is the run of memories of its store with the same source
+--    (NULL counts as ''), ordered by (created_at, id), without a gap of more than 30 minutes.
+--    Each memory keeps `session_prev`: the memory right before it in its session (NULL: it starts
+--    one). That is a local fact (it depends on the memory and the one before it only), so a write
+--    changes it for the rows written and for the row right after each of them, never for a whole
+--    session. The database keeps it on every path (insert, COPY, upsert, delete, a change of
+--    source or created_at, raw SQL): a BEFORE INSERT trigger finds the predecessor of an appended
+--    row, and statement-level triggers re-check the written positions and their successors.
+-- 2. Context embedding. `context_embedding` is the memory embedded together with the one before it
+--    in its session ("previous\ncontent"); NULL for the first of a session, and NULL while it is
+--    to be computed (the service embeds it after a write, outside the transaction, as it embeds
+--    content). Triggers clear it whenever it goes stale: a new predecessor, new content (its own
+--    or its predecessor's), a new embedding model. Search then uses the memory's own embedding.
+-- 3. Document frequencies. memory_lexemes(store, lexeme, df): in how many memories of the store a
+--    lexeme of to_tsvector('english', content) occurs, kept exact by triggers like total_memories.
+--    The row of the empty lexeme holds the sum of every memory's number of distinct lexemes (BM25's
+--    average length). A search knows each query term's rarity before it reads a single posting, so
+--    on a large store it can let only the rarer terms drive the index lookup (a bounded cost).
+
+-- Columns ----------------------------------------------------------------------------------------
+
+ALTER TABLE memories
+    ADD COLUMN session_prev uuid,
+    ADD COLUMN context_embedding vector,
+    ADD CONSTRAINT memories_context_dim CHECK (context_embedding IS NULL OR vector_dims(context_embedding) = embedding_dim);
+-- Where each vector lives. Rows above ~2 kB are toasted, biggest out-of-line attribute first: with
+-- both vectors EXTERNAL (pgvector's default) the memory's own embedding would go out of line and
+-- every exact scan would fetch it from TOAST. MAIN keeps the embedding in the row (moved out only if
+-- nothing else is left to move: 1536-d vectors, as before); the context vector, read only for a
+-- search's candidates, goes out of line. Rows keep their size, so vector search is unchanged.
+ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;
+ALTER TABLE memories ALTER COLUMN context_embedding SET STORAGE EXTERNAL;
+
+
+-- The rule -----------------------------------------------------------------------------------------
+
+-- The memory right before position (store, src, at, id) in its session, or NULL. Runs as the caller:
+-- a tenant's transaction sees its own rows only, and a store's rows all belong to one tenant.
+CREATE FUNCTION memex_session_prev(s uuid, src text, at timestamptz, mid uuid) RETURNS uuid
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p.created_at >= at - interval '30 minutes' THEN p.id END
+    FROM memories p
+    WHERE p.store_id = s AND coalesce(p.source, '') = src AND (p.created_at, p.id) < (at, mid)
+    ORDER BY p.created_at DESC, p.id DESC
+    LIMIT 1
+$$;
+
+-- Re-check session_prev at the given positions: the memory now at each position (if any) and the
+-- memory right after it. Rows whose predecessor changed take the new one and lose their context
+-- vector. Rows are locked in id order, as every multi-row write of memex locks them.
+CREATE FUNCTION memex_sessions_refresh(tenants uuid[], stores uuid[], srcs text[], ats timestamptz[], ids uuid[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    changed integer;
+BEGIN
+    WITH touched AS (
+        SELECT DISTINCT t.t, t.s, t.src, t.at, t.mid FROM unnest(tenants, stores, srcs, ats, ids) AS t(t, s, src, at, mid)
+    ), checked AS (
+        SELECT t.t, t.mid AS id FROM touched t
+        UNION
+        SELECT t.t, n.id FROM touched t CROSS JOIN LATERAL (
+            SELECT m.id FROM memories m
+            WHERE m.store_id = t.s AND coalesce(m.source, '') = t.src AND (m.created_at, m.id) > (t.at, t.mid)
+            ORDER BY m.created_at, m.id LIMIT 1) n
+    ), wanted AS (
+        SELECT m.tenant_id, m.id, memex_session_prev(m.store_id, coalesce(m.source, ''), m.created_at, m.id) AS prev
+        FROM checked c JOIN memories m ON m.tenant_id = c.t AND m.id = c.id
+    ), stale AS (
+        SELECT m.tenant_id, m.id FROM memories m JOIN wanted w ON w.tenant_id = m.tenant_id AND w.id = m.id
+        WHERE m.session_prev IS DISTINCT FROM w.prev ORDER BY m.id FOR UPDATE OF m
+    )
+    UPDATE memories m SET session_prev = w.prev, context_embedding = NULL
+    FROM wanted w JOIN stale USING (tenant_id, id) WHERE m.tenant_id = w.tenant_id AND m.id = w.id;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed;
+END
+$$;
+
+-- Triggers: sessions ---------------------------------------------------------------------------------
+
+-- An appended memory finds its predecessor before it is written (no second write of the row). A
+-- writer that computed session_prev itself (the COPY path, whose rows come in id order) passes it.
+CREATE FUNCTION memories_session_start() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.session_prev IS NULL THEN
+        NEW.session_prev := memex_session_prev(NEW.store_id, coalesce(NEW.source, ''), NEW.created_at, NEW.id);
+    END IF;
+    IF NEW.session_prev IS NULL THEN
+        NEW.context_embedding := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER memories_session_start BEFORE INSERT ON memories FOR EACH ROW EXECUTE FUNCTION memories_session_start();
+
+-- After a statement: the inserted rows (rows inserted out of time order, concurrent appends) and
+-- the rows right after them. Named to fire after memories_count_inserted, which locks the store's
+-- row: two writers of a store are serialised before this check, and it sees the other's rows.
+CREATE FUNCTION memories_sessions_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memex_sessions_refresh(array_agg(tenant_id), array_agg(store_id), array_agg(coalesce(source, '')), array_agg(created_at), array_agg(id))
+    FROM inserted;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION memories_sessions_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memex_sessions_refresh(array_agg(o.tenant_id), array_agg(o.store_id), array_agg(coalesce(o.source, '')), array_agg(o.created_at), array_agg(o.id))
+    FROM deleted o
+    WHERE EXISTS (SELECT 1 FROM memory_stores s WHERE s.tenant_id = o.tenant_id AND s.id = o.store_id);
+    RETURN NULL;
+END
+$$;
+-- A memory moved in its conversation (another source or time): its old and new positions.
+CREATE FUNCTION memories_session_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM memex_sessions_refresh(
+        ARRAY[OLD.tenant_id, NEW.tenant_id], ARRAY[OLD.store_id, NEW.store_id], ARRAY[coalesce(OLD.source, ''), coalesce(NEW.source, '')],
+        ARRAY[OLD.created_at, NEW.created_at], ARRAY[OLD.id, NEW.id]);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER memories_sessions_inserted AFTER INSERT ON memories
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION memories_sessions_inserted();
+CREATE TRIGGER memories_sessions_deleted AFTER DELETE ON memories
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION memories_sessions_deleted();
+CREATE TRIGGER memories_session_moved AFTER UPDATE OF source, created_at ON memories
+    FOR EACH ROW WHEN (OLD.source IS DISTINCT FROM NEW.source OR OLD.created_at IS DISTINCT FROM NEW.created_at)
+    EXECUTE FUNCTION memories_session_moved();
+
+-- Triggers: context vectors ------------------------------------------------------------------------
+
+-- New content or a new model: the context vector no longer describes the memory (unless the same
+-- update sets a new one).
+CREATE FUNCTION memories_context_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF (NEW.content IS DISTINCT FROM OLD.content OR NEW.embedding IS DISTINCT FROM OLD.embedding)
+       AND NEW.context_embedding IS NOT DISTINCT FROM OLD.context_embedding THEN
+        NEW.context_embedding := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER memories_context_stale BEFORE UPDATE OF content, embedding ON memories
+    FOR EACH ROW EXECUTE FUNCTION memories_context_stale();
+-- New content: the next memory of the session embedded this one's text in its context.
+CREATE FUNCTION memories_context_next_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE memories m SET context_embedding = NULL
+    FROM (SELECT n.id FROM memories n
+          WHERE n.store_id = NEW.store_id AND coalesce(n.source, '') = coalesce(NEW.source, '')
+            AND (n.created_at, n.id) > (NEW.created_at, NEW.id)
+          ORDER BY n.created_at, n.id LIMIT 1) nx
+    WHERE m.id = nx.id AND m.session_prev = NEW.id AND m.context_embedding IS NOT NULL;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER memories_context_next_stale AFTER UPDATE OF content ON memories
+    FOR EACH ROW WHEN (OLD.content IS DISTINCT FROM NEW.content) EXECUTE FUNCTION memories_context_next_stale();
+
+-- Document frequencies -------------------------------------------------------------------------------
+
+CREATE TABLE memory_lexemes (
+    tenant_id  uuid NOT NULL,
+    store_id   uuid NOT NULL,
+    lexeme     text NOT NULL,   -- '' : the store's total of distinct lexemes per memory (BM25's length)
+    df         bigint NOT NULL CHECK (df >= 0),
+    PRIMARY KEY (tenant_id, store_id, lexeme),
+    FOREIGN KEY (tenant_id, store_id) REFERENCES memory_stores (tenant_id, id) ON DELETE CASCADE
+);
+
+-- The counts of some memories' lexemes, per store, in one lock order for every writer.
+CREATE FUNCTION memex_lexeme_counts(tenant_ids uuid[], store_ids uuid[], vectors tsvector[])
+RETURNS TABLE (tenant_id uuid, store_id uuid, lexeme text, n bigint)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT x.t, x.s, l.lexeme, count(*) FROM unnest(tenant_ids, store_ids, vectors) AS x(t, s, v), unnest(tsvector_to_array(x.v)) AS l(lexeme)
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT x.t, x.s, '', sum(length(x.v)) FROM unnest(tenant_ids, store_ids, vectors) AS x(t, s, v) GROUP BY 1, 2
+    ORDER BY 1, 2, 3
+$$;
+
+-- SECURITY DEFINER: memex_app reads the table, only these functions write it (under the same
+-- policies: the tenant in force, a key's scope).
+CREATE FUNCTION memex_lexemes_add(tenant_ids uuid[], store_ids uuid[], vectors tsvector[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    INSERT INTO memory_lexemes AS l (tenant_id, store_id, lexeme, df)
+    SELECT c.tenant_id, c.store_id, c.lexeme, c.n FROM memex_lexeme_counts(tenant_ids, store_ids, vectors) c
+    ON CONFLICT (tenant_id, store_id, lexeme) DO UPDATE SET df = l.df + EXCLUDED.df;
+END
+$$;
+CREATE FUNCTION memex_lexemes_remove(tenant_ids uuid[], store_ids uuid[], vectors tsvector[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+    gone_t uuid[];
+    gone_s uuid[];
+    gone_l text[];
+BEGIN
+    WITH c AS (SELECT * FROM memex_lexeme_counts(tenant_ids, store_ids, vectors)),
+    locked AS (
+        SELECT l.tenant_id, l.store_id, l.lexeme FROM memory_lexemes l JOIN c USING (tenant_id, store_id, lexeme)
+        ORDER BY 1, 2, 3 FOR UPDATE OF l
+    ), done AS (
+        UPDATE memory_lexemes l SET df = greatest(l.df - c.n, 0) FROM c
+        WHERE l.tenant_id = c.tenant_id AND l.store_id = c.store_id AND l.lexeme = c.lexeme
+          AND (l.tenant_id, l.store_id, l.lexeme) IN (SELECT * FROM locked)
+        RETURNING l.tenant_id, l.store_id, l.lexeme, l.df)
+    SELECT array_agg(tenant_id), array_agg(store_id), array_agg(lexeme) INTO gone_t, gone_s, gone_l
+    FROM done WHERE df = 0 AND lexeme <> '';
+    DELETE FROM memory_lexemes l USING unnest(gone_t, gone_s, gone_l) AS g(t, s, lx)
+    WHERE l.tenant_id = g.t AND l.store_id = g.s AND l.lexeme = g.lx AND l.df = 0;
+END
+$$;
+REVOKE ALL ON FUNCTION memex_lexemes_add(uuid[], uuid[], tsvector[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION memex_lexemes_remove(uuid[], uuid[], tsvector[]) FROM PUBLIC;
+
+CREATE FUNCTION memories_lexemes_inserted() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    PERFORM memex_lexemes_add(array_agg(tenant_id), array_agg(store_id), array_agg(content_tsv)) FROM inserted HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+-- The memories of a store being deleted leave nothing to count: its rows go with it.
+CREATE FUNCTION memories_lexemes_deleted() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    PERFORM memex_lexemes_remove(array_agg(o.tenant_id), array_agg(o.store_id), array_agg(o.content_tsv))
+    FROM deleted o
+    WHERE EXISTS (SELECT 1 FROM memory_stores s WHERE s.tenant_id = o.tenant_id AND s.id = o.store_id)
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+-- Content changes one memory at a time: a row trigger (a transition-table UPDATE trigger cannot
+-- name columns, so it would fire on every search's access bookkeeping).
+CREATE FUNCTION memories_lexemes_changed() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    PERFORM memex_lexemes_remove(ARRAY[OLD.tenant_id], ARRAY[OLD.store_id], ARRAY[OLD.content_tsv]);
+    PERFORM memex_lexemes_add(ARRAY[NEW.tenant_id], ARRAY[NEW.store_id], ARRAY[NEW.content_tsv]);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER memories_lexemes_inserted AFTER INSERT ON memories
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION memories_lexemes_inserted();
+CREATE TRIGGER memories_lexemes_deleted AFTER DELETE ON memories
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION memories_lexemes_deleted();
+CREATE TRIGGER memories_lexemes_changed AFTER UPDATE OF content ON memories
+    FOR EACH ROW WHEN (OLD.content IS DISTINCT FROM NEW.content) EXECUTE FUNCTION memories_lexemes_changed();
+
+-- The memories already there --------------------------------------------------------------------------
+
+-- As owner, outside row-level security for this transaction only (it is FORCEd again below).
+ALTER TABLE memories NO FORCE ROW LEVEL SECURITY;
+UPDATE memories m SET session_prev = x.prev
+FROM (SELECT tenant_id, id,
+             CASE WHEN created_at - lag(created_at) OVER w <= interval '30 minutes' THEN lag(id) OVER w END AS prev
+      FROM memories WINDOW w AS (PARTITION BY store_id, coalesce(source, '') ORDER BY created_at, id)) x
+WHERE m.tenant_id = x.tenant_id AND m.id = x.id AND x.prev IS NOT NULL;
+INSERT INTO memory_lexemes (tenant_id, store_id, lexeme, df)
+SELECT c.tenant_id, c.store_id, c.lexeme, c.n
+FROM (SELECT array_agg(tenant_id) AS t, array_agg(store_id) AS s, array_agg(content_tsv) AS v FROM memories) a,
+     memex_lexeme_counts(a.t, a.s, a.v) c
+WHERE a.t IS NOT NULL;
+ALTER TABLE memories FORCE ROW LEVEL SECURITY;
+
+-- The conversation order of a store: predecessors, successors and neighbours are index probes.
+CREATE INDEX memories_conversation ON memories (store_id, (coalesce(source, '')), created_at, id);
+-- The first memory of each session: a candidate's session is one probe (the last start before it).
+CREATE INDEX memories_session_starts ON memories (store_id, (coalesce(source, '')), created_at, id) WHERE session_prev IS NULL;
+
+-- Row-level security, as every table of a tenant ----------------------------------------------------
+
+ALTER TABLE memory_lexemes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE memory_lexemes FORCE ROW LEVEL SECURITY;
+CREATE POLICY memory_lexemes_isolation ON memory_lexemes
+    USING (tenant_id = NULLIF(current_setting('app.current_tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.current_tenant_id', true), '')::uuid);
+CREATE POLICY memory_lexemes_key_scope ON memory_lexemes AS RESTRICTIVE
+    USING ((SELECT memex_key_unscoped()) OR store_id IN (SELECT s.id FROM memory_stores s));
+CREATE POLICY memory_lexemes_api_signed ON memory_lexemes AS RESTRICTIVE TO memex_api
+    USING ((SELECT memex_scope_signed())) WITH CHECK ((SELECT memex_scope_signed()));
+GRANT SELECT ON memory_lexemes TO memex_app;
+
+ANALYZE memories;
+ANALYZE memory_lexemes;
