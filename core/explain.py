@@ -24,6 +24,7 @@ from core import validation
 from core.errors import NotFound
 from core.models import Memory, MemoryStore, ScoreBreakdown, SearchResult
 from core.search import Hit, Scanned, SearchParams, rank_candidates, to_result
+from core.supersede import KEEP, Supersession, settle
 
 RETURNED = "returned"
 BELOW_THRESHOLD = "below threshold"
@@ -34,9 +35,11 @@ NO_TEXT_MATCH = "no text match"
 EXPIRED = "expired"
 ARCHIVED = "archived"
 FILTERED = "filtered out"
-STATUSES = (RETURNED, BEYOND_LIMIT, SET_ASIDE, BELOW_THRESHOLD, NOT_A_CANDIDATE, NO_TEXT_MATCH, FILTERED, EXPIRED, ARCHIVED)
-# What a search could return if the user changed the threshold, limit, mode or MMR (not the filters).
-MISSES = (BEYOND_LIMIT, SET_ASIDE, BELOW_THRESHOLD, NOT_A_CANDIDATE, NO_TEXT_MATCH)
+SUPERSEDED = "superseded"
+STATUSES = (RETURNED, BEYOND_LIMIT, SET_ASIDE, SUPERSEDED, BELOW_THRESHOLD, NOT_A_CANDIDATE, NO_TEXT_MATCH, FILTERED, EXPIRED, ARCHIVED)
+# What a search could return if the user changed the threshold, limit, mode, MMR or what it does
+# with superseded memories (not the filters).
+MISSES = (BEYOND_LIMIT, SET_ASIDE, SUPERSEDED, BELOW_THRESHOLD, NOT_A_CANDIDATE, NO_TEXT_MATCH)
 NO_MATCH = "it does not match the query's words (text search matches words, not meaning)"
 
 
@@ -72,6 +75,7 @@ class Explanation:
     results: list[SearchResult]  # exactly what search_memories returns, in order
     candidates: list[Candidate]  # every memory of the store, best first
     _by_id: dict[UUID, Candidate] = field(default_factory=dict, repr=False)
+    superseded: dict[UUID, Supersession] = field(default_factory=dict)  # stale memories of the store (core.supersede)
 
     def near_misses(self, n: int = 10) -> list[Candidate]:
         """The best memories not returned that the filters allow: the ones a different threshold,
@@ -105,8 +109,14 @@ def _decimals(threshold: float) -> int:
 def below(similarity: float, threshold: float) -> str:
     """ "similarity 0.596 is below the threshold 0.60": as many decimals as it takes to see the gap."""
     shown = _decimals(threshold)
-    digits = next((d for d in range(shown, 8) if f"{similarity:.{d}f}" != f"{threshold:.{d}f}"), 8)
+    digits = next((d for d in range(shown, 8) if _differs(similarity, threshold, d)), 8)
     return f"similarity {similarity:.{digits}f} is below the threshold {threshold:.{shown}f}"
+
+
+def _differs(similarity: float, threshold: float, digits: int) -> bool:
+    """Whether the two read differently at this many decimals ("-0.00" and "0.00" do not)."""
+    a, b = f"{similarity:.{digits}f}", f"{threshold:.{digits}f}"
+    return a.removeprefix("-") != b.removeprefix("-") or (a.startswith("-") and a.strip("-0.") != "")
 
 
 def _exclusion(row: Scanned, params: SearchParams) -> tuple[str, str]:
@@ -140,7 +150,7 @@ def _unranked(row: Scanned, vpos: int, tpos: int | None, params: SearchParams) -
         return NOT_A_CANDIDATE, f"it is the {ordinal(vpos)} nearest, not among the {pool} nearest, and {text_side}"
     if row.similarity < thr:
         return BELOW_THRESHOLD, below(row.similarity, thr)
-    what = "diversification" if params.mode == "vector" else "weighted scoring"
+    what = "weighted scoring" if params.mode == "weighted" else "diversification" if params.mmr_lambda is not None else "reordering"
     return (
         NOT_A_CANDIDATE,
         f"it passes the threshold but is the {ordinal(vpos)} nearest, and only the {pool} nearest are candidates for {what}",
@@ -148,9 +158,17 @@ def _unranked(row: Scanned, vpos: int, tpos: int | None, params: SearchParams) -
 
 
 def explain(
-    query: str, params: SearchParams, store: MemoryStore, vector: np.ndarray, rows: Sequence[Scanned], now: datetime | None = None
+    query: str,
+    params: SearchParams,
+    store: MemoryStore,
+    vector: np.ndarray,
+    rows: Sequence[Scanned],
+    now: datetime | None = None,
+    superseded: dict[UUID, Supersession] | None = None,
 ) -> Explanation:
-    """The explanation of a search from a scan of every memory of its store (params checked)."""
+    """The explanation of a search from a scan of every memory of its store (params checked);
+    `superseded`: the store's stale memories, which the search's policy moves or leaves out."""
+    superseded = superseded or {}
     allowed = [r for r in rows if r.allowed]
     by_distance = sorted(allowed, key=lambda r: (r.distance, r.memory.id))
     by_text = sorted((r for r in allowed if r.text_match), key=lambda r: (-r.text_rank, r.memory.id))
@@ -158,7 +176,7 @@ def explain(
     tpos = {r.memory.id: i for i, r in enumerate(by_text, start=1)}
     # Plain vector and text search only cut their single list at the limit, so every allowed
     # memory can be ranked; pools that are fused, re-weighted or diversified must stay the service's.
-    bounded = params.mode in ("hybrid", "weighted") or params.mmr_lambda is not None
+    bounded = params.mode in ("hybrid", "weighted") or params.mmr_lambda is not None or params.superseded != KEEP
     vector_rows = [] if params.mode == "text" else by_distance[: params.pool] if bounded else by_distance
     text_rows = (by_text[: params.pool] if bounded else by_text) if params.mode in ("text", "hybrid") else []
     vector_hits = [Hit(r.memory, r.similarity, embedding=r.embedding) for r in vector_rows]
@@ -166,6 +184,10 @@ def explain(
     now = now or datetime.now(UTC)
     everything = replace(params, limit=max(len(rows), params.limit))
     ranked = rank_candidates(vector_hits, text_hits, everything, now)
+    settled = settle(ranked, [c.id for c in ranked], superseded, params.superseded)
+    left_out = {c.id for c in ranked} - {c.id for c in settled}
+    demoted = {c.id for c in ranked if c.id in superseded} if params.superseded != KEEP else set()
+    ranked = settled
     before_mmr: dict[UUID, int] = {}
     if params.mmr_lambda is not None:
         plain = rank_candidates(vector_hits, text_hits, replace(everything, mmr_lambda=None), now)
@@ -178,6 +200,8 @@ def explain(
         rank, scored = placed.get(memory_id, (None, None))
         if not row.allowed:
             status, reason = _exclusion(row, params)
+        elif memory_id in left_out:
+            status, reason = SUPERSEDED, f"a newer memory {_verb(superseded[memory_id])} it, and this search leaves superseded memories out"
         elif rank is None or scored is None:
             status, reason = _unranked(row, vpos[memory_id], tpos.get(memory_id), params)
         elif rank <= params.limit:
@@ -190,6 +214,9 @@ def explain(
                     f"past the limit of {params.limit}, for resembling results above it"
                 ),
             )
+        elif memory_id in demoted:
+            newer = _verb(superseded[memory_id])
+            status, reason = BEYOND_LIMIT, f"moved down to {ordinal(rank)} because a newer memory {newer} it; the limit is {params.limit}"
         else:
             status, reason = BEYOND_LIMIT, f"ranked {ordinal(rank)}; the limit is {params.limit}"
         candidates.append(
@@ -209,4 +236,8 @@ def explain(
         )
     candidates.sort(key=lambda c: (c.rank is None, c.rank or 0, -c.similarity, c.memory.id))
     results = [to_result(c, params) for c in ranked[: params.limit]]
-    return Explanation(query, params, store, vector, results, candidates, {c.memory.id: c for c in candidates})
+    return Explanation(query, params, store, vector, results, candidates, {c.memory.id: c for c in candidates}, superseded)
+
+
+def _verb(s: Supersession) -> str:
+    return "updates" if s.relationship_type == "updates" else "contradicts"

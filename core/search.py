@@ -24,6 +24,7 @@ from core.errors import InvalidInput
 from core.models import Memory, ScoreBreakdown, SearchResult
 from core.ranking import MODES, RRF_K, Weights, maximal_marginal_relevance, recency, reciprocal_rank_fusion, weighted_scores
 from core.status import ARCHIVED, EXPIRED, LIVE
+from core.supersede import KEEP, POLICIES
 
 # How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
 CANDIDATE_POOL = 50
@@ -82,12 +83,15 @@ class SearchParams:
     rrf_k: int = RRF_K
     mmr_lambda: float | None = None
     tuning: SearchTuning = field(default_factory=SearchTuning)
+    superseded: str = KEEP  # what to do with memories a newer one updates or contradicts (core.supersede)
 
     def checked(self) -> SearchParams:
         if self.mode not in MODES:
             raise InvalidInput(f"unknown search mode {str(self.mode)[:40]!r}; choose one of {', '.join(MODES)}")
         if self.mmr_lambda is not None and not 0 <= validation.similarity(self.mmr_lambda, "mmr_lambda") <= 1:
             raise InvalidInput(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
+        if self.superseded not in POLICIES:
+            raise InvalidInput(f"superseded must be one of {', '.join(POLICIES)}, not {str(self.superseded)[:40]!r}")
         return SearchParams(
             limit=validation.limit(self.limit),
             min_similarity=validation.similarity(self.min_similarity),
@@ -97,12 +101,13 @@ class SearchParams:
             rrf_k=validation.limit(self.rrf_k, "rrf_k", 10_000),
             mmr_lambda=self.mmr_lambda,
             tuning=self.tuning,
+            superseded=self.superseded,
         )
 
     @property
     def pool(self) -> int:
         """Candidates fetched per side: the limit itself for plain vector search."""
-        if self.mode == "vector" and self.mmr_lambda is None:
+        if self.mode == "vector" and self.mmr_lambda is None and self.superseded == KEEP:
             return self.limit
         return max(CANDIDATE_POOL, 4 * self.limit)
 

@@ -41,25 +41,26 @@ def database() -> Database:
     return get_database()
 
 
+def failure_message(exc: Exception, action: str = "") -> str:
+    """One short sentence for what went wrong, with what to do; the log keeps the traceback."""
+    if isinstance(exc, Unavailable):
+        log.warning("database unreachable\n%s", traceback.format_exc())
+        return "The database is not reachable right now. It may be restarting: wait a moment and reload the page."
+    if isinstance(exc, MemexError):  # messages quote what the user typed: shown literally
+        message = markdown_literal(exc)
+        return f"{action}: {message}" if action else message
+    log.error("unexpected error\n%s", traceback.format_exc())
+    return f"Something unexpected failed ({type(exc).__name__}). The server log has the details; reloading the page usually helps."
+
+
 @contextmanager
 def guard(action: str = "") -> Iterator[None]:
     """Show what went wrong as one short message with what to do, never a traceback."""
     try:
         yield
-    except Unavailable:
-        log.warning("database unreachable\n%s", traceback.format_exc())
-        st.error(
-            "The database is not reachable right now. It may be restarting: wait a moment and reload the page.", icon=":material/cloud_off:"
-        )
-    except MemexError as exc:  # messages quote what the user typed: shown literally
-        message = markdown_literal(exc)
-        st.error(f"{action}: {message}" if action else message, icon=":material/error:")
-    except Exception as exc:  # noqa: BLE001 - the page must survive; the log keeps the traceback
-        log.error("unexpected error\n%s", traceback.format_exc())
-        st.error(
-            f"Something unexpected failed ({type(exc).__name__}). The server log has the details; reloading the page usually helps.",
-            icon=":material/error:",
-        )
+    except Exception as exc:  # noqa: BLE001 - the page must survive
+        icon = ":material/cloud_off:" if isinstance(exc, Unavailable) else ":material/error:"
+        st.error(failure_message(exc, action), icon=icon)
 
 
 def param(name: str, default: str | None = None) -> str | None:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.explorer.frames import memory_frame
 from core.explorer.labels import short
-from core.explorer.state import Scope, guard
+from core.explorer.state import Scope, failure_message
 from core.models import Memory
 
 
@@ -83,7 +83,7 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
 
 # Writes: confirm first when destructive, then say what was done -------------------------------
 
-_PENDING, _FLASH = "confirm_pending", "flash_message"
+_PENDING, _FLASH, _FAILED = "confirm_pending", "flash_message", "flash_failure"
 
 
 def flash(message: str) -> None:
@@ -99,8 +99,11 @@ def done(message: str) -> None:
 
 
 def show_flash() -> None:
+    """What the last write did (a toast), or why a confirmed action failed (an error box)."""
     if message := st.session_state.pop(_FLASH, None):
         st.toast(message, icon=":material/check_circle:")
+    if failure := st.session_state.pop(_FAILED, None):
+        st.error(failure, icon=":material/error:")
 
 
 def ask(label: str, note: str, action: Callable[[], str], subject: str | None = None) -> None:
@@ -111,22 +114,37 @@ def ask(label: str, note: str, action: Callable[[], str], subject: str | None = 
 
 
 def _run_confirmed() -> None:
-    """Runs as the button's callback, before the page script: pages (and the sidebar) then draw
-    what the action changed."""
-    label, _, action, _ = st.session_state.pop(_PENDING)
-    with guard(f"Could not finish ({label.lower()})"):
+    """Runs as the button's callback, before anything is drawn: the action, then what to say
+    about it (shown by show_flash on the run that follows)."""
+    pending = st.session_state.pop(_PENDING, None)
+    if pending is None:  # a second click on a dialog that is closing
+        return
+    label, _, action, _ = pending
+    try:
         flash(action())
+    except Exception as exc:  # noqa: BLE001 - said on the page, as guard() says it; the log keeps the traceback
+        data_changed()  # a batch may have half-run before it failed: read the store again
+        st.session_state[_FAILED] = failure_message(exc, f"Could not finish ({label.lower()})")
 
 
-@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop(_PENDING, None))
+def _cancel() -> None:
+    st.session_state.pop(_PENDING, None)
+
+
+@st.dialog("Please confirm", on_dismiss=_cancel)
 def _confirm_dialog() -> None:
-    label, note, _, subject = st.session_state[_PENDING]
+    pending = st.session_state.get(_PENDING)
+    if pending is None:
+        # The buttons' callbacks have run (confirmed or cancelled) and Streamlit reruns only this
+        # dialog: run the whole page again, which closes the dialog and draws what changed.
+        st.rerun()
+    label, note, _, subject = pending
     if subject is not None:
         st.text(subject)
     st.write(note)
     left, right = st.columns(2)
     left.button(label, key="confirm_yes", type="primary", width="stretch", on_click=_run_confirmed)
-    right.button("Cancel", key="confirm_no", width="stretch", on_click=lambda: st.session_state.pop(_PENDING, None))
+    right.button("Cancel", key="confirm_no", width="stretch", on_click=_cancel)
 
 
 def confirm_pending() -> None:

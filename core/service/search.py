@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -16,8 +17,9 @@ from core.models import MemoryStore, SearchResult
 from core.ranking import RRF_K, Weights
 from core.search import Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
 from core.service.base import TenantBound, embed_texts
-from core.sql import memories, stores
+from core.sql import memories, relationships, stores
 from core.sql import search as sql
+from core.supersede import KEEP, settle, stale
 
 # A read that embeds checks the store's model again inside its transaction; if a re-embed
 # committed in between, the query is embedded again with the new model (at most this often).
@@ -36,7 +38,12 @@ def run_search(
         if query is None:
             raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
         text_hits = sql.text_candidates(conn, store, query, vector, params.pool, params.filters, vectors=params.needs_vectors)
-    ranked = rank_candidates(vector_hits, text_hits, params, datetime.now(UTC))
+    if params.superseded == KEEP:
+        ranked = rank_candidates(vector_hits, text_hits, params, datetime.now(UTC))
+    else:  # the whole pool in order, then superseded memories moved down or left out, then the limit
+        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=len(vector_hits) + len(text_hits) + 1), datetime.now(UTC))
+        superseded = stale(relationships.supersession_links(conn, memory_ids=[c.id for c in ranked]))
+        ranked = settle(ranked, [c.id for c in ranked], superseded, params.superseded)[: params.limit]
     if record_access:
         memories.count_access(conn, [c.id for c in ranked])
     return [to_result(c, params) for c in ranked]
@@ -62,12 +69,15 @@ class SearchOps(TenantBound):
         mmr_lambda: float | None = None,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         tuning: SearchTuning | None = None,
+        superseded: str = KEEP,
     ) -> list[SearchResult]:
         """The seed's searchMemories: the `limit` best live memories for the query, in `mode`
         (default: the seed's cosine search at or above `min_similarity`). Returned memories have
         their access counted unless `record_access` is False, so an analyst's inspection does
         not change the statistics it inspects. `query_embedding` skips embedding the query
-        (evaluation embeds many queries in one batch)."""
+        (evaluation embeds many queries in one batch). `superseded` keeps memories that a newer
+        one updates or contradicts where they rank ("keep"), moves them down ("demote") or
+        leaves them out ("skip"): core.supersede."""
         query = validation.query(query)
         params = SearchParams(
             limit,
@@ -78,6 +88,7 @@ class SearchOps(TenantBound):
             rrf_k,
             mmr_lambda,
             tuning or SearchTuning(),
+            superseded,
         ).checked()
         return self.search(store_id, query, params, record_access=record_access, query_embedding=query_embedding)
 
@@ -154,4 +165,5 @@ class SearchOps(TenantBound):
             if (current.embedding_model, current.embedding_dim) != (store.embedding_model, store.embedding_dim):
                 raise Conflict("the store's embedding model changed meanwhile; explain the search again")
             rows = sql.scan(conn, current, query, vector, params.filters, vectors=params.needs_vectors)
-        return explain(query, params, current, vector, rows, now)
+            superseded = stale(relationships.supersession_links(conn, store_id=current.id))
+        return explain(query, params, current, vector, rows, now, superseded)
