@@ -5,9 +5,9 @@ import pandas as pd
 import streamlit as st
 
 from core.explorer import projection as proj
-from core.explorer.labels import short
+from core.explorer.labels import count
 from core.explorer.state import current_scope, guard, param, set_params, url_number
-from core.explorer.widgets import store_frame
+from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, store_frame, store_type_colours
 
 
 @st.cache_resource
@@ -19,8 +19,10 @@ def projections() -> proj.ProjectionCache:
 scope = current_scope()
 st.title("Embedding map")
 st.caption(
-    "Each point is a memory, placed by UMAP so that memories with similar embeddings (cosine) sit close "
-    "together: clusters are topics, lone points are outliers, and a query lands near what it retrieves."
+    "Each point is a memory, placed by UMAP so that memories with similar meaning tend to sit together: clusters are "
+    "topics, lone points are outliers. The placement is approximate: squeezing hundreds of dimensions into two (or three) "
+    "keeps neighbourhoods roughly, not distances, so a point near the query may not be near it in meaning. The list beside "
+    "the map gives the memories truly nearest the query, measured on the embeddings themselves."
 )
 
 with guard("Could not build the map"):
@@ -116,30 +118,39 @@ with guard("Could not build the map"):
 
     points = proj.points_frame(frame, projection)
     title = (
-        f"{len(points):,} memories · UMAP {params.dims}D, cosine, n_neighbors {projection.n_neighbors}, "
+        f"{count(len(points), 'memory')} · UMAP {params.dims}D, n_neighbors {projection.n_neighbors}, "
         f"min_dist {min_dist:.2f} · colour: {colour.lower()}"
     )
-    st.plotly_chart(proj.map_figure(points, proj.COLOUR_BY[colour], title=title, query=overlay), key="map-chart")
+    figure = proj.map_figure(points, proj.COLOUR_BY[colour], title=title, query=overlay, type_colour=store_type_colours(scope))
+    if results:
+        on_map, beside = st.columns([5, 2])
+        on_map.plotly_chart(figure, key="map-chart")
+        with beside:
+            st.markdown("**Nearest by meaning**")
+            st.caption(
+                "The query's true nearest memories: cosine similarity of the embeddings, no projection. "
+                "Ringed and numbered on the map where UMAP placed them (searched without counting an access)."
+            )
+            mapped = set(points["id"])
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "rank": range(1, len(results) + 1),
+                        "content": [r.memory.content for r in results],
+                        "similarity": [r.similarity for r in results],
+                        "on map": ["yes" if str(r.memory.id) in mapped else "not sampled" for r in results],
+                    }
+                ),
+                hide_index=True,
+                row_height=ROW_WRAP,
+                column_order=["rank", "content", "similarity"] + ([] if all(str(r.memory.id) in mapped for r in results) else ["on map"]),
+                column_config={
+                    **TEXT_COLUMNS,
+                    "rank": st.column_config.NumberColumn(width=40),
+                    "similarity": st.column_config.NumberColumn(format="%.2f", width=60),
+                },
+            )
+    else:
+        st.plotly_chart(figure, key="map-chart")
     if projection.n_neighbors < n_neighbors:
         st.caption(f"n_neighbors lowered to {projection.n_neighbors}: it must be below the number of memories mapped.")
-
-    if results:
-        st.subheader("What the query retrieves")
-        st.caption("The red lines on the map join the query to these memories (searched without counting an access).")
-        on_map = set(points["id"])
-        st.dataframe(
-            pd.DataFrame(
-                {
-                    "rank": range(1, len(results) + 1),
-                    "similarity": [r.similarity for r in results],
-                    "memory": [short(r.memory.content, 140) for r in results],
-                    "type": [r.memory.memory_type for r in results],
-                    "on map": ["yes" if str(r.memory.id) in on_map else "no (not sampled)" for r in results],
-                }
-            ),
-            hide_index=True,
-            column_config={
-                "similarity": st.column_config.NumberColumn(format="%.3f"),
-                "memory": st.column_config.TextColumn(width="large"),
-            },
-        )

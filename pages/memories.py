@@ -6,11 +6,25 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import TypedDict
 
+import pandas as pd
 import streamlit as st
 
 from core.explorer.frames import memory_frame
+from core.explorer.labels import count, heading
 from core.explorer.state import current_scope, guard, param, set_params
-from core.explorer.widgets import ask, confirm_pending, data_version, done, memory_detail, show_flash, store_frame
+from core.explorer.widgets import (
+    ROW_WRAP,
+    TEXT_COLUMNS,
+    ask,
+    confirm_pending,
+    data_version,
+    date_columns,
+    done,
+    memory_detail,
+    show_flash,
+    store_frame,
+    superseded_links,
+)
 from core.models import SORTABLE, Memory
 
 PAGE_SIZE = 100
@@ -25,6 +39,7 @@ COLUMNS = {
     "created_at": "created",
     "expires_at": "expires",
     "status": "status",
+    "superseded": "superseded",
     "id": "id",
 }
 NOTES = {
@@ -33,7 +48,7 @@ NOTES = {
     "Archive": "Search skips archived memories; unarchive brings them back.",
     "Unarchive": "Search finds them again.",
 }
-DATES = {c: st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm") for c in ("last accessed", "created", "expires")}
+DATES = date_columns("last accessed", "created", "expires")
 scope = current_scope()
 svc, store = scope.svc, scope.store
 
@@ -70,11 +85,11 @@ def delete_open(memory_id: str) -> str:
 
 
 def expire_open(memory_id: str) -> str:
-    return f"Expired {svc.expire_memories([memory_id])} memory"
+    return f"Expired {count(svc.expire_memories([memory_id]), 'memory')}"
 
 
 def bulk_action(verb: str, run: Callable[[list[str]], int], ids: list[str]) -> str:
-    return f"{verb}d {run(ids)} memories"
+    return f"{verb}d {count(run(ids), 'memory')}"
 
 
 def memory_form(key: str, types: list[str], memory: Memory | None = None) -> dict | None:
@@ -132,7 +147,7 @@ with st.container(border=True):
         second[1].segmented_control("Archived", ["all", "active", "archived"], default="all", key="archived", bind="query-params") or "all"
     )
     expired = second[2].toggle("Include expired", key="expired", bind="query-params")
-    order = second[3].selectbox("Sort by", SORTABLE, key="sort", bind="query-params", format_func=lambda s: s.replace("_", " "))
+    order = second[3].selectbox("Sort by", SORTABLE, key="sort", bind="query-params", format_func=heading)
     descending = second[4].toggle("Descending", value=True, key="desc", bind="query-params")
 
 filters = Filters(
@@ -158,8 +173,12 @@ with guard("Could not list the memories"):
     if number > pages:  # the last page emptied by a delete
         st.session_state["memories_page"] = pages
         st.rerun()
-    table = memory_frame(result.items)[list(COLUMNS)].rename(columns=COLUMNS)
-    st.caption(f"{result.total} of the store's {len(frame)} memories match" + (f", page {number} of {pages}" if pages > 1 else ""))
+    listed = memory_frame(result.items)
+    listed = listed.assign(
+        source=listed["source"].fillna(""), superseded=pd.Series(superseded_links(scope, list(listed["id"])), dtype=object)
+    )
+    table = listed[list(COLUMNS)].rename(columns=COLUMNS)
+    st.caption(f"{result.total} of the store's {count(len(frame), 'memory')} match" + (f", page {number} of {pages}" if pages > 1 else ""))
     if frame.empty:
         st.info("This store holds no memories yet: add one below or import a JSONL file on the Import / export page.")
     key = f"memories_table_{abs(hash((signature, number, data_version())))}"  # a write clears the selection
@@ -169,9 +188,11 @@ with guard("Could not list the memories"):
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
+        row_height=ROW_WRAP,
+        placeholder="never",  # the only empty cells left are dates never reached (source is "" when there is none)
         column_config={
-            "content": st.column_config.TextColumn(width="large"),
-            "id": None,
+            **TEXT_COLUMNS,
+            "superseded": TEXT_COLUMNS["superseded"] if table["superseded"].notna().any() else None,
             **DATES,
             "importance": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
         },
@@ -186,7 +207,7 @@ with guard("Could not list the memories"):
 
     if len(selected) > 1:
         n, ids = len(selected), list(selected)
-        st.caption(f"{n} memories selected: every bulk action asks for confirmation first")
+        st.caption(f"{count(n, 'memory')} selected: every bulk action asks for confirmation first")
         bulk: list[tuple[str, str, Callable[[list[str]], int]]] = [
             ("Delete", ":material/delete:", svc.delete_memories),
             ("Expire", ":material/timer_off:", svc.expire_memories),

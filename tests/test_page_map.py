@@ -64,10 +64,13 @@ def test_3d_colour_and_a_query_overlay(map_store, tenant, user, svc, store) -> N
     spec = chart(at)
     assert {t["type"] for t in spec["data"]} == {"scatter3d"}
     names = [t.get("name") for t in spec["data"]]
-    assert "query" in names and "top 3 results" in names
+    assert "the query (placed approximately)" in names and "its top 3 results" in names
+    rings = next(t for t in spec["data"] if t.get("name") == "its top 3 results")
+    assert rings["text"] == ["1", "2", "3"]  # each result ringed where it lies, with its rank
+    assert "true nearest" in texts(at)
     assert spec["data"][0]["marker"]["colorbar"]["title"]["text"] == "Importance"
     shown = at.dataframe[0].value
-    assert len(shown) == 3 and shown["memory"].iloc[0].startswith("memory about")
+    assert len(shown) == 3 and shown["content"].iloc[0].startswith("memory about")
     assert all(m.access_count == 0 for m in svc.list_memories(store.id).items)  # inspecting counts no access
     at.selectbox(key="map-colour").set_value("Type").run()
     assert at.query_params["colour"] == "Type"
@@ -101,4 +104,4 @@ def test_another_tenants_memories_never_reach_the_map(map_store, other, tenant, 
     at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5", q="launch code")
     assert not at.exception and not at.error
     assert "launch code of the other tenant" not in json.dumps(chart(at))
-    assert all("launch code" not in m for m in at.dataframe[0].value["memory"])
+    assert all("launch code" not in m for m in at.dataframe[0].value["content"])

@@ -125,9 +125,10 @@ def test_the_link_sets_the_mode_and_filters_and_comparison_mark_the_overlap(svc,
     assert at.selectbox(key="mode").value == "text"
     assert sorted(table(at, "results_table")) == ["alpha beta gamma", "alpha beta gamma delta"]  # no threshold on text
     at.selectbox(key="mode_b").select("vector").run()
-    a, b = [df.value for df in at.dataframe if "in both" in df.value.columns]
+    a, b = [df.value for df in at.dataframe if "in the other list" in df.value.columns]
     assert list(b["content"]) == ["alpha beta gamma"]
-    assert dict(zip(a["content"], a["in both"])) == {"alpha beta gamma": "✓", "alpha beta gamma delta": ""}
+    assert dict(zip(a["content"], a["in the other list"])) == {"alpha beta gamma": "1st", "alpha beta gamma delta": "not returned"}
+    assert "text rank" in a.columns and "similarity" in b.columns  # each list with the score its mode ranks by
     at.multiselect(key="types").select("event").run()
     assert table(at, "results_table") == ["alpha beta gamma delta"]
     assert at.query_params["mode"] == "text"

@@ -156,9 +156,12 @@ def test_points_and_figure_from_a_real_store(svc, store) -> None:
     assert "<b>memory</b>" not in " ".join(h for t in fig.data for h in t.hovertext)
     fig = map_figure(points, "importance", title="t", query=("q", projection.coords[0], [str(added[1].id), "absent"]))
     names = [t.name for t in fig.data]
-    assert names[-2:] == ["top 1 results", "query"]
-    line = fig.data[-2]
-    assert [v for v in line.x if v is not None][0] == pytest.approx(projection.coords[0][0])
+    assert names[-2:] == ["its top 1 results", "the query (placed approximately)"]
+    ring, star = fig.data[-2], fig.data[-1]
+    result = points.set_index("id").loc[str(added[1].id)]
+    assert list(ring.x) == [pytest.approx(result["x"])] and list(ring.text) == ["1"]  # ringed where it lies
+    assert list(star.x) == [pytest.approx(projection.coords[0][0])]
+    assert not fig.layout.xaxis.showticklabels and not fig.layout.yaxis.showticklabels  # coordinates mean nothing
     three = fit_projection([str(m.id) for m in memories], vectors, ProjectionParams(n_neighbors=5, dims=3))
     fig3 = map_figure(
         points_frame(memory_frame(svc.all_memories(store.id)), three), "status", title="t", query=("q", three.coords[0], [str(added[1].id)])

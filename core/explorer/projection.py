@@ -207,10 +207,13 @@ def map_figure(
     *,
     title: str,
     query: tuple[str, np.ndarray, list[str]] | None = None,
+    type_colour: dict[str, str] | None = None,
 ) -> go.Figure:
     """WebGL scatter (Scatter3d in 3D) of the points coloured by a column: one legend entry per
-    category for type/source/state, a colour scale for the numbers. `query` = (text, its
-    coordinates, ids of its results): a star with a line to each result that is on the map."""
+    category for type/source/state (memory types in `type_colour`, as on the other pages), a
+    colour scale for the numbers. `query` = (text, its coordinates, ids of its results in order):
+    the query as a star and each result on the map ringed where it lies, with its rank. Axes carry
+    no numbers: a projection's coordinates mean nothing on their own."""
     three_d = "z" in points.columns
     fig = go.Figure()
     hover = [
@@ -231,7 +234,13 @@ def map_figure(
                     name=plot_text(value),
                     customdata=group["id"],
                     hovertext=group["hover"],
-                    marker=dict(size=size, color=NODE_COLOURS[i % len(NODE_COLOURS)], opacity=0.85),
+                    marker=dict(
+                        size=size,
+                        color=(type_colour or {}).get(str(value), NODE_COLOURS[i % len(NODE_COLOURS)])
+                        if colour == "memory_type"
+                        else NODE_COLOURS[i % len(NODE_COLOURS)],
+                        opacity=0.85,
+                    ),
                     **base,
                 )
             )
@@ -254,21 +263,26 @@ def map_figure(
     if query is not None:
         text, at, result_ids = query
         where = points.set_index("id")
-        hits = [r for r in result_ids if r in where.index]
-        line: dict[str, list[Any]] = {"x": [], "y": [], "z": []}
-        for r in hits:
-            for axis_i, axis in enumerate(["x", "y", "z"][: len(at)]):
-                line[axis] += [float(at[axis_i]), float(where[axis][r]), None]
+        hits = [(rank, r) for rank, r in enumerate(result_ids, start=1) if r in where.index]
         fig.add_trace(
             _scatter(
                 three_d,
-                x=line["x"],
-                y=line["y"],
-                z=line["z"] or None,
-                mode="lines",
-                name=f"top {len(hits)} results",
-                line=dict(color="#dc2626", width=2),
-                hoverinfo="skip",
+                x=[float(where["x"][r]) for _, r in hits],
+                y=[float(where["y"][r]) for _, r in hits],
+                z=[float(where["z"][r]) for _, r in hits] if three_d else None,
+                mode="markers+text",
+                name=f"its top {len(hits)} results",
+                text=[str(rank) for rank, _ in hits],
+                textposition="top center",
+                textfont=dict(color="#dc2626", size=13),
+                hovertext=[f"<b>result {rank}</b><br>{plot_text(where['content'][r])}" for rank, r in hits],
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker=dict(
+                    size=(size + 8) if three_d else 20,
+                    color="rgba(0,0,0,0)",
+                    symbol="circle-open" if three_d else "circle",
+                    line=dict(width=3, color="#dc2626"),
+                ),
             )
         )
         fig.add_trace(
@@ -278,7 +292,7 @@ def map_figure(
                 y=[float(at[1])],
                 z=[float(at[2])] if three_d else None,
                 mode="markers",
-                name="query",
+                name="the query (placed approximately)",
                 hovertext=[f"<b>query</b><br>{plot_text(text)}"],
                 hovertemplate="%{hovertext}<extra></extra>",
                 marker=dict(
@@ -290,8 +304,9 @@ def map_figure(
             )
         )
     fig.update_layout(title=title, height=650, margin=dict(l=10, r=10, t=50, b=10), legend=dict(itemsizing="constant"))
+    blank = dict(showticklabels=False, title="", showgrid=False, zeroline=False)
     if three_d:
-        fig.update_layout(scene=dict(xaxis_title="UMAP 1", yaxis_title="UMAP 2", zaxis_title="UMAP 3"))
+        fig.update_layout(scene=dict(xaxis=blank, yaxis=blank, zaxis=blank))
     else:
-        fig.update_layout(xaxis_title="UMAP 1", yaxis_title="UMAP 2")
+        fig.update_layout(xaxis=blank, yaxis=blank)
     return fig
