@@ -37,7 +37,7 @@ with guard("Could not read the evaluation sets"):
     sets = {str(s.id): s for s in svc.list_eval_sets(store.id)}
 pick, upload = st.columns([3, 2])
 with upload.expander("Upload questions (a JSONL file)", expanded=not sets):
-    st.caption('One case a line: {"query": "...", "expected_ids": ["<memory id>", ...], "kind": "optional label"}')
+    st.caption('One question a line: {"query": "...", "expected_ids": ["<memory id>", ...], "kind": "optional label"}')
     file = st.file_uploader("File of questions", type=["jsonl", "json", "txt"], key="cases_file")
     name = st.text_input("Name of the set", key="new_set_name", placeholder="e.g. paraphrases")
     if st.button("Save as an evaluation set", disabled=file is None, key="save_set") and file is not None:

@@ -1,13 +1,12 @@
 """Embedding map: the store's memories placed by meaning (a UMAP projection of their embeddings)."""
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core.explorer import projection as proj
 from core.explorer.labels import count
 from core.explorer.state import current_scope, guard, param, set_params, url_number
-from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, store_frame, store_type_colours
+from core.explorer.widgets import store_frame, store_type_colours
 
 
 @st.cache_resource
@@ -123,7 +122,7 @@ with guard("Could not build the map"):
     )
     figure = proj.map_figure(points, proj.COLOUR_BY[colour], title=title, query=overlay, type_colour=store_type_colours(scope))
     if results:
-        on_map, beside = st.columns([5, 2])
+        on_map, beside = st.columns([2, 1])
         on_map.plotly_chart(figure, key="map-chart")
         with beside:
             st.markdown("**Nearest by meaning**")
@@ -132,24 +131,13 @@ with guard("Could not build the map"):
                 "Ringed and numbered on the map where UMAP placed them (searched without counting an access)."
             )
             mapped = set(points["id"])
-            st.dataframe(
-                pd.DataFrame(
-                    {
-                        "rank": range(1, len(results) + 1),
-                        "content": [r.memory.content for r in results],
-                        "similarity": [r.similarity for r in results],
-                        "on map": ["yes" if str(r.memory.id) in mapped else "not sampled" for r in results],
-                    }
-                ),
-                hide_index=True,
-                row_height=ROW_WRAP,
-                column_order=["rank", "content", "similarity"] + ([] if all(str(r.memory.id) in mapped for r in results) else ["on map"]),
-                column_config={
-                    **TEXT_COLUMNS,
-                    "rank": st.column_config.NumberColumn(width=40),
-                    "similarity": st.column_config.NumberColumn(format="%.2f", width=60),
-                },
-            )
+            for rank, r in enumerate(results, start=1):
+                with st.container(border=True):
+                    st.caption(
+                        f"{rank} · similarity {r.similarity:.2f}"
+                        + ("" if str(r.memory.id) in mapped else " · not on the map (sampled out)")
+                    )
+                    st.text(r.memory.content)
     else:
         st.plotly_chart(figure, key="map-chart")
     if projection.n_neighbors < n_neighbors:

@@ -9,21 +9,22 @@ from typing import TypedDict
 import pandas as pd
 import streamlit as st
 
-from core.explorer.frames import memory_frame
+from core.explorer.frames import memory_frame, status_words
 from core.explorer.labels import count, heading
 from core.explorer.state import current_scope, guard, param, set_params
 from core.explorer.widgets import (
+    DATE,
     ROW_WRAP,
     TEXT_COLUMNS,
     ask,
     confirm_pending,
     data_version,
-    date_columns,
     done,
     memory_detail,
     show_flash,
     store_frame,
     superseded_links,
+    table_height,
 )
 from core.models import SORTABLE, Memory
 
@@ -37,7 +38,6 @@ COLUMNS = {
     "access_count": "accesses",
     "last_accessed": "last accessed",
     "created_at": "created",
-    "expires_at": "expires",
     "status": "status",
     "superseded": "superseded",
     "id": "id",
@@ -48,7 +48,8 @@ NOTES = {
     "Archive": "Search skips archived memories; unarchive brings them back.",
     "Unarchive": "Search finds them again.",
 }
-DATES = date_columns("last accessed", "created", "expires")
+DATES = ("last accessed", "created")
+WIDTHS = {"type": 90, "source": 65, "accesses": 70, "last accessed": 85, "created": 85, "status": 85}  # content takes the rest
 scope = current_scope()
 svc, store = scope.svc, scope.store
 
@@ -175,7 +176,9 @@ with guard("Could not list the memories"):
         st.rerun()
     listed = memory_frame(result.items)
     listed = listed.assign(
-        source=listed["source"].fillna(""), superseded=pd.Series(superseded_links(scope, list(listed["id"])), dtype=object)
+        source=listed["source"].fillna(""),
+        status=status_words(listed),
+        superseded=pd.Series([link or "" for link in superseded_links(scope, list(listed["id"]))], dtype=object),
     )
     table = listed[list(COLUMNS)].rename(columns=COLUMNS)
     st.caption(f"{result.total} of the store's {count(len(frame), 'memory')} match" + (f", page {number} of {pages}" if pages > 1 else ""))
@@ -189,12 +192,15 @@ with guard("Could not list the memories"):
         on_select="rerun",
         selection_mode="multi-row",
         row_height=ROW_WRAP,
+        height=table_height(len(table)),
         placeholder="never",  # the only empty cells left are dates never reached (source is "" when there is none)
         column_config={
             **TEXT_COLUMNS,
-            "superseded": TEXT_COLUMNS["superseded"] if table["superseded"].notna().any() else None,
-            **DATES,
-            "importance": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
+            "content": st.column_config.TextColumn("content", width=270),
+            **{c: st.column_config.Column(c, width=w) for c, w in WIDTHS.items()},
+            "superseded": TEXT_COLUMNS["superseded"] if table["superseded"].ne("").any() else None,
+            **{c: st.column_config.DatetimeColumn(c, format=DATE, width=WIDTHS[c]) for c in DATES},
+            "importance": st.column_config.NumberColumn(format="%.2f", width=75, help="0 to 1: how much the memory matters."),
         },
     )
     if pages > 1:

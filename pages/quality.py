@@ -25,20 +25,33 @@ from core.explorer.widgets import (
     show_flash,
     store_frame,
     store_type_colours,
+    table_height,
 )
 from core.quality import DuplicateGroup
 from core.supersede import Supersession
 
 MAX_GROUPS = 30
+WIDTHS = {  # content takes the rest: the widest column, wrapped, and the table fits 1400 px
+    "memory_type": 90,
+    "source": 90,
+    "importance": 75,
+    "access_count": 70,
+    "last_accessed": 85,
+    "created_at": 85,
+    "expires_at": 85,
+    "days_left": 70,
+    "status": 70,
+}
 CONFIG = {
     **TEXT_COLUMNS,
-    "memory_type": "type",
-    "access_count": "accesses",
-    "importance": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
-    "days_left": st.column_config.NumberColumn("days left", format="%.1f"),
-    **{c: st.column_config.DatetimeColumn(heading(c), format=DATE) for c in ("last_accessed", "created_at", "updated_at", "expires_at")},
+    "content": st.column_config.TextColumn("content", width=270),
+    **{c: st.column_config.Column(heading(c), width=w) for c, w in WIDTHS.items()},
+    "importance": st.column_config.NumberColumn("importance", format="%.2f", width=75),
+    "days_left": st.column_config.NumberColumn("days left", format="%.1f", width=70),
+    **{c: st.column_config.DatetimeColumn(heading(c), format=DATE, width=85) for c in ("last_accessed", "created_at", "expires_at")},
 }
-COLUMNS = ["content", "memory_type", "source", "importance", "access_count", "last_accessed", "created_at", "status"]
+COLUMNS = ("content", "memory_type", "source", "importance", "access_count", "last_accessed", "created_at", "status")
+EXPIRY_COLUMNS = ("content", "expires_at", "days_left", "memory_type", "source", "importance", "created_at")
 scope = current_scope()
 svc, store = scope.svc, scope.store
 
@@ -82,18 +95,19 @@ def superseded_table(pairs: list[Supersession]) -> pd.DataFrame:
     )
 
 
-def curate(rows: pd.DataFrame, key: str, empty: str, extra: tuple[str, ...] = ()) -> list[str]:
+def curate(rows: pd.DataFrame, key: str, empty: str, columns: tuple[str, ...] = COLUMNS) -> list[str]:
     """Memories in a table; raise/lower importance or (un)archive the selected rows in one click."""
     if rows.empty:
         st.success(empty, icon=":material/check:")
         return []
     event = st.dataframe(
-        rows[COLUMNS[:1] + list(extra) + COLUMNS[1:] + ["id"]].assign(source=rows["source"].fillna("")),
+        rows[[*columns, "id"]].assign(source=rows["source"].fillna("")),
         key=f"{key}_{data_version()}",
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
         row_height=ROW_WRAP,
+        height=table_height(len(rows)),
         placeholder="never",  # only dates are left empty: never accessed, never expires
         column_config=CONFIG,
     )
@@ -235,17 +249,17 @@ with stale_tab, guard("Could not list the memories"):
     since = st.date_input("Not retrieved since", date.today() - timedelta(days=30), key="since", width=240)
     stale = never_retrieved(frame, since)
     st.caption(f"{count(len(stale), 'memory')} no search has returned since {since.day} {since:%b %Y} (or ever), oldest first.")
-    curate(stale, "stale", "Every memory was retrieved since then.", ("updated_at",))
+    curate(stale, "stale", "Every memory was retrieved since then.")
 
 with expiry_tab, guard("Could not list the memories"):
     within = st.number_input("Expiring within (days)", 1, 3650, 7, key="within", width=240)
     rows = expiring(frame, within)
     st.subheader("Expiring soon")
-    curate(rows[rows["days_left"] >= 0], "soon", f"Nothing expires in the next {within} days.", ("expires_at", "days_left"))
+    curate(rows[rows["days_left"] >= 0], "soon", f"Nothing expires in the next {count(within, 'day')}.", EXPIRY_COLUMNS)
     st.subheader("Already expired")
     st.caption("Search skips expired memories; they stay in the store until purged.")
     gone = rows[rows["days_left"] < 0]
-    curate(gone, "gone", "No memory has expired.", ("expires_at", "days_left"))
+    curate(gone, "gone", "No memory has expired.", EXPIRY_COLUMNS)
     if not gone.empty and st.button(f"Purge expired memories ({len(gone)})", icon=":material/delete_sweep:"):
         confirm(f"Delete {count(len(gone), 'expired memory')}", lambda: f"Purged {count(svc.purge_expired(store.id), 'expired memory')}")
 

@@ -42,7 +42,8 @@ def run(query: str, params: SearchParams) -> Explanation | None:
 def table(frame: pd.DataFrame, key: str, params: SearchParams) -> None:
     """A results table; selecting a row (anew) opens that memory in "Why not this memory?" below."""
     score = dx.score_name(params)
-    shown = [c for c in frame.columns if c not in ("id", "status") and (c in ("content", "rank", score) or frame[c].notna().any())]
+    # type is in the memory's detail below: without it the table fits 1400 px with the content widest
+    shown = [c for c in frame.columns if c not in ("id", "status", "type") and (c in ("content", "rank", score) or frame[c].notna().any())]
     event = st.dataframe(
         frame,
         hide_index=True,
@@ -54,12 +55,16 @@ def table(frame: pd.DataFrame, key: str, params: SearchParams) -> None:
         placeholder="",
         column_config={
             **TEXT_COLUMNS,
-            "rank": st.column_config.TextColumn("rank", width=50),
+            "rank": st.column_config.TextColumn("rank", width=45),
             score: st.column_config.NumberColumn(
-                score, format="%.4f" if params.mode == "hybrid" else "%.3f", help=dx.SCORES[params.mode][1]
+                score, width=100, format="%.4f" if params.mode == "hybrid" else "%.3f", help=dx.SCORES[params.mode][1]
             ),
-            **{c: st.column_config.NumberColumn(c, format="%.3f", help=dx.COMPONENT_HELP[c]) for c in dx.COMPONENT_HELP if c != score},
-            "diversified": st.column_config.NumberColumn("diversified", format="%.3f", help=dx.MMR_HELP),
+            **{
+                c: st.column_config.NumberColumn(c, width=80, format="%.3f", help=dx.COMPONENT_HELP[c])
+                for c in dx.COMPONENT_HELP
+                if c != score
+            },
+            "diversified": st.column_config.NumberColumn("diversified", width=80, format="%.3f", help=dx.MMR_HELP),
             "reason": st.column_config.TextColumn("reason", width="medium"),
         },
     )

@@ -69,8 +69,9 @@ def test_3d_colour_and_a_query_overlay(map_store, tenant, user, svc, store) -> N
     assert rings["text"] == ["1", "2", "3"]  # each result ringed where it lies, with its rank
     assert "true nearest" in texts(at)
     assert spec["data"][0]["marker"]["colorbar"]["title"]["text"] == "Importance"
-    shown = at.dataframe[0].value
-    assert len(shown) == 3 and shown["content"].iloc[0].startswith("memory about")
+    shown = [t.value for t in at.text]
+    assert len(shown) == 3 and shown[0].startswith("memory about")
+    assert [c.value.split(" · ")[0] for c in at.caption if c.value[:1].isdigit()] == ["1", "2", "3"]
     assert all(m.access_count == 0 for m in svc.list_memories(store.id).items)  # inspecting counts no access
     at.selectbox(key="map-colour").set_value("Type").run()
     assert at.query_params["colour"] == "Type"
@@ -104,4 +105,4 @@ def test_another_tenants_memories_never_reach_the_map(map_store, other, tenant, 
     at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5", q="launch code")
     assert not at.exception and not at.error
     assert "launch code of the other tenant" not in json.dumps(chart(at))
-    assert all("launch code" not in m for m in at.dataframe[0].value["content"])
+    assert all("launch code" not in t.value for t in at.text)

@@ -117,7 +117,7 @@ def _component(breakdown: ScoreBreakdown | None, similarity: float | None, name:
 
 def superseded_cells(ids: Sequence[UUID], superseded: Mapping[UUID, Supersession], link: Callable[[UUID], str] | None) -> list:
     """For a table: a link to the newer memory of each superseded one, with what the table shows
-    after '#' ("updated by a newer memory"); None for the others (or the text alone without `link`)."""
+    after '#' ("updated ↗"); None for the others (or the text alone without `link`)."""
     if link is None:
         return [f"{superseded[i].verb} by a newer memory" if i in superseded else None for i in ids]
     return [

@@ -21,17 +21,23 @@ from core.models import Memory
 
 # Tables: a row this tall wraps long text over three lines (Streamlit wraps above 4rem); a cell
 # clicked shows its whole text.
-ROW_WRAP = 76
+ROW_WRAP = 70
 DATE = "D MMM YYYY"  # "12 Mar 2026" (a DatetimeColumn's format: sorts as a date, reads as one)
 TEXT_COLUMNS: dict[str, Any] = {
     "content": st.column_config.TextColumn("content", width="large", help="Long text wraps; click a cell to read all of it."),
     "superseded": st.column_config.LinkColumn(
         "superseded",
+        width=85,
         display_text=r"#(.+)$",
-        help="A newer memory updates or contradicts this one: the link opens the newer memory.",
+        help="A newer memory updated or contradicted this one, so an agent may answer from the past: the link opens the newer memory.",
     ),
     "id": None,
 }
+
+
+def table_height(rows: int, shown: int = 8) -> int:
+    """Pixels for a wrapped table showing up to `shown` rows before it scrolls."""
+    return 38 + ROW_WRAP * max(1, min(rows, shown))
 
 
 def date_columns(*names: str) -> dict[str, Any]:
@@ -122,7 +128,9 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
         key=f"{key}-rel-{memory.id}",
         row_height=ROW_WRAP if any(len(r.memory.content) > 90 for r in related) else None,
         column_config={
-            "strength": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
+            "direction": st.column_config.TextColumn(width=100),
+            "type": st.column_config.TextColumn(width=100),
+            "strength": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f", width=110),
             "memory": st.column_config.TextColumn("memory", width="large"),
             "id": None,
         },
