@@ -148,19 +148,23 @@ reports = run[1]
 st.subheader("Results")
 for r in reports:
     st.markdown(f"**{markdown_literal(r.name)}** {dx.headline(r)}.")
-metrics = dx.metrics_frame(reports)
-table = metrics.pivot(index="configuration", columns="metric", values="value").reindex(index=names, columns=metrics["metric"].unique())
+table = dx.metrics_table(reports)
 st.dataframe(
-    table.rename(columns=dx.metric_label),
+    table,
+    hide_index=True,
+    row_height=ROW_WRAP,
     column_config={
-        dx.metric_label(m): st.column_config.NumberColumn(dx.metric_label(m), format="%.3f", help=dx.metric_help(m)) for m in table.columns
+        "measure": st.column_config.TextColumn(width=170),
+        "what it measures": st.column_config.TextColumn(width="large"),
+        **{n: st.column_config.NumberColumn(width=100, format="%.3f") for n in names},
     },
 )
-st.caption(
-    f"Each figure is a mean over the {count(len(cases), 'question')}, from 0 (never) to 1 (always); hover a heading for what it measures."
-)
+st.caption(f"Each figure is a mean over the {count(len(cases), 'question')}, from 0 (never) to 1 (always).")
+metrics = dx.metrics_frame(reports)
 charted = metrics[metrics["metric"].isin(CHARTED)].assign(
-    configuration=lambda f: f["configuration"].map(plot_text), metric=lambda f: f["metric"].map(dx.metric_label).map(plot_text)
+    configuration=lambda f: f["configuration"].map(plot_text),
+    explained=lambda f: f["metric"].map(dx.metric_help).map(lambda t: plot_text(t, 50)),
+    metric=lambda f: f["metric"].map(dx.metric_label).map(plot_text),
 )
 fig = px.bar(
     charted,
@@ -169,10 +173,12 @@ fig = px.bar(
     color="configuration",
     barmode="group",
     range_y=[0, 1],
+    custom_data=["explained"],
     category_orders={"metric": [plot_text(dx.metric_label(m)) for m in CHARTED], "configuration": [plot_text(n) for n in names]},
     title=f"Retrieval quality over {count(len(cases), 'question')}",
     labels={"value": "mean over questions (higher is better)", "metric": ""},
 )
+fig.update_traces(hovertemplate="<b>%{x}</b> %{y:.3f}<br>%{customdata[0]}<extra>%{fullData.name}</extra>")
 st.plotly_chart(fig)
 kinds = [r.by_kind() for r in reports]
 if any(len(k) > 1 for k in kinds):

@@ -251,23 +251,21 @@ def score_chart(explanation: Explanation, top: int = 30) -> go.Figure:
 # --- Evaluation drill-down: why a case failed -------------------------------------------------------
 
 
-# What each metric means, for headings and tooltips (core.evaluation defines them).
+# What each metric means, in words: a short name for tables and charts, and a sentence
+# (core.evaluation defines them).
 METRIC_WORDS = {
-    "hit": (
-        "an expected memory in the top {k}",
-        "Share of questions with at least one expected memory among the first {k} results (hit@{k}).",
-    ),
+    "hit": ("any in top {k}", "Share of questions with at least one expected memory among the first {k} results (hit@{k})."),
     "recall": (
-        "expected memories found in the top {k}",
+        "found in top {k}",
         "Share of each question's expected memories that came back among the first {k} results, averaged over questions (recall@{k}).",
     ),
     "mrr": (
-        "rank of the first right answer (MRR)",
+        "first right answer (MRR)",
         "Mean reciprocal rank: 1 when the first expected memory comes back first, 1/2 when second, 1/3 when third, and so on; "
         "0 when none comes back. Averaged over questions.",
     ),
     "ndcg": (
-        "order of all right answers (nDCG@{k})",
+        "order of right answers (nDCG@{k})",
         "Normalised discounted cumulative gain over the first {k} results: 1 when every expected memory comes back at the top, "
         "lower the further down they come.",
     ),
@@ -275,15 +273,23 @@ METRIC_WORDS = {
 
 
 def metric_label(metric: str) -> str:
-    """'recall@5' -> 'expected memories found in the top 5 (recall@5)'."""
+    """'recall@5' -> 'found in top 5'."""
     kind, _, k = metric.partition("@")
-    words = METRIC_WORDS.get(kind, (metric, ""))[0].format(k=k)
-    return words if kind in ("mrr", "ndcg") else f"{words} ({metric})"
+    return METRIC_WORDS.get(kind, (metric, ""))[0].format(k=k)
 
 
 def metric_help(metric: str) -> str:
     kind, _, k = metric.partition("@")
     return METRIC_WORDS.get(kind, ("", ""))[1].format(k=k)
+
+
+def metrics_table(reports: Sequence[ModeReport]) -> pd.DataFrame:
+    """One row per metric (its name in words and what it measures), one column per configuration."""
+    metrics = [m for m in reports[0].metrics if m != "n"]
+    table = pd.DataFrame({"measure": [metric_label(m) for m in metrics], "what it measures": [metric_help(m) for m in metrics]})
+    for r in reports:
+        table[r.name] = [r.metrics[m] for m in metrics]
+    return table
 
 
 def headline(report: ModeReport) -> str:
@@ -303,8 +309,14 @@ def metrics_frame(reports: Sequence[ModeReport]) -> pd.DataFrame:
 
 
 def expected_places(case_result: CaseResult, depth: int) -> str:
-    """Where each expected memory of a case came: "2nd, not in the top 10"."""
-    return ", ".join(ordinal(r) if r else f"not in the top {depth}" for r in case_result.expected_ranks.values())
+    """Where a case's expected memories came: "2nd", "2nd; 1 not in the top 10", "none of 3 in the top 10"."""
+    ranks = list(case_result.expected_ranks.values())
+    found = sorted(r for r in ranks if r)
+    missing = len(ranks) - len(found)
+    if not found:
+        return f"not in the top {depth}" if missing == 1 else f"none of {missing} in the top {depth}"
+    places = ", ".join(ordinal(r) for r in found)
+    return places + (f"; {missing} not in the top {depth}" if missing else "")
 
 
 def explain_case(
