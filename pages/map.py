@@ -96,7 +96,7 @@ with guard("Could not build the map"):
         )
     if projection.sampled:
         st.warning(
-            f"Showing {len(projection.ids):,} of {projection.total:,} memories, sampled at random (fixed seed) so the map stays fast.",
+            f"Showing {len(projection.ids):,} of {projection.total:,} memories, sampled at random (the same sample every time) so the map stays fast.",
             icon=":material/filter_alt:",
         )
 

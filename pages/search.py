@@ -55,6 +55,7 @@ def table(frame: pd.DataFrame, key: str, params: SearchParams) -> None:
         placeholder="",
         column_config={
             **TEXT_COLUMNS,
+            "content": st.column_config.TextColumn("content", width=380, help=TEXT_COLUMNS["content"]["help"]),
             "rank": st.column_config.TextColumn("rank", width=45),
             score: st.column_config.NumberColumn(
                 score, width=100, format="%.4f" if params.mode == "hybrid" else "%.3f", help=dx.SCORES[params.mode][1]
