@@ -75,9 +75,7 @@ with import_tab:
             st.caption(
                 f"Preview: the first {min(PREVIEW_ROWS, len(parsed.memories))} of the file's {count(len(parsed.memories), 'memory')}"
             )
-            st.dataframe(
-                preview, hide_index=True, placeholder="", column_config={"content": st.column_config.TextColumn(width="large")}
-            )
+            st.dataframe(preview, hide_index=True, placeholder="", column_config={"content": st.column_config.TextColumn(width="large")})
             if parsed.errors:
                 st.error(
                     f"{len(parsed.errors)} lines cannot be imported. Fix them, or tick 'Skip bad lines' to import the rest.",

@@ -412,6 +412,7 @@ def test_evaluate_says_what_a_set_is_and_what_each_configuration_achieves(demo, 
 def test_the_map_highlights_results_in_place_and_lists_the_true_nearest(demo, server, page) -> None:
     text = open_view(page, server, "map", q="what should Alice not eat?")
     assert "Nearest by meaning" in text and "approximate" in text
+    page.wait_for_function("(document.querySelector('.js-plotly-plot') || {}).data", timeout=120_000)
     traces = page.evaluate("document.querySelector('.js-plotly-plot').data.map(t => t.name)")
     assert "its top 5 results" in traces and "the query (placed approximately)" in traces
     shoot(page, "map-query")

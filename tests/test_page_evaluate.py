@@ -52,7 +52,9 @@ def test_a_saved_set_runs_and_shows_metrics_and_failures(svc, store, user, tenan
     assert table.loc["found in top 1", "vector ≥0.60"] < 1.0 and table.loc[mrr, "vector ≥0.60"] < table.loc[mrr, "vector ≥0.00"]
     assert table.loc[mrr, "what it measures"].startswith("Mean reciprocal rank: 1 when the first expected memory comes back first")
     headlines = [m.value for m in at.markdown if m.value.startswith("**vector")]
-    assert headlines[0].startswith("**vector ≥0.00** finds an expected memory in the top 5 for 100% of questions, and returns one first for")
+    assert headlines[0].startswith(
+        "**vector ≥0.00** finds an expected memory in the top 5 for 100% of questions, and returns one first for"
+    )
     assert {m.id: m.access_count for m in svc.get_memories([m.id for m in memories])} == before
     assert len(at.get("plotly_chart")) == 1
 
