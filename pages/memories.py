@@ -196,7 +196,7 @@ with guard("Could not list the memories"):
         placeholder="never",  # the only empty cells left are dates never reached (source is "" when there is none)
         column_config={
             **TEXT_COLUMNS,
-            "content": st.column_config.TextColumn("content", width=270),
+            "content": st.column_config.TextColumn("content", width=260),
             **{c: st.column_config.Column(c, width=w) for c, w in WIDTHS.items()},
             "superseded": TEXT_COLUMNS["superseded"] if table["superseded"].ne("").any() else None,
             **{c: st.column_config.DatetimeColumn(c, format=DATE, width=WIDTHS[c]) for c in DATES},

@@ -21,7 +21,6 @@ from core.explorer.widgets import (
     confirm_pending,
     data_version,
     done,
-    memory_page_link,
     show_flash,
     store_frame,
     store_type_colours,
@@ -89,7 +88,6 @@ def superseded_table(pairs: list[Supersession]) -> pd.DataFrame:
             "older created": pd.to_datetime([memories[p.older_id].created_at for p in pairs], utc=True),
             "newer created": pd.to_datetime([memories[p.newer_id].created_at for p in pairs], utc=True),
             "older status": [memories[p.older_id].status(now) for p in pairs],
-            "open": [memory_page_link(scope, p.older_id) for p in pairs],
             "older id": [str(p.older_id) for p in pairs],
         }
     )

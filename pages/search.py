@@ -55,7 +55,7 @@ def table(frame: pd.DataFrame, key: str, params: SearchParams) -> None:
         placeholder="",
         column_config={
             **TEXT_COLUMNS,
-            "content": st.column_config.TextColumn("content", width=380, help=TEXT_COLUMNS["content"]["help"]),
+            "content": st.column_config.TextColumn("content", width=370, help=TEXT_COLUMNS["content"]["help"]),
             "rank": st.column_config.TextColumn("rank", width=45),
             score: st.column_config.NumberColumn(
                 score, width=100, format="%.4f" if params.mode == "hybrid" else "%.3f", help=dx.SCORES[params.mode][1]
@@ -195,10 +195,20 @@ if stale:
         icon=":material/history:",
     )
 
+if policy != KEEP:
+    st.caption(
+        "Superseded memories are "
+        + ("moved below every current one" if policy == "demote" else "left out")
+        + " in this search: the near misses and the chart show where they went."
+    )
+
 st.subheader("Near misses")
 st.caption("The best memories not returned that the filters allow, in the search's order, with the reason.")
 table(dx.candidates_frame(ex.near_misses(10), params, ex.superseded, link_to_memory), "misses_table", params)
-st.plotly_chart(dx.score_chart(ex, TOP))
+chart = dx.score_chart(ex, TOP)
+st.plotly_chart(chart)
+if any(c.memory.id in ex.superseded for c in ex.candidates[:TOP]):
+    st.caption("A red outline marks a superseded memory: a newer memory updates or contradicts it.")
 
 st.subheader("Why not this memory?")
 if "whynot_next" in st.session_state:

@@ -405,6 +405,8 @@ def test_evaluate_says_what_a_set_is_and_what_each_configuration_achieves(demo, 
     settle(page)
     text = page.inner_text("[data-testid='stMain']")
     assert "finds an expected memory in the top 5 for" in text and "first right answer (MRR)" in text, text  # the chart's axis
+    select_rows(page, page.locator("[data-testid='stDataFrame']").last, [0], row_height=35)  # a question that missed
+    page.get_by_text("Expected memories: where each came, or why it was not retrieved").wait_for(timeout=60_000)
     shoot(page, "evaluate-run")
     no_error_box(page)
 

@@ -34,6 +34,7 @@ from core.search import SearchParams
 from core.service import MemoryService
 from core.supersede import Supersession
 
+STALE_OUTLINE = "#be123c"  # the outline of a superseded memory's bar
 STATUS_COLOURS = {
     RETURNED: "#4f46e5",
     BEYOND_LIMIT: "#a5b4fc",
@@ -120,9 +121,7 @@ def superseded_cells(ids: Sequence[UUID], superseded: Mapping[UUID, Supersession
     after '#' ("updated ↗"); None for the others (or the text alone without `link`)."""
     if link is None:
         return [f"{superseded[i].verb} by a newer memory" if i in superseded else None for i in ids]
-    return [
-        f"{link(superseded[i].newer_id)}#{quote(superseded[i].verb)}%20by%20a%20newer%20memory" if i in superseded else None for i in ids
-    ]
+    return [f"{link(superseded[i].newer_id)}#{quote(superseded[i].verb)}%20%E2%86%97" if i in superseded else None for i in ids]
 
 
 def results_frame(
@@ -211,14 +210,22 @@ def score_chart(explanation: Explanation, top: int = 30) -> go.Figure:
     for status in STATUSES:
         points = [(i, c) for i, c in enumerate(shown, start=1) if c.status == status]
         if points:
+            stale = [c.memory.id in explanation.superseded for _, c in points]
             fig.add_bar(
                 x=[i for i, _ in points],
                 y=[c.similarity if vector else c.score for _, c in points],
                 name=status,
                 marker_color=STATUS_COLOURS[status],
+                marker_line_color=STALE_OUTLINE,
+                marker_line_width=[3 if s else 0 for s in stale],
                 hovertext=[
-                    plot_text(c.memory.content) + f"<br>similarity {c.similarity:.3f}<br><i>" + plot_text(c.reason) + "</i>"
-                    for _, c in points
+                    plot_text(c.memory.content)
+                    + f"<br>similarity {c.similarity:.3f}"
+                    + ("<br><b>superseded by a newer memory</b>" if s else "")
+                    + "<br><i>"
+                    + plot_text(c.reason)
+                    + "</i>"
+                    for (_, c), s in zip(points, stale)
                 ],
                 hovertemplate="%{hovertext}<br>" + name + " %{y:.3f}<extra>%{fullData.name}</extra>",
             )

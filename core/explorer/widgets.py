@@ -27,7 +27,7 @@ TEXT_COLUMNS: dict[str, Any] = {
     "content": st.column_config.TextColumn("content", width="large", help="Long text wraps; click a cell to read all of it."),
     "superseded": st.column_config.LinkColumn(
         "superseded",
-        width=85,
+        width=95,
         display_text=r"#(.+)$",
         help="A newer memory updated or contradicted this one, so an agent may answer from the past: the link opens the newer memory.",
     ),
@@ -49,13 +49,6 @@ def date_columns(*names: str) -> dict[str, Any]:
 def link_to_memory(memory_id: UUID | str) -> str:
     """A link to this page as it is now, with that memory open."""
     return "?" + urlencode({**st.query_params.to_dict(), "memory": str(memory_id)})
-
-
-def memory_page_link(scope: Scope, memory_id: UUID | str) -> str:
-    """A link that opens this memory on the Memories page, in this tenant, user and store."""
-    return "memories?" + urlencode(
-        {"tenant": scope.tenant.name, "user": scope.user.name, "store": scope.store.store_name, "memory": str(memory_id)}
-    )
 
 
 def store_type_colours(scope: Scope) -> dict[str, str]:
