@@ -127,7 +127,7 @@ def _exclusion(row: Scanned, params: SearchParams) -> tuple[str, str]:
         assert memory.expires_at is not None
         return (
             EXPIRED,
-            f"it expired on {memory.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, and expired memories are never returned",
+            f"it expired on {_when(memory.expires_at)}, and expired memories are never returned",
         )
     if params.filters.memory_types and memory.memory_type not in params.filters.memory_types:
         return FILTERED, "its type is not among the selected types"
@@ -237,6 +237,12 @@ def explain(
     candidates.sort(key=lambda c: (c.rank is None, c.rank or 0, -c.similarity, c.memory.id))
     results = [to_result(c, params) for c in ranked[: params.limit]]
     return Explanation(query, params, store, vector, results, candidates, {c.memory.id: c for c in candidates}, superseded)
+
+
+def _when(moment: datetime) -> str:
+    """ "12 Mar 2026 at 14:05 UTC": a reason is read, not parsed."""
+    utc = moment.astimezone(UTC)
+    return f"{utc.day} {utc:%b %Y} at {utc:%H:%M} UTC"
 
 
 def _verb(s: Supersession) -> str:
