@@ -27,6 +27,9 @@ from core.status import ARCHIVED, EXPIRED, LIVE
 
 # How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
 CANDIDATE_POOL = 50
+# Stores of up to this many memories are searched exactly; only the rows of bigger ones are in the
+# HNSW graphs (migration 010: a row's `indexed` flag, set by MemoryService.index_pending).
+EXACT_MAX_ROWS = 7_500
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class SearchTuning:
       5k-20k memories, which the planner does not see when a store's rows lie together.
     """
 
-    exact_max_rows: int = 7_500
+    exact_max_rows: int = EXACT_MAX_ROWS
     ef_search: int = 64
     iterative_scan: str = "relaxed_order"
     bitmap_min_rows: int = 2_000

@@ -89,11 +89,20 @@ def vector_candidates(
             conn.execute(_RESTORE_INDEXSCAN, {"was": was})
             return [_hit(r, vectors=vectors) for r in rows]
     else:
+        # The HNSW graph holds the rows marked `indexed` (migration 010); rows a bulk write left
+        # out of it (until MemoryService.index_pending) are scanned exactly, through the partial
+        # index memories_unindexed (an empty delta costs one index probe). Both sides give
+        # (id, distance) only; the k best of the two are read by primary key.
         conn.execute(_INDEX_SETTINGS, {"scan": tuning.iterative_scan, "ef": str(max(40, 2 * k)), "floor": str(tuning.ef_search)})
         sql = text(
-            f"WITH nearest AS MATERIALIZED (SELECT {MEMORY_COLUMNS}{embedding}, {distance} AS distance FROM memories"
-            f" WHERE store_id = :s AND embedding_dim = {dim}{condition} ORDER BY {distance} LIMIT :k)"
-            f" SELECT *, 1 - distance AS similarity FROM nearest ORDER BY distance, id"
+            f"WITH ann AS MATERIALIZED (SELECT id, {distance} AS distance FROM memories"
+            f" WHERE store_id = :s AND embedding_dim = {dim} AND indexed{condition} ORDER BY {distance} LIMIT :k),"
+            f" delta AS MATERIALIZED (SELECT id, {distance} AS distance FROM memories"
+            f" WHERE store_id = :s AND embedding_dim = {dim} AND NOT indexed{condition}),"
+            f" nearest AS (SELECT id, distance FROM ann UNION ALL"
+            f" (SELECT id, distance FROM delta ORDER BY distance, id LIMIT :k) ORDER BY distance, id LIMIT :k)"
+            f" SELECT {MEMORY_COLUMNS}{embedding}, 1 - distance AS similarity FROM nearest JOIN memories USING (id)"
+            f" ORDER BY distance, id"
         )
     return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
 
