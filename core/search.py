@@ -127,17 +127,27 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Scanned:
-    """One memory of a store, scored for one query the way every search side scores it."""
+class Scan:
+    """Every memory of a store scored for one query the way every search side scores it, as
+    arrays, one entry per memory (the retrieval debugger reads tens of thousands: no object each).
+    `distance` is the cosine distance (similarity = 1 - distance), `text_rank` 0 where the memory
+    does not match the query's words, `allowed` whether the search's filters (status, type,
+    source) let it through."""
 
-    memory: Memory
-    similarity: float
-    distance: float
-    text_match: bool
-    text_rank: float  # 0 when the memory does not match the query's words
-    expired: bool
-    allowed: bool  # the search's filters (status, type, source) let it through
-    embedding: np.ndarray | None
+    ids: list[UUID]
+    distance: np.ndarray
+    text_match: np.ndarray
+    text_rank: np.ndarray
+    expired: np.ndarray
+    archived: np.ndarray
+    allowed: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def similarity(self) -> np.ndarray:
+        return 1.0 - self.distance
 
 
 @dataclass

@@ -9,13 +9,15 @@ iterative scan, so the store and expiry filters never leave fewer than k rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 from sqlalchemy import Connection, text
 
-from core.models import MemoryStore
-from core.search import Filters, Hit, Scanned, SearchTuning
+from core.models import Memory, MemoryStore
+from core.search import Filters, Hit, Scan, SearchTuning
 from core.sql.memories import MEMORY_COLUMNS, memory_from_row
 from core.status import EXPIRED_SQL, IS_SQL
 
@@ -123,29 +125,34 @@ def text_candidates(
     return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
 
 
-def scan(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, filters: Filters, *, vectors: bool) -> list[Scanned]:
-    """Every memory of the store with the service's own expressions (no index: exact)."""
+def scan(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, filters: Filters) -> Scan:
+    """Every memory of the store with the service's own expressions (no index: exact), narrow:
+    what ranking needs (distance, text match and rank, statuses), no content, metadata or vector;
+    the memories themselves are read by id, for the few that are shown (rows_by_id)."""
     distance = distance_sql(store)
     condition, params = filter_sql(filters)
-    embedding = ", embedding" if vectors else ""
-    sql = text(
-        f"SELECT {MEMORY_COLUMNS}{embedding}, {distance} AS distance, 1 - {distance} AS similarity,"
-        f" coalesce(content_tsv @@ tsq, false) AS text_match,"
+    sql = (
+        f"SELECT id, {distance} AS distance, coalesce(content_tsv @@ tsq, false) AS text_match,"
         f" CASE WHEN content_tsv @@ tsq THEN ts_rank_cd(content_tsv, tsq) ELSE 0 END AS text_rank,"
-        f" {EXPIRED_SQL} AS expired, (TRUE{condition}) AS allowed"
+        f" {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed"
         f" FROM memories, {TSQUERY} AS tsq WHERE store_id = :s AND embedding_dim = {int(store.embedding_dim)}"
     )
     params.update(q=vector, s=store.id, query=query)
-    return [
-        Scanned(
-            memory_from_row(r),
-            float(r.similarity),
-            float(r.distance),
-            bool(r.text_match),
-            float(r.text_rank),
-            bool(r.expired),
-            bool(r.allowed),
-            r.embedding.to_numpy() if vectors else None,
-        )
-        for r in conn.execute(sql, params)
-    ]
+    rows = conn.execute(text(sql), params).all()
+    columns: list[Sequence[Any]] = list(zip(*rows)) if rows else [[] for _ in range(7)]
+    return Scan(
+        ids=list(columns[0]),
+        distance=np.array(columns[1], dtype=np.float64),
+        text_match=np.array(columns[2], dtype=bool),
+        text_rank=np.array(columns[3], dtype=np.float64),
+        expired=np.array(columns[4], dtype=bool),
+        archived=np.array(columns[5], dtype=bool),
+        allowed=np.array(columns[6], dtype=bool),
+    )
+
+
+def rows_by_id(conn: Connection, memory_ids: Sequence[UUID], *, vectors: bool) -> dict[UUID, tuple[Memory, np.ndarray | None]]:
+    """These memories (and their vectors when asked), by id."""
+    embedding = ", embedding" if vectors else ""
+    rows = conn.execute(text(f"SELECT {MEMORY_COLUMNS}{embedding} FROM memories WHERE id = ANY(:ids)"), {"ids": list(memory_ids)})
+    return {r.id: (memory_from_row(r), r.embedding.to_numpy() if vectors else None) for r in rows}
