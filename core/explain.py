@@ -141,15 +141,15 @@ def _bounded(params: SearchParams) -> bool:
     return params.mode in ("hybrid", "weighted") or params.mmr_lambda is not None
 
 
-def _orders(scan: Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids as sortable bytes, the allowed memories nearest first, the allowed text matches best
+def _orders(scan: Scan) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """(the ids' sort key, the allowed memories nearest first, the allowed text matches best
     first), ties broken by id as the service's SQL breaks them."""
-    key = np.array([i.bytes for i in scan.ids], dtype="S16") if len(scan) else np.zeros(0, dtype="S16")
-    by_distance = np.lexsort((key, scan.distance))
+    low, high = scan.sort_key()
+    by_distance = np.lexsort((low, high, scan.distance))
     by_distance = by_distance[scan.allowed[by_distance]]
-    by_text = np.lexsort((key, -scan.text_rank))
+    by_text = np.lexsort((low, high, -scan.text_rank))
     by_text = by_text[(scan.allowed & scan.text_match)[by_text]]
-    return key, by_distance, by_text
+    return (low, high), by_distance, by_text
 
 
 def _sides(params: SearchParams, by_distance: np.ndarray, by_text: np.ndarray, detail: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +165,7 @@ def rows_to_read(params: SearchParams, scan: Scan, detail: int = DETAIL) -> list
     """The memories ranking needs whole (with vectors when params.needs_vectors)."""
     _, by_distance, by_text = _orders(scan)
     vector_side, text_side = _sides(params, by_distance, by_text, detail)
-    return [scan.ids[i] for i in np.unique(np.concatenate([vector_side, text_side]))]
+    return [scan.id(i) for i in np.unique(np.concatenate([vector_side, text_side]))]
 
 
 def explain(
@@ -192,7 +192,7 @@ def explain(
     vector_side, text_side = _sides(params, by_distance, by_text, detail)
 
     def hit(i: int, text: bool) -> Hit:
-        memory, embedding = rows[scan.ids[i]]
+        memory, embedding = rows[scan.id(i)]
         return Hit(memory, float(similarity[i]), float(scan.text_rank[i]) if text else None, embedding)
 
     vector_hits = [hit(i, False) for i in vector_side]
@@ -205,12 +205,12 @@ def explain(
         plain = rank_candidates(vector_hits, text_hits, replace(everything, mmr_lambda=None), now)
         before_mmr = {c.id: i for i, c in enumerate(plain, start=1)}
 
-    index = {memory_id: i for i, memory_id in enumerate(scan.ids)}
+    index = scan.positions()
     rank = np.zeros(n, dtype=np.int64)
     score = np.full(n, np.nan)
     scored: dict[int, Scored] = {}
     for position, c in enumerate(ranked, start=1):
-        i = index[c.id]
+        i = index[c.id.bytes]
         rank[i], score[i], scored[i] = position, c.score, c
     if not _bounded(params):  # the rest of the single list, in its order (what rank_candidates does with it)
         side = by_text if params.mode == "text" else by_distance[similarity[by_distance] >= params.min_similarity]
@@ -230,18 +230,18 @@ def explain(
     status[allowed & (rank > 0)] = _CODE[BEYOND_LIMIT]
     status[allowed & (rank > 0) & (rank <= params.limit)] = _CODE[RETURNED]
     for memory_id, before in before_mmr.items():
-        i = index[memory_id]
+        i = index[memory_id.bytes]
         if rank[i] > params.limit and before <= params.limit:
             status[i] = _CODE[SET_ASIDE]
 
     # ranked first, in rank order; then the unranked, most similar first; ties by id
-    order = np.lexsort((key, -similarity, rank, rank == 0))
+    order = np.lexsort((*key, -similarity, rank, rank == 0))
     results = [to_result(c, params) for c in ranked[: params.limit]]
     explanation = Explanation(
         query, params, store, vector, results, scan, index, order, vpos, tpos, rank, score, status, scored, before_mmr, fetch
     )
     explanation.memories.update({memory_id: memory for memory_id, (memory, _) in rows.items()})
-    explanation.read([scan.ids[i] for i in order[:detail]])
+    explanation.read([scan.id(i) for i in order[:detail]])
     return explanation
 
 
@@ -256,7 +256,7 @@ class Explanation:
         vector: np.ndarray,
         results: list[SearchResult],
         scan: Scan,
-        index: dict[UUID, int],
+        index: dict[bytes, int],
         order: np.ndarray,
         vpos: np.ndarray,
         tpos: np.ndarray,
@@ -291,7 +291,7 @@ class Explanation:
 
     def why_not(self, memory_id: UUID | str) -> Candidate:
         """That memory's place for this query; NotFound if the store has no such memory."""
-        found = self._index.get(validation.uuid(memory_id, "memory id"))
+        found = self._index.get(validation.uuid(memory_id, "memory id").bytes)
         if found is None:
             raise NotFound(f"memory {memory_id} is not in this store")
         return self._candidate(found)
@@ -307,7 +307,7 @@ class Explanation:
             self.memories.update({memory_id: memory for memory_id, (memory, _) in self._fetch(missing, False).items()})
 
     def _candidate(self, i: int) -> Candidate:
-        memory_id = self._scan.ids[i]
+        memory_id = self._scan.id(i)
         self.read([memory_id])
         memory = self.memories.get(memory_id)
         if memory is None:
@@ -368,7 +368,7 @@ class Candidates(Sequence[Candidate]):
         order = self._ex._order
         if isinstance(i, slice):
             picked = order[i]
-            self._ex.read([self._ex._scan.ids[k] for k in picked])
+            self._ex.read([self._ex._scan.id(k) for k in picked])
             return [self._ex._candidate(int(k)) for k in picked]
         return self._ex._candidate(int(order[range(len(order))[i]]))
 

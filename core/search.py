@@ -130,11 +130,11 @@ class Hit:
 class Scan:
     """Every memory of a store scored for one query the way every search side scores it, as
     arrays, one entry per memory (the retrieval debugger reads tens of thousands: no object each).
-    `distance` is the cosine distance (similarity = 1 - distance), `text_rank` 0 where the memory
-    does not match the query's words, `allowed` whether the search's filters (status, type,
-    source) let it through."""
+    `keys` holds the ids' 16 bytes, `distance` the cosine distance (similarity = 1 - distance),
+    `text_rank` 0 where the memory does not match the query's words, `allowed` whether the
+    search's filters (status, type, source) let it through."""
 
-    ids: list[UUID]
+    keys: np.ndarray  # (n, 16) uint8
     distance: np.ndarray
     text_match: np.ndarray
     text_rank: np.ndarray
@@ -143,11 +143,25 @@ class Scan:
     allowed: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.keys)
 
     @property
     def similarity(self) -> np.ndarray:
         return 1.0 - self.distance
+
+    def id(self, i: int) -> UUID:
+        return UUID(bytes=self.keys[i].tobytes())
+
+    def sort_key(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids as two big-endian integers (low, high): sorted by them, ids sort as PostgreSQL
+        and Python sort UUIDs."""
+        halves = np.ascontiguousarray(self.keys).view(">u8").reshape(len(self), 2)
+        return halves[:, 1], halves[:, 0]
+
+    def positions(self) -> dict[bytes, int]:
+        """Each id's 16 bytes to its position."""
+        blob = np.ascontiguousarray(self.keys).tobytes()
+        return {blob[16 * i : 16 * i + 16]: i for i in range(len(self))}
 
 
 @dataclass

@@ -128,26 +128,34 @@ def text_candidates(
 def scan(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, filters: Filters) -> Scan:
     """Every memory of the store with the service's own expressions (no index: exact), narrow:
     what ranking needs (distance, text match and rank, statuses), no content, metadata or vector;
-    the memories themselves are read by id, for the few that are shown (rows_by_id)."""
+    the memories themselves are read by id, for the few that are shown (rows_by_id). The columns
+    come back as one row of binary strings, one per column (each aggregate sees the rows in the
+    same order), read by numpy: 20k memories cost no Python object each."""
     distance = distance_sql(store)
     condition, params = filter_sql(filters)
     sql = (
+        "SELECT count(*), string_agg(uuid_send(id), ''), string_agg(float8send(distance), ''),"
+        " string_agg(boolsend(text_match), ''), string_agg(float4send(text_rank), ''), string_agg(boolsend(expired), ''),"
+        " string_agg(boolsend(archived), ''), string_agg(boolsend(allowed), '') FROM ("
         f"SELECT id, {distance} AS distance, coalesce(content_tsv @@ tsq, false) AS text_match,"
         f" CASE WHEN content_tsv @@ tsq THEN ts_rank_cd(content_tsv, tsq) ELSE 0 END AS text_rank,"
         f" {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed"
-        f" FROM memories, {TSQUERY} AS tsq WHERE store_id = :s AND embedding_dim = {int(store.embedding_dim)}"
+        f" FROM memories, {TSQUERY} AS tsq WHERE store_id = :s AND embedding_dim = {int(store.embedding_dim)}) AS scanned"
     )
     params.update(q=vector, s=store.id, query=query)
-    rows = conn.execute(text(sql), params).all()
-    columns: list[Sequence[Any]] = list(zip(*rows)) if rows else [[] for _ in range(7)]
+    n, ids, distances, matches, ranks, expired, archived, allowed = conn.execute(text(sql), params).one()
+
+    def flags(blob: bytes | None) -> np.ndarray:
+        return np.frombuffer(blob or b"", dtype=np.uint8).astype(bool)
+
     return Scan(
-        ids=list(columns[0]),
-        distance=np.array(columns[1], dtype=np.float64),
-        text_match=np.array(columns[2], dtype=bool),
-        text_rank=np.array(columns[3], dtype=np.float64),
-        expired=np.array(columns[4], dtype=bool),
-        archived=np.array(columns[5], dtype=bool),
-        allowed=np.array(columns[6], dtype=bool),
+        keys=np.frombuffer(ids or b"", dtype=np.uint8).reshape(int(n), 16),
+        distance=np.frombuffer(distances or b"", dtype=">f8").astype(np.float64),
+        text_match=flags(matches),
+        text_rank=np.frombuffer(ranks or b"", dtype=">f4").astype(np.float64),
+        expired=flags(expired),
+        archived=flags(archived),
+        allowed=flags(allowed),
     )
 
 
