@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.explorer import auth, state
+from core.explorer import auth, startup, state
 
 st.set_page_config(page_title="Memex explorer", page_icon=":material/neurology:", layout="wide")
 
@@ -27,6 +27,8 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+with state.guard():
+    startup.start(state.database())  # once per server: UMAP warmed up, pending rows indexed, in the background
 st.session_state["scope"] = None  # set on every run of app.py, even when the sidebar fails
 with state.guard():
     st.session_state["scope"] = state.sidebar_scope()
