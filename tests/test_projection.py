@@ -119,7 +119,7 @@ def test_umap_kernels_are_kept_on_disk_and_load_from_there() -> None:
 
 
 def test_a_kept_map_comes_back_and_a_changed_store_is_patched_meanwhile(svc, store, tenant) -> None:
-    from core.explorer.projection import FitJobs, kept, keep, meanwhile, patched, preview
+    from core.explorer.projection import FitJobs, keep, kept, meanwhile, patched, preview
 
     svc.add_memories(store.id, [NewMemory(f"memory number {i}") for i in range(8)])
     key_ = projection_key(tenant.id, store, memory_frame(svc.all_memories(store.id)), PARAMS)
