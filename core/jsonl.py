@@ -327,7 +327,9 @@ def bind_ids(parsed: ParsedFile, store_id: UUID, new_ids: bool) -> tuple[MemoryC
     come back as columns (every row's vector; zeros where parsed.lines.has_embedding is False)."""
 
     def remap(memory_id: UUID | str) -> UUID:
-        return uuid5(_ID_NAMESPACE, f"{store_id}:{memory_id}") if new_ids else UUID(str(memory_id))
+        if new_ids:
+            return uuid5(_ID_NAMESPACE, f"{store_id}:{memory_id}")
+        return memory_id if isinstance(memory_id, UUID) else UUID(str(memory_id))
 
     lines = parsed.lines
     ids = [remap(i) if i is not None else uuid5(_ID_NAMESPACE, f"{store_id}:{parsed.digest}:{n}") for n, i in zip(lines.numbers, lines.id)]

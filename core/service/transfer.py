@@ -112,6 +112,8 @@ class TransferOps(TenantBound):
 
 def _take(columns: MemoryColumns, rows: np.ndarray) -> MemoryColumns:
     """These rows of the columns (every column of a parsed file is a full list)."""
+    if len(rows) == len(columns):
+        return columns
     picked = rows.tolist()
     values = {name: [getattr(columns, name)[i] for i in picked] for name in NAMES if name != "embedding"}
     return MemoryColumns(embedding=columns.embedding[rows], **values)
