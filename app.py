@@ -27,9 +27,11 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
-with state.guard():
-    startup.start(state.database())  # once per server: UMAP warmed up, pending rows indexed, in the background
 st.session_state["scope"] = None  # set on every run of app.py, even when the sidebar fails
 with state.guard():
     st.session_state["scope"] = state.sidebar_scope()
-page.run()
+try:
+    page.run()
+finally:  # after the first page, which it would slow down: once per server, UMAP warmed up and pending rows indexed
+    with state.guard():
+        startup.start(state.database())

@@ -78,7 +78,7 @@ with guard("Could not build the map"):
 
     params = proj.ProjectionParams(n_neighbors=n_neighbors, min_dist=min_dist, dims=3 if dims == "3D" else 2)
     key = proj.projection_key(scope.tenant.id, scope.store, frame, params)
-    cache, jobs, cap = projections(), fit_jobs(), proj.SAMPLE_CAP
+    cache, jobs, cap, fit_later = projections(), fit_jobs(), proj.SAMPLE_CAP, False
     if recompute:
         cache.drop(key)
         jobs.forget(key)
@@ -99,8 +99,8 @@ with guard("Could not build the map"):
             projection = proj.fit_and_keep(scope.svc, key, cap)
             cache.put(key, projection)
             status.update(label=f"Projected {len(projection.ids):,} memories in {max(projection.seconds, 0.1):.1f} s", state="complete")
-    else:  # a big store, or UMAP still loading: fitted in the background, something to look at meanwhile
-        job = jobs.start(key, lambda job: proj.fit_and_keep(scope.svc, key, cap, job.tell))
+    else:  # a big store, or UMAP still loading: fitted in the background (started once this run has drawn), something to look at meanwhile
+        fit_later = True
         projection = proj.meanwhile(scope.svc, key, stored, cap)
         if projection.method == "stale":
             st.info(
@@ -115,8 +115,8 @@ with guard("Could not build the map"):
                 + (" (UMAP's code is loading; the first start after an install also compiles it)." if not proj.umap_ready() else "."),
                 icon=":material/hourglass_top:",
             )
-        follow(job)
-        if job.error:
+        progress = st.container()
+        if job is not None and job.error:
             st.error(f"The fit failed: {job.error}")
     if projection.sampled:
         st.warning(
@@ -172,3 +172,7 @@ with guard("Could not build the map"):
                 "memory": st.column_config.TextColumn(width="large"),
             },
         )
+    if fit_later:  # started once this run has drawn the rest: the fit would slow the drawing down
+        job = jobs.start(key, lambda job: proj.fit_and_keep(scope.svc, key, cap, job.tell))
+        with progress:
+            follow(job)

@@ -406,8 +406,9 @@ def _app_environment(data_dir: Path) -> Iterator[None]:
     from core.config import get_settings
     from core.db import get_database
 
-    saved = {k: os.environ.get(k) for k in ("MEMEX_DATA_DIR", "DATABASE_URL", "MEMEX_ADMIN_DATABASE_URL")}
+    saved = {k: os.environ.get(k) for k in ("MEMEX_DATA_DIR", "DATABASE_URL", "MEMEX_ADMIN_DATABASE_URL", "MEMEX_MAPS_AT_START")}
     os.environ["MEMEX_DATA_DIR"] = str(data_dir)
+    os.environ["MEMEX_MAPS_AT_START"] = "0"  # the pages timed here fit their own maps
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("MEMEX_ADMIN_DATABASE_URL", None)
     get_settings.cache_clear()
