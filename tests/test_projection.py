@@ -232,3 +232,14 @@ def test_points_and_figure_from_a_real_store(svc, store) -> None:
         points_frame(memory_frame(svc.all_memories(store.id)), three), "status", title="t", query=("q", three.coords[0], [str(added[1].id)])
     )
     assert {t.type for t in fig3.data} == {"scatter3d"}
+
+
+def test_the_explorer_start_keeps_the_maps_of_small_stores_that_have_none(db, svc, store, user, tenant) -> None:
+    from core.explorer.startup import keep_small_maps
+
+    svc.add_memories(store.id, [NewMemory(f"memory number {i}") for i in range(6)])
+    tiny = svc.get_or_create_store(user.id, "tiny", embedding_model="test-hashing")
+    svc.add_memories(tiny.id, [NewMemory("too few for a map")])
+    assert keep_small_maps(db, [tenant.id]) == 1
+    assert svc.load_map(store.id, ProjectionParams().label()) is not None and svc.load_map(tiny.id, ProjectionParams().label()) is None
+    assert keep_small_maps(db, [tenant.id]) == 0  # kept already
