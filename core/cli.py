@@ -160,6 +160,25 @@ def cmd_import(args: argparse.Namespace) -> None:
         f" {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}"
         + (f"; skipped {len(report.skipped)} bad lines" if report.skipped else "")
     )
+    if args.index and report.memories:
+        _index(scope)
+    elif report.memories and (pending := scope.svc.pending_index(scope.store.id)):
+        print(
+            f"{pending} memories of this store are searched exactly until they are in its HNSW index:"
+            " `memex index` puts them there (so does a running explorer, in the background)",
+            file=sys.stderr,
+        )
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    _index(resolve_scope(args))
+
+
+def _index(scope: Scope) -> None:
+    """Put the store's memories that bulk writes left out of the HNSW graph into it (big stores only)."""
+    with progress_bar("memories") as progress:
+        done = scope.svc.index_pending(scope.store.id, progress=progress)
+    print(f"indexed {done} memories of {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}" if done else "nothing to index")
 
 
 def _unknown_relationship_ends(args: argparse.Namespace, parsed: Any) -> list[str]:
@@ -170,7 +189,7 @@ def _unknown_relationship_ends(args: argparse.Namespace, parsed: Any) -> list[st
     from core.jsonl import split_relationships
     from core.service import MemoryService
 
-    known = {m.id for _, m in parsed.memories if m.id is not None}
+    known = {i for i in parsed.lines.id if i is not None}
     ends = {end for _, r in parsed.relationships for end in (r.source_memory_id, r.target_memory_id)} - known
     if ends and not args.new_ids:
         try:
@@ -365,7 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     _scope_options(p, creating=True)
     p.add_argument("--skip-bad", action="store_true", help="skip bad lines (reported) instead of importing nothing")
     p.add_argument("--new-ids", action="store_true", help="give the file's memories new ids (copy into another store)")
-    p.add_argument("--batch-size", type=int, default=256, help="memories per embedding request and transaction")
+    p.add_argument("--batch-size", type=int, default=256, help="memories without a vector per embedding request and transaction")
+    p.add_argument("--index", action="store_true", help="wait until a big store's new rows are in its HNSW index (see memex index)")
+
+    p = command("index", cmd_index, "put a big store's memories that imports left out of its HNSW index into it")
+    _scope_options(p)
 
     p = command("export", cmd_export, "export a store as JSONL ('-' for stdout)")
     p.add_argument("file")

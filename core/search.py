@@ -28,6 +28,9 @@ from core.supersede import KEEP, POLICIES
 
 # How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
 CANDIDATE_POOL = 50
+# Stores of up to this many memories are searched exactly; only the rows of bigger ones are in the
+# HNSW graphs (migration 010: a row's `indexed` flag, set by MemoryService.index_pending).
+EXACT_MAX_ROWS = 7_500
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class SearchTuning:
       5k-20k memories, which the planner does not see when a store's rows lie together.
     """
 
-    exact_max_rows: int = 7_500
+    exact_max_rows: int = EXACT_MAX_ROWS
     ef_search: int = 64
     iterative_scan: str = "relaxed_order"
     bitmap_min_rows: int = 2_000
@@ -129,17 +132,41 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Scanned:
-    """One memory of a store, scored for one query the way every search side scores it."""
+class Scan:
+    """Every memory of a store scored for one query the way every search side scores it, as
+    arrays, one entry per memory (the retrieval debugger reads tens of thousands: no object each).
+    `keys` holds the ids' 16 bytes, `distance` the cosine distance (similarity = 1 - distance),
+    `text_rank` 0 where the memory does not match the query's words, `allowed` whether the
+    search's filters (status, type, source) let it through."""
 
-    memory: Memory
-    similarity: float
-    distance: float
-    text_match: bool
-    text_rank: float  # 0 when the memory does not match the query's words
-    expired: bool
-    allowed: bool  # the search's filters (status, type, source) let it through
-    embedding: np.ndarray | None
+    keys: np.ndarray  # (n, 16) uint8
+    distance: np.ndarray
+    text_match: np.ndarray
+    text_rank: np.ndarray
+    expired: np.ndarray
+    archived: np.ndarray
+    allowed: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def similarity(self) -> np.ndarray:
+        return 1.0 - self.distance
+
+    def id(self, i: int) -> UUID:
+        return UUID(bytes=self.keys[i].tobytes())
+
+    def sort_key(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids as two big-endian integers (low, high): sorted by them, ids sort as PostgreSQL
+        and Python sort UUIDs."""
+        halves = np.ascontiguousarray(self.keys).view(">u8").reshape(len(self), 2)
+        return halves[:, 1], halves[:, 0]
+
+    def positions(self) -> dict[bytes, int]:
+        """Each id's 16 bytes to its position."""
+        blob = np.ascontiguousarray(self.keys).tobytes()
+        return {blob[16 * i : 16 * i + 16]: i for i in range(len(self))}
 
 
 @dataclass

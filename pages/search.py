@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import MemoryService
 from core.embeddings import get_embedder
+from core.errors import InvalidInput, NotFound
 from core.evaluation import EvalCase
 from core.explain import Explanation, ordinal
 from core.explorer import debugger as dx
@@ -217,7 +218,12 @@ st.session_state.setdefault("whynot", param("memory"))
 # The best candidates, and the memory a link or a table row chose: a list of a whole large store
 # would cost the page a second to build and nobody scrolls through it.
 wanted = st.session_state["whynot"]
-offered = [x for i, x in enumerate(ex.candidates) if i < WHY_NOT_CHOICES or str(x.memory.id) == wanted]
+offered = ex.candidates[:WHY_NOT_CHOICES]
+if wanted and wanted not in {str(x.memory.id) for x in offered}:
+    try:
+        offered.append(ex.why_not(wanted))
+    except (InvalidInput, NotFound):
+        pass  # a link to a memory this store no longer holds: the picker starts empty
 labels = {str(x.memory.id): f"{short(x.memory.content, 100)} · {ordinal(x.rank) if x.rank else 'unranked'}, {x.status}" for x in offered}
 if wanted not in labels:
     st.session_state["whynot"] = None

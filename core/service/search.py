@@ -12,8 +12,8 @@ from sqlalchemy import Connection
 
 from core import validation
 from core.errors import Conflict, InvalidInput
-from core.explain import Explanation, explain
-from core.models import MemoryStore, SearchResult
+from core.explain import DETAIL, Explanation, explain, rows_to_read
+from core.models import Memory, MemoryStore, SearchResult
 from core.ranking import RRF_K, Weights
 from core.search import Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
 from core.service.base import TenantBound, embed_texts
@@ -150,11 +150,13 @@ class SearchOps(TenantBound):
         *,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         now: datetime | None = None,
+        detail: int = DETAIL,
     ) -> Explanation:
         """Why search(store_id, query, params) returns what it does, for every memory of the store
         (core.explain). Read only: access statistics never change. The query is embedded once (or
         `query_embedding` is used as is): pass `explanation.vector` to search so both see the
-        same vector."""
+        same vector. The first `detail` memories of the order are read with it, any other when
+        the explanation is asked about it."""
         query = validation.query(query)
         params = params.checked()
         store = self._store(store_id)
@@ -164,6 +166,18 @@ class SearchOps(TenantBound):
             current = stores.fetch(conn, store.id)
             if (current.embedding_model, current.embedding_dim) != (store.embedding_model, store.embedding_dim):
                 raise Conflict("the store's embedding model changed meanwhile; explain the search again")
-            rows = sql.scan(conn, current, query, vector, params.filters, vectors=params.needs_vectors)
+            scan = sql.scan(conn, current, query, vector, params.filters)
+            rows = sql.rows_by_id(conn, rows_to_read(params, scan, detail), vectors=params.needs_vectors)
             superseded = stale(relationships.supersession_links(conn, store_id=current.id))
-        return explain(query, params, current, vector, rows, now, superseded)
+
+            open_scope = [conn]  # the first `detail` are read in the scan's own snapshot, later ones in a scope of their own
+
+            def fetch(memory_ids: Sequence[UUID], vectors: bool) -> dict[UUID, tuple[Memory, np.ndarray | None]]:
+                if open_scope:
+                    return sql.rows_by_id(open_scope[0], memory_ids, vectors=vectors)
+                with self.transaction() as later:
+                    return sql.rows_by_id(later, memory_ids, vectors=vectors)
+
+            explanation = explain(query, params, current, vector, scan, rows, fetch, now, detail, superseded)
+            open_scope.clear()
+        return explanation
