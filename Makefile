@@ -1,4 +1,4 @@
-# memex: `make run` starts the explorer on an embedded PostgreSQL; `make test` runs every test.
+# memex: `make run` starts the explorer and the API on an embedded PostgreSQL; `make test` runs every test.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # `pip install torch` would take a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 PORT   ?= 8501
+API_PORT ?= 8700
 
 .PHONY: install run test check bench clean
 
@@ -14,16 +15,19 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[local,explorer,openai,test]'
+	$(BIN)/python -m pip install --quiet -e '.[local,explorer,api,openai,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# The API runs beside the explorer and stops with it.
 run: install
 	$(BIN)/memex migrate
 	$(BIN)/memex demo --if-empty
 	@echo "memex explorer: http://localhost:$(PORT)"
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	@echo "memex API:      http://localhost:$(API_PORT)/v1  (docs /docs, MCP /mcp); a key: $(BIN)/memex keys create --tenant 'Acme Travel' --user alice"
+	@$(BIN)/memex serve --port $(API_PORT) & api=$$!; trap "kill $$api 2>/dev/null" EXIT INT TERM; \
+		$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: check
 	$(BIN)/python -m pytest

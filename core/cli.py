@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from core.errors import InvalidInput, MemexError, NotFound
+from core.errors import ConfigError, InvalidInput, MemexError, NotFound
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -59,7 +59,7 @@ def resolve_scope(args: argparse.Namespace, *, create: bool = False) -> Scope:
                 validation.label(value, what, 100)
         validation.label(args.store, "store name", 100)
     tenant = find_tenant(db, args.tenant, create=create)
-    svc = MemoryService(db, tenant.id)
+    svc = MemoryService(db, tenant.id, actor="cli", interface="cli")
     user = svc.find_user(args.user, create=create)
     store = svc.find_store(user.id, args.store)
     if store is None:
@@ -251,6 +251,166 @@ def cmd_stats(args: argparse.Namespace) -> None:
     print("relationships: " + (", ".join(f"{k} {v}" for k, v in stats.relationships_by_type.items()) or "none"))
 
 
+def _tenant_service(tenant: str) -> Any:
+    """The CLI's MemoryService for a tenant named or given by id."""
+    from core.admin import find_tenant
+    from core.db import get_database
+    from core.service import MemoryService
+
+    db = get_database()
+    return MemoryService(db, find_tenant(db, tenant).id, actor="cli", interface="cli")
+
+
+def _entry_json(entry: Any, *, full: bool) -> dict[str, Any]:
+    out = {
+        "id": entry.id,
+        "at": entry.at,
+        "store_id": entry.store_id,
+        "interface": entry.interface,
+        "actor": entry.actor,
+        "key_id": entry.key_id,
+        "key_name": entry.key_name,
+        "query": entry.query,
+        "mode": entry.mode,
+        "result_count": entry.result_count,
+        "latency_ms": entry.latency_ms,
+        "results": [
+            {
+                "id": r["id"],
+                "rank": r["rank"],
+                "score": r["score"],
+                **({"similarity": r["similarity"], "breakdown": r.get("breakdown")} if full else {}),
+            }
+            for r in entry.results
+        ],
+    }
+    if full:
+        out.update(params=entry.params, model=entry.model, near_misses=entry.near_misses)
+    return out
+
+
+def cmd_log(args: argparse.Namespace) -> None:
+    from core.admin import tenant_of_retrieval
+    from core.db import get_database
+    from core.service import MemoryService
+
+    if args.action == "prune":
+        return _log_prune(args)
+    if args.action == "list":
+        if not args.tenant or not args.user:
+            raise InvalidInput("memex log list needs --tenant and --user")
+        svc = _tenant_service(args.tenant)
+        user = svc.find_user(args.user)
+        store = None
+        if args.store:
+            store = svc.find_store(user.id, args.store)
+            if store is None:
+                raise NotFound(f"user {user.name!r} has no store {args.store!r}")
+        page = svc.retrievals(
+            store.id if store else None,
+            user_id=user.id,
+            since=args.since,
+            contains=args.contains,
+            empty=True if args.empty else None,
+            limit=args.limit,
+        )
+        if args.json:
+            print_json([_entry_json(e, full=False) for e in page.entries])
+            return
+        print(
+            f"{page.total} logged searches" + (f", the newest {len(page.entries)}" if page.total > len(page.entries) else ""),
+            file=sys.stderr,
+        )
+        for e in page.entries:
+            top = f"{e.results[0]['score']:.3f}" if e.results else "  -  "
+            print(
+                f"{e.id}  {e.at:%Y-%m-%d %H:%M}  {e.interface:<8} {e.result_count:>3} results  top {top}  {e.latency_ms:>7.1f} ms  {' '.join(e.query.split())[:80]}"
+            )
+        return
+    entry_id = _need(args.id, "the log entry's id")
+    db = get_database()
+    tenant = tenant_of_retrieval(db, entry_id)
+    svc = MemoryService(db, tenant.id, actor="cli", interface="cli")
+    if args.action == "show":
+        entry = svc.retrieval(entry_id)
+        if args.json:
+            print_json(_entry_json(entry, full=True))
+            return
+        print(
+            f"{entry.at:%Y-%m-%d %H:%M:%S %Z} by {entry.actor} ({entry.interface}), {entry.mode} search, {entry.latency_ms:.1f} ms, model {entry.model}"
+        )
+        print(f"query: {entry.query or '(a query vector)'}")
+        print(f"settings: {json.dumps(entry.params)}")
+        memories = {m.id: m for m in svc.get_memories([UUID(r["id"]) for r in entry.results + entry.near_misses])}
+        for r in entry.results:
+            memory = memories.get(UUID(r["id"]))
+            print(f"  {r['rank']:>3}  {r['score']:.3f}  {' '.join(memory.content.split())[:90] if memory else '(gone since)'}")
+        for r in entry.near_misses:
+            memory = memories.get(UUID(r["id"]))
+            print(f"  cut  {r['similarity']:.3f}  {r['reason']}: {' '.join(memory.content.split())[:70] if memory else '(gone since)'}")
+    elif args.action == "replay":
+        replay = svc.replay(entry_id)
+        if args.json:
+            print_json(
+                {
+                    "entry": entry_id,
+                    "same": replay.same,
+                    "model_changed": replay.model_changed,
+                    "then": [{"id": r["id"], "rank": r["rank"], "score": r["score"]} for r in replay.entry.results],
+                    "now": [{"id": r.memory.id, "rank": n, "score": r.score} for n, r in enumerate(replay.now, start=1)],
+                    "differences": [asdict(d) for d in replay.differences],
+                }
+            )
+            return
+        print("the same answer as then" if replay.same else f"{len(replay.differences)} differences from then:")
+        for d in replay.differences:
+            print(f"  {d.kind:<16} {d.memory_id}  {d.reason}")
+
+
+def _log_prune(args: argparse.Namespace) -> None:
+    from core.admin import find_tenant, list_tenants
+    from core.db import get_database
+    from core.service import MemoryService
+
+    db = get_database()
+    tenants = [find_tenant(db, args.tenant)] if args.tenant else list_tenants(db)
+    removed = sum(MemoryService(db, t.id, actor="cli", interface="cli").prune_log() for t in tenants)
+    print(f"removed {removed} log entries past their stores' retention")
+
+
+def cmd_history(args: argparse.Namespace) -> None:
+    svc = _tenant_service(args.tenant)
+    events = svc.get_memory_history(args.memory_id)
+    if args.json:
+        print_json([asdict(e) for e in events])
+        return
+    for e in events:
+        what = ", ".join(sorted(e.changes)) if e.changes else ""
+        into = f" into {e.merged_into}" if e.merged_into else ""
+        print(f"v{e.version:<3} {e.at:%Y-%m-%d %H:%M:%S}  {e.event:<10}{into} by {e.actor}" + (f"  ({what})" if what else ""))
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    svc = _tenant_service(args.tenant)
+    memory = svc.restore_memory(args.memory_id, args.version)
+    print(
+        f"restored memory {memory.id}"
+        + (f" to version {args.version}" if args.version else " (its last change undone)")
+        + f": {' '.join(memory.content.split())[:80]}"
+    )
+
+
+def cmd_forget(args: argparse.Namespace) -> None:
+    svc = _tenant_service(args.tenant)
+    if not args.yes:
+        raise InvalidInput("purging removes the memory, its history and every mention in the log for good; add --yes to confirm")
+    report = svc.purge_memory(args.memory_id)
+    print(
+        f"purged memory {args.memory_id}: {report.memories} memory, {report.history_events} history events, "
+        f"{report.log_entries} log entries cleaned"
+    )
+
+
 def cmd_purge(args: argparse.Namespace) -> None:
     scope = resolve_scope(args)
     print(f"deleted {scope.svc.purge_expired(scope.store.id)} expired memories")
@@ -329,7 +489,7 @@ def cmd_users(args: argparse.Namespace) -> None:
     from core.service import MemoryService
 
     db = get_database()
-    svc = MemoryService(db, find_tenant(db, args.tenant).id)
+    svc = MemoryService(db, find_tenant(db, args.tenant).id, actor="cli", interface="cli")
     if args.action == "list":
         for u in svc.list_users():
             stores = ", ".join(f"{s.store_name} ({s.total_memories})" for s in svc.list_stores(u.id))
@@ -337,6 +497,103 @@ def cmd_users(args: argparse.Namespace) -> None:
     elif args.action == "create":
         u = svc.create_user(_need(args.name, "a user name"))
         print(f"{u.id}  {u.name}")
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    from core import admin
+    from core.db import get_database
+    from core.service import MemoryService
+
+    db = get_database()
+    if args.action == "create":
+        tenant = admin.find_tenant(db, _need(args.tenant, "--tenant"), create=True)
+        svc = MemoryService(db, tenant.id, actor="cli", interface="cli")
+        user = store = None
+        if args.store and not args.user:
+            raise InvalidInput("--store needs --user: store names are per user")
+        if args.user:
+            user = svc.find_user(args.user, create=True)
+        if args.store:
+            assert user is not None
+            store = svc.find_store(user.id, args.store) or svc.get_or_create_store(user.id, args.store)
+        record, key = admin.create_key(
+            db,
+            tenant.id,
+            name=args.name or "",
+            user_id=user.id if user else None,
+            store_id=store.id if store else None,
+            read_only=args.read_only,
+            expires_in_days=args.expires_in_days,
+        )
+        described = {
+            "id": record.id,
+            "key": key,
+            "prefix": record.prefix,
+            "tenant": tenant.name,
+            "tenant_id": tenant.id,
+            "name": record.name,
+            "user": user.name if user else None,
+            "store": store.store_name if store else None,
+            "read_only": record.read_only,
+            "expires_at": record.expires_at,
+        }
+        if args.json:
+            print(json.dumps(described, default=_json_default))
+            return
+        print(key)
+        print(
+            f"API key {record.id} for tenant {tenant.name}"
+            + (f", user {user.name}" if user else "")
+            + (f", store {store.store_name}" if store else "")
+            + (", read-only" if record.read_only else "")
+            + (f", expires {record.expires_at:%Y-%m-%d}" if record.expires_at else "")
+            + ". It is shown only now: keep it in a secret store.",
+            file=sys.stderr,
+        )
+    elif args.action == "list":
+        tenant_id = admin.find_tenant(db, args.tenant).id if args.tenant else None
+        keys = admin.list_keys(db, tenant_id)
+        if args.json:
+            print_json([asdict(k) for k in keys])
+            return
+        for k in keys:
+            state = (
+                "revoked" if k.revoked_at else "expired" if k.expires_at and k.expires_at <= datetime.now(k.expires_at.tzinfo) else "active"
+            )
+            print(f"{k.id}  {k.prefix}…  {state:<8} {'read-only ' if k.read_only else ''}{k.name}")
+    elif args.action == "revoke":
+        record = admin.revoke_key(db, _need(args.id, "the key's id"))
+        print(f"revoked API key {record.id} ({record.prefix}…)")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from core import validation
+
+    validation.limit(args.workers, "--workers", 64)
+    validation.limit(args.port, "--port", 65_535)
+    _require("fastapi", "uvicorn", "mcp", extra="api", purpose="memex serve")
+    from core.api.serve import serve
+
+    print(f"memex API: http://{args.host}:{args.port}/v1 (docs at /docs, MCP at /mcp)", file=sys.stderr)
+    serve(args.host, args.port, args.workers)
+
+
+def cmd_mcp(args: argparse.Namespace) -> None:
+    _require("mcp", extra="api", purpose="memex mcp")
+    from core.api.serve import stdio
+
+    code = stdio()
+    if code:
+        raise SystemExit(code)
+
+
+def _require(*modules: str, extra: str, purpose: str) -> None:
+    """A one-line error naming the extra to install when a module of it is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"{purpose} needs the '{extra}' extra ({', '.join(missing)} missing): pip install 'memex[{extra}]'")
 
 
 def _need(value: str | None, what: str) -> str:
@@ -432,6 +689,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--tenant")
     p.add_argument("--yes", action="store_true")
+
+    p = command("log", cmd_log, "the retrieval log: list, show or replay logged searches; prune past retention")
+    p.add_argument("action", choices=["list", "show", "replay", "prune"])
+    p.add_argument("id", nargs="?", help="a log entry's id (show, replay)")
+    p.add_argument("--tenant", help="tenant name or UUID (list; prune: only this tenant, default every tenant)")
+    p.add_argument("--user", help="user name or UUID (list)")
+    p.add_argument("--store", help="only this store of the user (list; default: all the user's stores)")
+    p.add_argument("--since", help="only searches from this time on (ISO 8601)")
+    p.add_argument("--contains", help="only queries containing this text")
+    p.add_argument("--empty", action="store_true", help="only searches that returned nothing")
+    p.add_argument("--limit", type=int, default=100, help="newest entries listed (default 100)")
+    p.add_argument("--json", action="store_true")
+
+    p = command("history", cmd_history, "every recorded change of a memory")
+    p.add_argument("memory_id")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--json", action="store_true")
+
+    p = command("restore", cmd_restore, "bring a memory back to a version of its history (default: undo its last change)")
+    p.add_argument("memory_id")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--version", type=int)
+
+    p = command("forget", cmd_forget, "purge a memory: it, its history and its mentions in the log, for good")
+    p.add_argument("memory_id")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--yes", action="store_true")
+
+    p = command("keys", cmd_keys, "create, list or revoke API keys (a key decides its tenant)")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("id", nargs="?", help="the key's id (revoke)")
+    p.add_argument("--tenant", help="tenant name or UUID (created if missing)")
+    p.add_argument("--user", help="bind the key to this user (created if missing)")
+    p.add_argument("--store", help="bind the key to this store of --user (created if missing)")
+    p.add_argument("--read-only", action="store_true", help="the key may read and search, not write")
+    p.add_argument("--expires-in-days", type=float, help="the key stops working after this many days")
+    p.add_argument("--name", help="a label to tell keys apart")
+    p.add_argument("--json", action="store_true", help="one JSON object (create) or list on stdout")
+
+    p = command("serve", cmd_serve, "serve the HTTP API (/v1) and MCP (/mcp)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8700)
+    p.add_argument("--workers", type=int, default=1)
+
+    command("mcp", cmd_mcp, "serve the MCP tools over stdio (the key in MEMEX_API_KEY)")
 
     p = command("users", cmd_users, "list or create the users of a tenant")
     p.add_argument("action", choices=["list", "create"])

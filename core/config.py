@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # repr=False: the URLs may hold passwords, and a printed or logged Settings must not show them
     database_url: str | None = Field(default=None, alias="DATABASE_URL", repr=False)
     admin_database_url: str | None = Field(default=None, alias="MEMEX_ADMIN_DATABASE_URL", repr=False)
+    # DATABASE_URL points at a pooler in transaction mode (PgBouncer): no client-side pool, no
+    # server-side prepared statements. The owner URL must reach PostgreSQL directly.
+    database_pooler: bool = Field(default=False, alias="MEMEX_DATABASE_POOLER")
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("memex")), alias="MEMEX_DATA_DIR")
     default_embedding_model: str = Field(default="all-MiniLM-L6-v2", alias="MEMEX_EMBEDDING_MODEL")
     app_password: str | None = Field(default=None, alias="MEMEX_APP_PASSWORD", repr=False)

@@ -21,19 +21,25 @@ import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.pool import PoolResetState
+from sqlalchemy.pool import NullPool, PoolResetState
 
 from core.config import Settings, get_settings
-from core.errors import ConfigError, Conflict, InvalidInput, NotFound, Unavailable
+from core.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, Unavailable
 from core.migrate import migrate
+from core.models import Principal
 
 APP_ROLE = "memex_app"
+# memex serve's role: memex_app's privileges, and nothing without a scope memex_authenticate signed
+API_ROLE = "memex_api"
 OWNER_ROLE = "memex_owner"
 DATABASE_NAME = "memex"
 
 # Transaction-local (is_local = true): the setting ends with the transaction, so a pooled connection
 # never carries one tenant's context into the next piece of work.
-_SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant_id, true)")
+_SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant_id, true), set_config('app.actor', :actor, true)")
+# The one door for API keys (migration 008): checks the key and sets the tenant, the key's user,
+# store and read-only scope and the actor for this transaction; raises SQLSTATE 28000 otherwise.
+_AUTHENTICATE = text("SELECT key_id, tenant_id, key_name, user_id, store_id, read_only FROM memex_authenticate(:key)")
 
 
 def embedded_conf() -> str:
@@ -95,13 +101,20 @@ def _discard_session_state(dbapi_connection: psycopg.Connection, _record: object
         dbapi_connection.autocommit = False
 
 
-def make_engine(url: str | URL, **kwargs: object) -> Engine:
+def make_engine(url: str | URL, *, pooler: bool = False) -> Engine:
     """An engine with pre-ping (a restarted server does not break the next call), vector types, and
-    connections that go back to the pool with their session state discarded."""
+    connections that go back to the pool with their session state discarded.
+
+    `pooler`: the URL is a connection pooler in transaction mode (PgBouncer): it pools, so this
+    engine holds no connection between transactions, and psycopg prepares no statement (a
+    prepared statement lives on one server connection; the pooler hands out another)."""
     url = make_url(url)
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16, **kwargs)
+    if pooler:
+        engine = create_engine(url, poolclass=NullPool, connect_args={"prepare_threshold": None})
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
     event.listen(engine, "connect", _register_vector)
     event.listen(engine, "reset", _discard_session_state)
     return engine
@@ -140,9 +153,10 @@ class EmbeddedServer:
         try:
             with superuser.connect() as conn:
                 conn.execute(text("SELECT pg_advisory_lock(hashtext('memex.bootstrap'))"))
-                for role, attrs in ((OWNER_ROLE, "LOGIN"), (APP_ROLE, "LOGIN NOINHERIT")):
+                for role, attrs in ((OWNER_ROLE, "LOGIN"), (APP_ROLE, "LOGIN NOINHERIT"), (API_ROLE, "LOGIN INHERIT")):
                     if not conn.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}):
                         conn.execute(text(f"CREATE ROLE {role} {attrs} NOSUPERUSER NOBYPASSRLS NOCREATEDB"))
+                conn.execute(text(f"GRANT {APP_ROLE} TO {API_ROLE}"))
                 if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DATABASE_NAME}):
                     conn.execute(text(f"CREATE DATABASE {DATABASE_NAME} OWNER {OWNER_ROLE}"))
                 conn.execute(text("SELECT pg_advisory_unlock(hashtext('memex.bootstrap'))"))
@@ -165,39 +179,50 @@ class EmbeddedServer:
 class Database:
     """Both engines of one memex database, and the tenant scope every tenant-scoped call runs in."""
 
-    def __init__(self, app_url: str | URL, admin_url: str | URL | None, embedded: EmbeddedServer | None = None):
+    def __init__(self, app_url: str | URL, admin_url: str | URL | None, embedded: EmbeddedServer | None = None, *, pooler: bool = False):
         self.embedded = embedded
         # Long-running processes (the explorer, an API server) turn this on: bulk writes into big
         # stores then put their rows into the HNSW graph in a background thread (core.service.indexing).
         self.background_index = False
-        self.app = make_engine(app_url)
+        self.app = make_engine(app_url, pooler=pooler)
+        # the owner always connects directly: migrations hold a session-level advisory lock
         self.admin = make_engine(admin_url) if admin_url else None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
         settings = settings or get_settings()
         if settings.database_url:
-            return cls(settings.database_url, settings.admin_database_url)
+            return cls(settings.database_url, settings.admin_database_url, pooler=settings.database_pooler)
         if settings.admin_database_url:
             raise ConfigError("MEMEX_ADMIN_DATABASE_URL is set but DATABASE_URL is not: set both, or neither for the embedded database")
         server = EmbeddedServer(settings.data_dir)
         return cls(server.url(APP_ROLE), server.url(OWNER_ROLE), embedded=server)
 
     @contextmanager
-    def tenant(self, tenant_id: UUID | str) -> Iterator[Connection]:
-        """One transaction as the application role with the tenant set for that transaction only."""
+    def tenant(self, tenant_id: UUID | str, actor: str = "") -> Iterator[Connection]:
+        """One transaction as the application role with the tenant (and who acts, for the history
+        of what changes) set for that transaction only."""
         with database_errors(), self.app.begin() as conn:
-            conn.execute(_SET_TENANT, {"tenant_id": str(tenant_id)})
+            conn.execute(_SET_TENANT, {"tenant_id": str(tenant_id), "actor": actor})
             yield conn
 
     @contextmanager
-    def owner(self, tenant_id: UUID | str | None = None) -> Iterator[Connection]:
+    def with_key(self, key: str) -> Iterator[tuple[Connection, Principal]]:
+        """One transaction as the application role in the scope of an API key: PostgreSQL checks
+        the key and sets its tenant, user/store and read-only scope (memex_authenticate). An
+        unknown, revoked or expired key raises Unauthenticated; nothing else can tell them apart."""
+        with database_errors(), self.app.begin() as conn:
+            row = conn.execute(_AUTHENTICATE, {"key": key}).one()
+            yield conn, Principal(row.key_id, row.tenant_id, row.key_name, row.user_id, row.store_id, row.read_only)
+
+    @contextmanager
+    def owner(self, tenant_id: UUID | str | None = None, actor: str = "") -> Iterator[Connection]:
         """One transaction as the schema owner (RLS is forced on it too, so a tenant can be set)."""
         if self.admin is None:
             raise ConfigError("this needs the owner connection: set MEMEX_ADMIN_DATABASE_URL")
         with database_errors(), self.admin.begin() as conn:
             if tenant_id is not None:
-                conn.execute(_SET_TENANT, {"tenant_id": str(tenant_id)})
+                conn.execute(_SET_TENANT, {"tenant_id": str(tenant_id), "actor": actor})
             yield conn
 
     def check_app_role(self) -> None:
@@ -229,10 +254,37 @@ class Database:
             self.dispose()  # new connections pick up types created by the migrations (vector)
         return applied
 
+    def applied_migrations(self) -> list[str]:
+        """The migrations the database records as applied, asked as the application role."""
+        with database_errors(), self.app.connect() as conn:
+            return list(conn.scalars(text("SELECT memex_applied_migrations()")))
+
     def dispose(self) -> None:
         self.app.dispose()
         if self.admin is not None:
             self.admin.dispose()
+
+
+def api_database(settings: Settings | None = None) -> Database:
+    """The API's connection alone (`memex serve`, `memex mcp`): a login role granted memex_api,
+    never the owner's URL. DATABASE_URL names it; the embedded server has one. The schema must be
+    migrated already (`memex migrate`). Refuses a role that is not memex_api's: its scopes would
+    not need a signature (migration 008)."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        db = Database(settings.database_url, None, pooler=settings.database_pooler)
+    else:
+        server = EmbeddedServer(settings.data_dir)
+        db = Database(server.url(API_ROLE), None, embedded=server)
+    db.check_app_role()
+    with database_errors(), db.app.connect() as conn:
+        role = conn.scalar(text("SELECT current_user"))
+        member = conn.scalar(text("SELECT pg_has_role(current_user, :api, 'MEMBER')"), {"api": API_ROLE})
+    if not member:
+        raise ConfigError(
+            f"the API connects as role {role!r}, which is not a member of {API_ROLE}: give DATABASE_URL a login role granted {API_ROLE}"
+        )
+    return db
 
 
 @lru_cache(maxsize=1)
@@ -268,8 +320,14 @@ def database_errors() -> Iterator[None]:
             raise Unavailable(f"cannot reach the database: {first_line}") from exc
         diag = getattr(orig, "diag", None)
         constraint = getattr(diag, "constraint_name", None) or ""
+        if sqlstate == "28000":  # memex_authenticate: unknown, revoked or expired, said alike
+            raise Unauthenticated("invalid API key") from exc
         if sqlstate == "42501":  # insufficient privilege: a row-level security refusal, or a missing GRANT
             message = str(getattr(diag, "message_primary", None) or orig or exc)
+            if "_read_only_" in message:
+                raise Forbidden("this API key is read-only") from exc
+            if "no scope signed" in message:
+                raise Forbidden(message) from exc
             if "row-level security" in message:
                 raise NotFound("the database refused the write: it is outside the tenant in force") from exc
             raise ConfigError(f"the database role lacks a privilege ({message}); run `memex migrate` as the owner, or grant it") from exc

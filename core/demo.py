@@ -44,7 +44,7 @@ def load_demo(db: Database, *, progress: Progress | None = None) -> DemoReport:
     counts = dict(tenants=0, users=0, stores=0, memories=0, relationships=0)
     for tenant_data in data["tenants"]:
         tenant = find_tenant(db, tenant_data["name"], create=True)
-        svc = MemoryService(db, tenant.id)
+        svc = MemoryService(db, tenant.id, actor="demo", interface="python")
         counts["tenants"] += 1
         for user_data in tenant_data["users"]:
             user = svc.find_user(user_data["name"], create=True)

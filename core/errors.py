@@ -27,3 +27,11 @@ class ConfigError(MemexError):
 
 class Unavailable(MemexError):
     """The database cannot be reached right now (down, restarting, unreachable); try again."""
+
+
+class Unauthenticated(MemexError):
+    """The credential presented (an API key) is unknown, revoked or expired."""
+
+
+class Forbidden(MemexError):
+    """The caller is known but may not do this (a read-only key writing, a role too low)."""

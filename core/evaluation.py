@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from core import validation
@@ -178,6 +179,21 @@ class EvalSet:
     name: str
     created_at: datetime
     cases: list[EvalCase]
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """One kept run of one configuration over an evaluation set."""
+
+    id: UUID
+    set_id: UUID
+    at: datetime
+    actor: str
+    config: dict[str, Any]
+    metrics: dict[str, float]
+    by_kind: dict[str, dict[str, float]]
+    model: str
+    cases: int
 
 
 def config_params(config: ModeConfig, depth: int = NDCG_DEPTH) -> SearchParams:

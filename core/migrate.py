@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
@@ -96,7 +97,9 @@ def migrate(engine: Engine) -> list[str]:
                 if migration.version in recorded:
                     continue
                 with conn.begin():
-                    conn.exec_driver_sql(migration.sql)
+                    # the driver's own execute with no parameters: a migration's % is SQL, not a placeholder
+                    raw: Any = conn.connection.driver_connection
+                    raw.execute(migration.sql)
                     conn.execute(
                         text("INSERT INTO schema_migrations (version, checksum) VALUES (:v, :c)"),
                         {"v": migration.version, "c": migration.checksum},

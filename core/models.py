@@ -24,6 +24,36 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class Principal:
+    """Who an API key is, as PostgreSQL resolved it: its tenant, and its user/store scope and
+    read-only flag (None: the key is not bound to one)."""
+
+    key_id: UUID
+    tenant_id: UUID
+    key_name: str
+    user_id: UUID | None
+    store_id: UUID | None
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as operators see it: never the secret, only its visible prefix."""
+
+    id: UUID
+    tenant_id: UUID
+    name: str
+    prefix: str
+    user_id: UUID | None
+    store_id: UUID | None
+    read_only: bool
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class User:
     id: UUID
     tenant_id: UUID
@@ -170,3 +200,41 @@ class StoreStats:
     never_accessed: int
     oldest: datetime | None
     newest: datetime | None
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """One logged search: who asked what of which store, with every setting that decided the
+    answer, what came back (with scores) and the best of what was cut, and how long it took."""
+
+    id: UUID
+    store_id: UUID
+    at: datetime | None  # None until written: the database's clock then
+    interface: str  # python, cli, api, mcp, explorer
+    key_id: UUID | None
+    key_name: str | None
+    actor: str
+    query: str
+    mode: str
+    params: dict[str, Any]
+    model: str
+    results: list[dict[str, Any]]  # {id, rank, score, similarity, breakdown}
+    near_misses: list[dict[str, Any]]  # {id, similarity, score, reason}
+    result_count: int
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One change of a memory, recorded by the database: created, updated, archived,
+    unarchived, expired, merged (into `merged_into`), deleted or restored."""
+
+    memory_id: UUID
+    store_id: UUID
+    version: int
+    event: str
+    at: datetime
+    actor: str
+    changes: dict[str, list[Any]]  # {field: [old, new]}
+    snapshot: dict[str, Any] | None  # the memory as it was before it went (deleted, merged)
+    merged_into: UUID | None

@@ -13,8 +13,9 @@ side of every mode; expired and archived memories are never returned.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -113,6 +114,29 @@ class SearchParams:
         if self.mode == "vector" and self.mmr_lambda is None and self.superseded == KEEP:
             return self.limit
         return max(CANDIDATE_POOL, 4 * self.limit)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting, as JSON (the retrieval log keeps it; from_dict reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchParams:
+        filters = data.get("filters") or {}
+        return cls(
+            limit=data["limit"],
+            min_similarity=data["min_similarity"],
+            mode=data["mode"],
+            filters=Filters(
+                tuple(filters.get("memory_types", ())),
+                tuple(filters.get("sources", ())),
+                bool(filters.get("include_expired", False)),
+                bool(filters.get("include_archived", False)),
+            ),
+            weights=Weights(**data["weights"]) if data.get("weights") else Weights(),
+            rrf_k=data.get("rrf_k", RRF_K),
+            mmr_lambda=data.get("mmr_lambda"),
+            tuning=SearchTuning(**data["tuning"]) if data.get("tuning") else SearchTuning(),
+        )
 
     @property
     def needs_vectors(self) -> bool:

@@ -73,5 +73,8 @@ CREATE POLICY store_projections_isolation ON store_projections
     USING (tenant_id = NULLIF(current_setting('app.current_tenant_id', true), '')::uuid)
     WITH CHECK (tenant_id = NULLIF(current_setting('app.current_tenant_id', true), '')::uuid);
 GRANT SELECT, INSERT, UPDATE, DELETE ON store_projections TO memex_app;
+-- The API's role, as on every table (migration 008): nothing without a signed scope.
+CREATE POLICY store_projections_api_signed ON store_projections AS RESTRICTIVE TO memex_api
+    USING ((SELECT memex_scope_signed())) WITH CHECK ((SELECT memex_scope_signed()));
 
 ANALYZE memories;

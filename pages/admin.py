@@ -14,6 +14,7 @@ from core import MemoryService, admin
 from core.config import get_settings
 from core.embeddings import MODELS
 from core.errors import Conflict
+from core.explorer.keys import keys_section
 from core.explorer.labels import count
 from core.explorer.state import database, enter_through_app, guard, set_params
 from core.explorer.widgets import ask, confirm_pending, data_version, date_columns, done, flash, show_flash
@@ -112,7 +113,7 @@ show_flash()
 tenant = user = store = None
 with guard("Could not read the tenants"):
     tenants = {t.name: t for t in admin.list_tenants(db)}
-    services = {name: MemoryService(db, t.id) for name, t in tenants.items()}
+    services = {name: MemoryService(db, t.id, actor="explorer", interface="explorer") for name, t in tenants.items()}
     stores_of = {name: svc.list_stores() for name, svc in services.items()}
     st.subheader("Tenants")
     st.dataframe(
@@ -168,6 +169,7 @@ if tenant is not None:
         )
         if not users:
             st.info("This tenant has no users yet: create the first one above.")
+        keys_section(db, tenant, users, stores_of[tenant.name])
 
     if user is not None:
         with guard("Could not read the stores"):

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine
 
@@ -29,6 +30,7 @@ from core import MemoryService  # noqa: E402
 from core.admin import create_tenant  # noqa: E402
 from core.db import Database, get_database  # noqa: E402
 from core.models import MemoryStore, Tenant, User  # noqa: E402
+from tests.api_support import Server, client, new_key, start_server, stop_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +98,40 @@ def other(db: Database) -> Iterator[tuple[MemoryService, MemoryStore]]:
     s = other_svc.get_or_create_store(u.id, "default", embedding_model="test-hashing")
     other_svc.add_memory(s.id, "The launch code of the other tenant is 0000", memory_type="secret")
     yield other_svc, s
+
+
+# The API (memex serve, MCP) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def api_server(db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `memex serve` (the CLI, a subprocess) for the HTTP, MCP and fuzz tests: the test
+    database, the application role only, new stores on the instant test embedder."""
+    server = start_server(tmp_path_factory.mktemp("serve") / "serve.log")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def api(api_server: Server) -> Iterator[Server]:
+    """The live server, and after the test the proof that nothing the test sent made it fail:
+    no traceback in its log (an unexpected error logs one, and answers 500)."""
+    start = api_server.log.stat().st_size
+    yield api_server
+    with api_server.log.open("rb") as log:
+        log.seek(start)
+        written = log.read().decode(errors="replace")
+    assert "Traceback" not in written, written[-3000:]
+
+
+@pytest.fixture
+def key(db: Database, tenant: Tenant) -> str:
+    """An API key of `tenant`, bound to nothing (the request names user and store)."""
+    return new_key(db, tenant.id, name="test")
+
+
+@pytest.fixture
+def http(api: Server, key: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the live server carrying `key`."""
+    with client(api.url, key) as c:
+        yield c

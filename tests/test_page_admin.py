@@ -7,6 +7,7 @@ checked through the session state and URL it reads, not through its widgets.)"""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from core import NewMemory
 from core.admin import find_tenant, list_tenants
@@ -143,3 +144,28 @@ def test_a_second_send_of_the_create_form_after_enter_repeats_the_success(db, sv
     assert [t.value for t in at.toast][-1] == f"Tenant {name} created"
     at.button(key="FormSubmitter:admin_create_user-Create user").click().run()  # an empty name on its own is still refused
     assert "name is empty" in at.error[0].value
+
+
+def test_an_operator_creates_a_key_that_is_shown_once_and_revokes_it(db, svc, store, user, tenant) -> None:
+    from core.admin import list_keys
+    from core.errors import Unauthenticated
+    from core.service import MemoryService
+
+    at = open_admin(tenant, user)
+    at.text_input(key="admin_key_name").set_value("support agent")
+    at.checkbox(key="admin_key_read_only").check()
+    at = submit(at, "admin_create_key", "Create key")
+    (key,) = list_keys(db, tenant.id)
+    (shown,) = [c.value for c in at.code]
+    assert shown.startswith(key.prefix) and (key.name, key.read_only) == ("support agent", True)
+    assert MemoryService.for_key(db, shown).principal.read_only  # the key works, read-only
+    at.run()
+    assert not at.code  # shown once: never again
+    assert key.prefix + "…" in "\n".join(str(d.value) for d in at.dataframe)
+    at = ok(at.selectbox(key="admin_revoke_choice").set_value(str(key.id)).run())
+    ok(at.button(key="admin_revoke_key").click().run())
+    assert list_keys(db, tenant.id)[0].revoked_at is None  # not before confirming
+    ok(at.button(key="confirm_yes").click().run())
+    assert list_keys(db, tenant.id)[0].revoked_at is not None
+    with pytest.raises(Unauthenticated):
+        MemoryService.for_key(db, shown)

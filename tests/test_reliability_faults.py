@@ -461,7 +461,7 @@ def test_expiring_a_memory_again_never_hands_it_back_to_a_search_that_began_afte
             vector,
             SearchParams(limit=10, min_similarity=-1, mode="hybrid").checked(),
             record_access=False,
-        )
+        ).results
     assert results == []
     assert svc.get_memory(memory.id).expires_at == first_expiry  # expiring again kept the first expiry
 

@@ -919,6 +919,9 @@ def test_the_application_role_has_no_attribute_membership_or_table_that_would_by
 # The owner connection bypasses nothing (RLS is forced on it too) but it administers tenants and
 # runs migrations. It is reached only through these functions, called only from these files:
 OWNER_FUNCTIONS = (
+    "create_key",
+    "list_keys",
+    "revoke_key",
     "create_tenant",
     "list_tenants",
     "find_tenant",
@@ -937,6 +940,7 @@ OWNER_CALLER_FILES = {
     "core/cli.py",
     "core/explorer/state.py",
     "pages/admin.py",
+    "core/explorer/keys.py",
     "core/bench/harness.py",
 }
 

@@ -55,14 +55,19 @@ def test_two_processes_migrating_a_new_database_together_apply_each_file_once(db
     superuser.dispose()
 
 
+# Tables only the owner reads (memex_app has no privilege on them at all)
+OWNER_ONLY = ("schema_migrations", "api_keys", "memex_scope_key")
+
+
 def tenant_tables(db: Database) -> list[str]:
-    """Every table of the schema but the migrations' bookkeeping."""
+    """Every table of the schema but the owner's own (migrations, API keys)."""
     with db.owner() as conn:
         return conn.scalars(
             text(
                 "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace"
-                " AND relname <> 'schema_migrations' ORDER BY relname"
-            )
+                " AND relname <> ALL(:owner_only) ORDER BY relname"
+            ),
+            {"owner_only": list(OWNER_ONLY)},
         ).all()
 
 
@@ -157,3 +162,33 @@ def test_a_missing_grant_reads_as_a_configuration_error_and_an_rls_refusal_as_no
     with pytest.raises(NotFound, match="outside the tenant"):
         with svc.transaction() as conn, database_errors():
             conn.execute(text("INSERT INTO users (tenant_id, name) VALUES (:t, 'intruder')"), {"t": other_svc.tenant_id})
+
+
+def test_the_application_role_has_no_privilege_on_the_owners_tables(db: Database) -> None:
+    with db.app.connect() as conn:
+        granted = conn.execute(
+            text("SELECT t, has_table_privilege(current_user, t, 'SELECT,INSERT,UPDATE,DELETE') FROM unnest(CAST(:t AS text[])) t"),
+            {"t": list(OWNER_ONLY)},
+        ).all()
+    assert granted == [(t, False) for t in OWNER_ONLY]
+
+
+def test_every_table_the_application_may_touch_needs_a_signed_scope_for_the_api(db: Database) -> None:
+    """memex serve's role (memex_api) reads and writes nothing without the scope memex_authenticate
+    signed: a restrictive policy on every table memex_app may use, later tables included."""
+    with db.owner() as conn:
+        touched = set(
+            conn.scalars(
+                text(
+                    "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') AND relnamespace = 'public'::regnamespace"
+                    " AND has_table_privilege('memex_app', oid, 'SELECT,INSERT,UPDATE,DELETE')"
+                )
+            )
+        )
+        signed = conn.execute(
+            text("SELECT tablename, permissive, roles, qual, with_check FROM pg_policies WHERE policyname LIKE '%\\_api\\_signed'")
+        ).all()
+    assert touched and touched == {p.tablename for p in signed}
+    for p in signed:
+        assert (p.permissive, p.roles) == ("RESTRICTIVE", ["memex_api"])
+        assert "memex_scope_signed()" in p.qual and "memex_scope_signed()" in p.with_check

@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result.update(measures.sweep_ef(bench, queries, [int(v) for v in args.ef_sweep.split(",")]))
         if args.crossover:
             result["crossover"] = measures.crossover(bench, queries)
+        if args.api:
+            from core.bench.api import measure_api
+
+            result.update(measure_api(bench, queries, workers=args.api_workers))
         result.update(measures.insert_with_full_index(bench))
         if not args.skip_embed or args.import_text:
             result.update(measures.measure_embedding())
@@ -141,3 +145,5 @@ def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         "--import", dest="import_lines", type=parse_count, help="also time `memex import` of this many lines with vectors (e.g. 20k)"
     )
     p.add_argument("--import-text", type=parse_count, help="also time `memex import` of this many lines without vectors (local model)")
+    p.add_argument("--api", action="store_true", help="also search over HTTP against memex serve (1 and 4 clients)")
+    p.add_argument("--api-workers", type=int, default=1, help="uvicorn workers of that server (default 1)")

@@ -286,6 +286,12 @@ class Bench:
         )
         return [h.memory.id for h in hits], (time.perf_counter() - t0) * 1000
 
+    def api_keys(self) -> dict[UUID, str]:
+        """One API key per tenant of the benchmark (`memex bench --api` searches over HTTP with them)."""
+        from core.admin import create_key
+
+        return {tenant_id: create_key(self.bdb.db, tenant_id, name="bench")[1] for tenant_id in {s.tenant_id for s in self.stores}}
+
     def truth(self, query: Query) -> list[UUID]:
         """The true K nearest live memories of the query's store, computed once per query."""
         if query.n not in self._truth:

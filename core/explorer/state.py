@@ -128,7 +128,7 @@ def sidebar_scope() -> Scope | None:
         offer_demo(db)
     st.sidebar.header("Scope")
     tenant = tenants[_pick("Tenant", list(tenants), "tenant")]
-    svc = MemoryService(db, tenant.id)
+    svc = MemoryService(db, tenant.id, actor="explorer", interface="explorer")
     users = {u.name: u for u in svc.list_users()}
     if not users:
         st.sidebar.warning("This tenant has no users yet: add one on the Admin page.")

@@ -10,8 +10,8 @@ from core import validation
 from core.errors import InvalidInput, NotFound
 from core.models import NewRelationship
 from core.quality import DuplicateGroup, MergeReport, near_duplicate_groups, repoint_edges
-from core.service.base import TenantBound, embed_texts
-from core.sql import memories, relationships, stores
+from core.service.base import TenantBound, embed_texts, writes
+from core.sql import history, memories, relationships, stores
 from core.status import ARCHIVED, EXPIRED, LIVE
 
 
@@ -25,6 +25,7 @@ class CurationOps(TenantBound):
             found, vectors = memories.with_vectors(conn, store_id, store.embedding_dim, statuses=statuses)
         return near_duplicate_groups(found, vectors, min_similarity)
 
+    @writes
     def merge_memories(self, keep_id: UUID | str, other_ids: Iterable[UUID | str], content: str | None = None) -> MergeReport:
         """Fold `other_ids` into `keep_id`, in one transaction: the survivor takes the highest
         importance and the union of the metadata (its own values win on a clash), optionally new
@@ -64,7 +65,9 @@ class CurationOps(TenantBound):
             metadata.update(keep.metadata)
             changes.update(importance=max([keep.importance] + [m.importance for m in others]), metadata=metadata)
             kept = memories.update(conn, keep.id, changes)
+            history.mark(conn, merged_into=keep.id)  # the history of the others says where they went
             deleted = memories.delete(conn, sorted(merged))
+            history.mark(conn)
         assert kept is not None  # locked above
         return MergeReport(kept=kept, deleted=deleted, relationships_moved=len(moved), self_loops_dropped=loops)
 

@@ -11,6 +11,7 @@ from core.evaluation import (
     DEFAULT_KS,
     CaseResult,
     EvalCase,
+    EvalRun,
     EvalSet,
     ModeConfig,
     ModeReport,
@@ -20,7 +21,8 @@ from core.evaluation import (
     evaluation_depth,
 )
 from core.models import Progress
-from core.service.base import TenantBound, embed_texts
+from core.retrieval import model_of
+from core.service.base import TenantBound, embed_texts, writes
 from core.service.search import run_search
 from core.sql import evaluation as sql
 from core.sql import stores
@@ -36,9 +38,13 @@ class EvaluationOps(TenantBound):
         configs: Sequence[ModeConfig],
         ks: Sequence[int] = DEFAULT_KS,
         progress: Progress | None = None,
+        *,
+        keep_as: UUID | str | None = None,
     ) -> list[ModeReport]:
         """Run every case through every configuration in one transaction, the queries embedded in
-        batches first; access statistics are left untouched."""
+        batches first; access statistics are left untouched, nothing goes into the retrieval log.
+        `keep_as`: the id of the evaluation set the cases come from, to keep each
+        configuration's metrics as a run of it (the Evaluate page charts them over time)."""
         if not cases:
             raise InvalidInput("no evaluation case to run")
         ks = sorted({validation.limit(k, "k") for k in ks})
@@ -57,16 +63,22 @@ class EvaluationOps(TenantBound):
                 params = config_params(config, depth).checked()
                 results = []
                 for case, vector in zip(cases, vectors):
-                    returned = run_search(conn, current, case.query, vector, params, record_access=False)
+                    returned = run_search(conn, current, case.query, vector, params, record_access=False).results
                     results.append(CaseResult(case, returned, case_metrics([r.memory.id for r in returned], case.expected_ids, ks)))
                     done += 1
                     if progress and done % 25 == 0:
                         progress(done, total)
                 reports.append(ModeReport(config.name, config, average(results), results))
+            if keep_as is not None:
+                set_id = validation.uuid(keep_as, "evaluation set id")
+                if not sql.set_exists(conn, set_id):
+                    raise NotFound(f"evaluation set {set_id} not found in this tenant")
+                sql.insert_runs(conn, self.tenant_id, set_id, self.actor, model_of(current), reports)
         if progress:
             progress(total, total)
         return reports
 
+    @writes
     def save_eval_set(self, store_id: UUID | str, name: str, cases: Sequence[EvalCase]) -> EvalSet:
         """A new named set of cases for the store."""
         name = validation.label(name, "evaluation set name", 100)
@@ -79,6 +91,7 @@ class EvaluationOps(TenantBound):
             sql.append_cases(conn, self.tenant_id, made[0], cases)
         return EvalSet(made[0], store_id, name, made[1], list(cases))
 
+    @writes
     def add_eval_case(self, set_id: UUID | str, case: EvalCase) -> None:
         set_id = validation.uuid(set_id, "evaluation set id")
         with self.transaction() as conn:
@@ -99,6 +112,13 @@ class EvaluationOps(TenantBound):
         if not found:
             raise NotFound(f"evaluation set {set_id} not found in this tenant")
         return found[0]
+
+    @writes
+    def eval_runs(self, set_id: UUID | str) -> list[EvalRun]:
+        """The kept runs of a set, oldest first: one per configuration run."""
+        set_id = validation.uuid(set_id, "evaluation set id")
+        with self.transaction() as conn:
+            return sql.runs(conn, set_id)
 
     def delete_eval_set(self, set_id: UUID | str) -> None:
         set_id = validation.uuid(set_id, "evaluation set id")

@@ -60,23 +60,23 @@ _running: dict[tuple[UUID, UUID], threading.Thread] = {}
 _lock = threading.Lock()
 
 
-def schedule(db: Database, tenant_id: UUID, store_id: UUID, rows_after: int) -> bool:
+def schedule(svc: TenantBound, store_id: UUID, rows_after: int) -> bool:
     """After a bulk write that left a store with `rows_after` memories: put its pending rows into
     the HNSW graph in a background thread of this process, if the database allows it
-    (Database.background_index) and the store is above the exact-search size. Returns whether a
-    thread runs for it (one per store at a time)."""
-    if not db.background_index or rows_after <= EXACT_MAX_ROWS:
+    (Database.background_index) and the store is above the exact-search size. The thread uses
+    the writer's own service, so it runs in the same scope (an API key's signed one included).
+    Returns whether a thread runs for it (one per store at a time)."""
+    if not svc.db.background_index or rows_after <= EXACT_MAX_ROWS:
         return False
-    key = (tenant_id, store_id)
+    key = (svc.tenant_id, store_id)
     with _lock:
         if key in _running and _running[key].is_alive():
             return True
 
         def run() -> None:
-            from core.service import MemoryService
-
             try:
-                MemoryService(db, tenant_id).index_pending(store_id)
+                assert isinstance(svc, IndexOps)  # a MemoryService: its writes call this
+                svc.index_pending(store_id)
             except Exception:  # a background task has no caller to tell: log it; the next write or start tries again
                 log.exception("indexing the pending rows of store %s failed", store_id)
             finally:

@@ -16,7 +16,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.fields import FIELDS, MemoryColumns, NewMemory
 from core.models import SORTABLE, Memory, MemoryPage, MemoryStore
 from core.service import indexing
-from core.service.base import UNSET, TenantBound, embed_texts
+from core.service.base import UNSET, TenantBound, embed_texts, writes
 from core.sql import memories, stores
 from core.sql.bulk import CHUNK_ROWS
 from core.status import ARCHIVED, EXPIRED, LIVE
@@ -73,6 +73,7 @@ class MemoryOps(TenantBound):
         item = NewMemory(content, memory_type, source, importance, metadata, expires_at, created_at, id, embedding)
         return self.add_memories(store_id, [item])[0]
 
+    @writes
     def add_memories(self, store_id: UUID | str, items: Iterable[NewMemory | dict[str, Any]]) -> list[Memory]:
         """A batch: every item checked first, one embedding request, one transaction (all or
         nothing). An item with the id of a memory of this store updates it."""
@@ -86,9 +87,10 @@ class MemoryOps(TenantBound):
             memories.write(conn, self.tenant_id, store, rows)
             written = memories.get_many(conn, [item.id for item in checked])  # type: ignore[misc]
         if len(rows) >= memories.COPY_MIN_ROWS:
-            indexing.schedule(self.db, self.tenant_id, store.id, store.total_memories + len(rows))
+            indexing.schedule(self, store.id, store.total_memories + len(rows))
         return [written[item.id] for item in checked]  # type: ignore[index]
 
+    @writes
     def bulk_add_memories(self, store_id: UUID | str, rows: MemoryColumns | Sequence[NewMemory], *, chunk_rows: int = CHUNK_ROWS) -> int:
         """Add (or update by id) many memories with their embeddings, through binary COPY, in one
         transaction: all or nothing. Returns the rows written. `rows`: MemoryColumns (fastest, no
@@ -108,7 +110,7 @@ class MemoryOps(TenantBound):
             store = stores.same_model(conn, store)
             memories.write(conn, self.tenant_id, store, columns, chunk_rows=chunk_rows)
         if len(columns) >= memories.COPY_MIN_ROWS:
-            indexing.schedule(self.db, self.tenant_id, store.id, store.total_memories + len(columns))
+            indexing.schedule(self, store.id, store.total_memories + len(columns))
         return len(columns)
 
     def get_memory(self, memory_id: UUID | str) -> Memory:
@@ -126,6 +128,7 @@ class MemoryOps(TenantBound):
             found = memories.get_many(conn, ids)
         return [found[i] for i in ids if i in found]
 
+    @writes
     def update_memory(
         self,
         memory_id: UUID | str,
@@ -181,6 +184,7 @@ class MemoryOps(TenantBound):
             raise _changed_meanwhile(memory_id)
         return updated
 
+    @writes
     def _update_many(self, memory_ids: Iterable[UUID | str], assignments: str, params: dict[str, Any]) -> int:
         ids = [validation.uuid(m, "memory id") for m in memory_ids]
         with self.transaction() as conn:
@@ -211,18 +215,21 @@ class MemoryOps(TenantBound):
         if self.delete_memories([memory_id]) == 0:
             raise NotFound(f"memory {memory_id} not found in this tenant")
 
+    @writes
     def delete_memories(self, memory_ids: Iterable[UUID | str]) -> int:
         """Delete memories (and their relationships); returns how many existed."""
         ids = [validation.uuid(m, "memory id") for m in memory_ids]
         with self.transaction() as conn:
             return memories.delete(conn, ids)
 
+    @writes
     def purge_expired(self, store_id: UUID | str | None = None) -> int:
         """Delete expired memories, of one store or of the whole tenant."""
         store = None if store_id is None else validation.uuid(store_id, "store id")
         with self.transaction() as conn:
             return memories.purge_expired(conn, store)
 
+    @writes
     def set_usage(self, usage: Sequence[tuple[UUID | str, int, datetime | None]]) -> int:
         """Access counts and last-access times as given: a usage history loaded from elsewhere
         (the demo data). Usage, not an edit."""
@@ -248,12 +255,14 @@ class MemoryOps(TenantBound):
         descending: bool = True,
         limit: int = 100,
         offset: int = 0,
+        after: tuple[Any, UUID | str] | None = None,
     ) -> MemoryPage:
         """One page of a store's memories matching every filter given, and the total matching.
 
         `text_contains` matches the content or the metadata's text, case-insensitively. Statuses
         (core.status): live ones always; expired ones with `include_expired`; archived ones with
-        `archived` None (both) or True (archived only).
+        `archived` None (both) or True (archived only). Pages go by `offset`, or by `after`: the
+        `order_by` value and id of the last memory of the previous page (keyset pagination).
         """
         store_id = validation.uuid(store_id, "store id")
         limit = validation.limit(limit, maximum=MAX_PAGE)
@@ -276,7 +285,8 @@ class MemoryOps(TenantBound):
         )
         with self.transaction() as conn:
             stores.fetch(conn, store_id)
-            items, total = memories.list_page(conn, condition, params, order_by, descending, limit, offset)
+            last = None if after is None else (after[0], validation.uuid(after[1], "cursor id"))
+            items, total = memories.list_page(conn, condition, params, order_by, descending, limit, offset, last)
         return MemoryPage(items=items, total=total, offset=offset, limit=limit)
 
     def all_memories(self, store_id: UUID | str) -> list[Memory]:

@@ -8,7 +8,7 @@ from uuid import UUID
 from core import validation
 from core.errors import NotFound
 from core.models import NewRelationship, RelatedMemory, Relationship
-from core.service.base import TenantBound
+from core.service.base import TenantBound, writes
 from core.sql import memories, relationships
 from core.supersede import Supersession, pairs, stale
 
@@ -20,6 +20,7 @@ class RelationshipOps(TenantBound):
         """The seed's addRelationship: an upsert; the same (source, target, type) updates the strength."""
         return self.add_relationships([NewRelationship(source_id, target_id, relationship_type, strength)])[0]
 
+    @writes
     def add_relationships(self, items: Iterable[NewRelationship]) -> list[Relationship]:
         """A batch of upserts in one transaction; a missing memory at either end refuses them all."""
         checked = [item.checked() for item in items]
@@ -79,6 +80,7 @@ class RelationshipOps(TenantBound):
         with self.transaction() as conn:
             return relationships.in_store(conn, store_id)
 
+    @writes
     def delete_relationship(self, relationship_id: UUID | str) -> None:
         relationship_id = validation.uuid(relationship_id, "relationship id")
         with self.transaction() as conn:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import numpy as np
@@ -15,9 +17,10 @@ from core.errors import Conflict, InvalidInput
 from core.explain import DETAIL, Explanation, explain, rows_to_read
 from core.models import Memory, MemoryStore, SearchResult
 from core.ranking import RRF_K, Weights
+from core.retrieval import NEAR_MISSES, entry, near_misses
 from core.search import Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
 from core.service.base import TenantBound, embed_texts
-from core.sql import memories, relationships, stores
+from core.sql import log, memories, relationships, stores
 from core.sql import search as sql
 from core.supersede import KEEP, settle, stale
 
@@ -26,27 +29,42 @@ from core.supersede import KEEP, settle, stale
 MODEL_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class SearchRun:
+    """A search's answer and the best of what it cut (for the retrieval log)."""
+
+    results: list[SearchResult]
+    near_misses: list[dict[str, Any]]
+
+
 def run_search(
     conn: Connection, store: MemoryStore, query: str | None, vector: np.ndarray, params: SearchParams, *, record_access: bool
-) -> list[SearchResult]:
-    """One search inside an open tenant transaction, with a vector of `store`'s model."""
+) -> SearchRun:
+    """One search inside an open tenant transaction, with a vector of `store`'s model. It ranks a
+    few past the limit (vector mode fetches them; the pools of the other modes hold them
+    already): the top `limit` are the same either way, the rest are near misses."""
     vector_hits: list[Hit] = []
+    plain_vector = params.mode == "vector" and params.mmr_lambda is None
     if params.mode != "text":
-        vector_hits = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning, vectors=params.needs_vectors)
+        fetch = params.pool + (NEAR_MISSES if plain_vector else 0)
+        vector_hits = sql.vector_candidates(conn, store, vector, fetch, params.filters, params.tuning, vectors=params.needs_vectors)
     text_hits: list[Hit] = []
     if params.mode in ("text", "hybrid"):
         if query is None:
             raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
         text_hits = sql.text_candidates(conn, store, query, vector, params.pool, params.filters, vectors=params.needs_vectors)
+    now = datetime.now(UTC)
     if params.superseded == KEEP:
-        ranked = rank_candidates(vector_hits, text_hits, params, datetime.now(UTC))
+        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=params.limit + NEAR_MISSES), now)
     else:  # the whole pool in order, then superseded memories moved down or left out, then the limit
-        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=len(vector_hits) + len(text_hits) + 1), datetime.now(UTC))
+        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=len(vector_hits) + len(text_hits) + 1), now)
         superseded = stale(relationships.supersession_links(conn, memory_ids=[c.id for c in ranked]))
-        ranked = settle(ranked, [c.id for c in ranked], superseded, params.superseded)[: params.limit]
+        ranked = settle(ranked, [c.id for c in ranked], superseded, params.superseded)[: params.limit + NEAR_MISSES]
+    kept = ranked[: params.limit]
     if record_access:
-        memories.count_access(conn, [c.id for c in ranked])
-    return [to_result(c, params) for c in ranked]
+        memories.count_access(conn, [c.id for c in kept])
+    under = [h for h in vector_hits if h.similarity < params.min_similarity]
+    return SearchRun([to_result(c, params) for c in kept], near_misses(ranked[params.limit :], under, params))
 
 
 class SearchOps(TenantBound):
@@ -70,14 +88,16 @@ class SearchOps(TenantBound):
         query_embedding: Sequence[float] | np.ndarray | None = None,
         tuning: SearchTuning | None = None,
         superseded: str = KEEP,
+        log: bool = True,
     ) -> list[SearchResult]:
         """The seed's searchMemories: the `limit` best live memories for the query, in `mode`
         (default: the seed's cosine search at or above `min_similarity`). Returned memories have
         their access counted unless `record_access` is False, so an analyst's inspection does
-        not change the statistics it inspects. `query_embedding` skips embedding the query
-        (evaluation embeds many queries in one batch). `superseded` keeps memories that a newer
-        one updates or contradicts where they rank ("keep"), moves them down ("demote") or
-        leaves them out ("skip"): core.supersede."""
+        not change the statistics it inspects. The search goes into the retrieval log unless
+        `log` is False. `query_embedding` skips embedding the query (evaluation embeds many
+        queries in one batch). `superseded` keeps memories that a newer one updates or
+        contradicts where they rank ("keep"), moves them down ("demote") or leaves them out
+        ("skip"): core.supersede."""
         query = validation.query(query)
         params = SearchParams(
             limit,
@@ -90,7 +110,7 @@ class SearchOps(TenantBound):
             tuning or SearchTuning(),
             superseded,
         ).checked()
-        return self.search(store_id, query, params, record_access=record_access, query_embedding=query_embedding)
+        return self.search(store_id, query, params, record_access=record_access, query_embedding=query_embedding, log=log)
 
     def search(
         self,
@@ -100,8 +120,10 @@ class SearchOps(TenantBound):
         *,
         record_access: bool = True,
         query_embedding: Sequence[float] | np.ndarray | None = None,
+        log: bool = True,
     ) -> list[SearchResult]:
         """search_memories with every setting in one SearchParams."""
+        started = time.perf_counter()
         query = validation.query(query)
         params = params.checked()
         store = self._store(store_id)
@@ -111,7 +133,10 @@ class SearchOps(TenantBound):
             with self.transaction() as conn:
                 current = stores.fetch(conn, store.id)
                 if (current.embedding_model, current.embedding_dim) == (store.embedding_model, store.embedding_dim):
-                    return run_search(conn, current, query, vector, params, record_access=record_access)
+                    run = run_search(conn, current, query, vector, params, record_access=record_access)
+                    if log:
+                        self._log(conn, current, query, params, run, started)
+                    return run.results
             if query_embedding is not None:
                 break  # a vector of the old model cannot be searched in the new one
             store = current
@@ -130,9 +155,13 @@ class SearchOps(TenantBound):
         mode: str = "vector",
         weights: Weights | None = None,
         tuning: SearchTuning | None = None,
+        log: bool = True,
+        query: str = "",
     ) -> list[SearchResult]:
         """Vector or weighted search with a query vector computed elsewhere (benchmarks, agents
-        that embed themselves): one transaction, no model in the path."""
+        that embed themselves): one transaction, no model in the path. `query`, when the caller
+        has the text, only goes into the retrieval log."""
+        started = time.perf_counter()
         params = SearchParams(
             limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights(), tuning=tuning or SearchTuning()
         ).checked()
@@ -140,7 +169,30 @@ class SearchOps(TenantBound):
         with self.transaction() as conn:
             store = stores.fetch(conn, store_id)
             vector = validation.embedding(embedding, store.embedding_dim)
-            return run_search(conn, store, None, vector, params, record_access=record_access)
+            run = run_search(conn, store, None, vector, params, record_access=record_access)
+            if log:
+                self._log(conn, store, query, params, run, started)
+            return run.results
+
+    def _log(self, conn: Connection, store: MemoryStore, query: str, params: SearchParams, run: SearchRun, started: float) -> None:
+        """The search into the retrieval log, in its own transaction (row-level security applies)."""
+        principal = self.principal
+        log.insert(
+            conn,
+            self.tenant_id,
+            entry(
+                store=store,
+                query=query,
+                params=params,
+                results=run.results,
+                missed=run.near_misses,
+                interface=self.interface,
+                actor=principal.key_name if principal and principal.key_name else self.actor,
+                key_id=principal.key_id if principal else None,
+                key_name=principal.key_name if principal else None,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            ),
+        )
 
     def explain_search(
         self,

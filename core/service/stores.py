@@ -11,13 +11,14 @@ from core.config import get_settings
 from core.embeddings import get_embedder, resolve_model
 from core.errors import Conflict, NotFound
 from core.models import MemoryStore, Progress, StoreStats
-from core.service.base import TenantBound
+from core.service.base import TenantBound, writes
 from core.sql import stores
 
 REEMBED_BATCH = 256
 
 
 class StoreOps(TenantBound):
+    @writes
     def get_or_create_store(
         self,
         user_id: UUID | str,
@@ -53,6 +54,7 @@ class StoreOps(TenantBound):
         with self.transaction() as conn:
             return stores.list_all(conn, None if user_id is None else validation.uuid(user_id, "user id"))
 
+    @writes
     def rename_store(self, store_id: UUID | str, store_name: str) -> MemoryStore:
         store_id = validation.uuid(store_id, "store id")
         store_name = validation.label(store_name, "store name", 100)
@@ -62,6 +64,7 @@ class StoreOps(TenantBound):
                 raise Conflict(f"this user already has a store named {store_name!r}")
             return stores.rename(conn, store_id, store_name)
 
+    @writes
     def delete_store(self, store_id: UUID | str) -> int:
         """Deletes the store with its memories and their relationships; returns the memories removed."""
         store_id = validation.uuid(store_id, "store id")
@@ -71,6 +74,7 @@ class StoreOps(TenantBound):
             raise NotFound(f"memory store {store_id} not found in this tenant")
         return removed
 
+    @writes
     def set_store_model(
         self,
         store_id: UUID | str,

@@ -13,13 +13,14 @@ from core.fields import NAMES, MemoryColumns
 from core.jsonl import ImportReport, ParsedFile, bind_ids, memory_line, parse_jsonl, relationship_line, split_relationships
 from core.models import Progress
 from core.service import indexing
-from core.service.base import TenantBound, embed_texts
+from core.service.base import TenantBound, embed_texts, writes
 from core.sql import memories, relationships, stores
 
 IMPORT_BATCH = 256
 
 
 class TransferOps(TenantBound):
+    @writes
     def import_memories(
         self,
         store_id: UUID | str,
@@ -70,7 +71,7 @@ class TransferOps(TenantBound):
             batches += 1
             if progress:
                 progress(done, total)
-            indexing.schedule(self.db, self.tenant_id, store.id, store.total_memories + len(part))
+            indexing.schedule(self, store.id, store.total_memories + len(part))
         to_embed = np.flatnonzero(~has)
         for start in range(0, len(to_embed), batch_size):
             part = _take(columns, to_embed[start : start + batch_size])

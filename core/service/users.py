@@ -7,11 +7,12 @@ from uuid import UUID
 from core import validation
 from core.errors import Conflict, NotFound
 from core.models import User
-from core.service.base import TenantBound
+from core.service.base import TenantBound, writes
 from core.sql import users
 
 
 class UserOps(TenantBound):
+    @writes
     def create_user(self, name: str) -> User:
         name = validation.label(name, "user name", 100)
         with self.transaction() as conn:
@@ -47,6 +48,7 @@ class UserOps(TenantBound):
             raise NotFound(f"user {name!r} not found in this tenant (pass --create to create it)")
         return user
 
+    @writes
     def rename_user(self, user_id: UUID | str, name: str) -> User:
         user_id = validation.uuid(user_id, "user id")
         name = validation.label(name, "user name", 100)
@@ -58,6 +60,7 @@ class UserOps(TenantBound):
             raise NotFound(f"user {user_id} not found in this tenant")
         return user
 
+    @writes
     def delete_user(self, user_id: UUID | str) -> None:
         """Deletes the user with their stores, memories and relationships."""
         user_id = validation.uuid(user_id, "user id")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, text
 
-from core.evaluation import EvalCase, EvalSet
+from core.evaluation import EvalCase, EvalRun, EvalSet, ModeReport
 
 
 def insert_set(conn: Connection, tenant_id: UUID, store_id: UUID, name: str) -> tuple[UUID, Any] | None:
@@ -55,3 +57,34 @@ def load_sets(conn: Connection, *, store_id: UUID | None = None, set_id: UUID | 
 
 def delete_set(conn: Connection, set_id: UUID) -> bool:
     return conn.execute(text("DELETE FROM evaluation_sets WHERE id = :id"), {"id": set_id}).rowcount > 0
+
+
+def insert_runs(conn: Connection, tenant_id: UUID, set_id: UUID, actor: str, model: str, reports: Sequence[ModeReport]) -> None:
+    """Keep each configuration's metrics of one run of a set."""
+    conn.execute(
+        text(
+            "INSERT INTO evaluation_runs (tenant_id, set_id, actor, config, metrics, by_kind, model, cases)"
+            " VALUES (:t, :s, :actor, CAST(:config AS jsonb), CAST(:metrics AS jsonb), CAST(:by_kind AS jsonb), :model, :cases)"
+        ),
+        [
+            {
+                "t": tenant_id,
+                "s": set_id,
+                "actor": actor,
+                "config": json.dumps(asdict(r.config)),
+                "metrics": json.dumps(r.metrics),
+                "by_kind": json.dumps(r.by_kind()),
+                "model": model,
+                "cases": int(r.metrics["n"]),
+            }
+            for r in reports
+        ],
+    )
+
+
+def runs(conn: Connection, set_id: UUID) -> list[EvalRun]:
+    rows = conn.execute(
+        text("SELECT id, set_id, at, actor, config, metrics, by_kind, model, cases FROM evaluation_runs WHERE set_id = :s ORDER BY at, id"),
+        {"s": set_id},
+    )
+    return [EvalRun(**r._mapping) for r in rows]

@@ -174,14 +174,10 @@ def purge_expired(conn: Connection, store_id: UUID | None) -> int:
 
 def count_access(conn: Connection, memory_ids: Sequence[UUID]) -> None:
     """The seed's access bookkeeping: count and timestamp every memory a search returned. Usage,
-    not an edit: updated_at stays."""
+    not an edit: updated_at stays. Through memex_record_access() (migration 008), the one write a
+    read-only API key may cause; it locks the rows in id order like every multi-row write."""
     if memory_ids:
-        conn.execute(
-            text(
-                f"UPDATE memories SET access_count = access_count + 1, last_accessed = now() WHERE {IN_ID_ORDER.format('id = ANY(:ids)')}"
-            ),
-            {"ids": sorted(memory_ids)},
-        )
+        conn.execute(text("SELECT memex_record_access(CAST(:ids AS uuid[]))"), {"ids": sorted(memory_ids)})
 
 
 def set_usage(conn: Connection, usage: Sequence[tuple[UUID, int, datetime | None]]) -> int:
@@ -238,15 +234,32 @@ def where_listing(
 
 
 def list_page(
-    conn: Connection, condition: str, params: dict[str, Any], order_by: str, descending: bool, limit: int, offset: int
+    conn: Connection,
+    condition: str,
+    params: dict[str, Any],
+    order_by: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+    after: tuple[Any, UUID] | None = None,
 ) -> tuple[list[Memory], int]:
-    """One page of the memories matching `condition` (from where_listing), and how many match."""
+    """One page of the memories matching `condition` (from where_listing), and how many match.
+    The order is `order_by` (nulls last), then id. `after` (the order value and id of the last row
+    of the previous page) starts the page right after that row, whatever was written meanwhile."""
     assert order_by in SORTABLE
-    direction = "DESC" if descending else "ASC"
+    direction, beyond = ("DESC", "<") if descending else ("ASC", ">")
     total = conn.scalar(text(f"SELECT count(*) FROM memories WHERE {condition}"), params)
+    page = condition
+    if after is not None:
+        value, last_id = after
+        params = {**params, "after_value": value, "after_id": last_id}
+        if value is None:  # the previous page ended among the nulls, which come last
+            page += f" AND {order_by} IS NULL AND id > :after_id"
+        else:
+            page += f" AND ({order_by} {beyond} :after_value OR ({order_by} = :after_value AND id > :after_id) OR {order_by} IS NULL)"
     rows = conn.execute(
         text(
-            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {condition} ORDER BY {order_by} {direction} NULLS LAST, id LIMIT :limit OFFSET :offset"
+            f"SELECT {MEMORY_COLUMNS} FROM memories WHERE {page} ORDER BY {order_by} {direction} NULLS LAST, id LIMIT :limit OFFSET :offset"
         ),
         {**params, "limit": limit, "offset": offset},
     )

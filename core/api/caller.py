@@ -1,0 +1,99 @@
+"""Who is calling, and which store a request means: the API key decides the tenant (PostgreSQL
+resolves it), the request may name a user and store where the key is not bound to them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from uuid import UUID
+
+from core import validation
+from core.db import Database
+from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.models import MemoryStore, Principal
+from core.service import MemoryService
+
+MAX_KEY_CHARS = 200
+DEFAULT_STORE = "default"
+
+
+class Callers:
+    """MemoryService objects for API keys. Every transaction of such a service presents its key
+    to PostgreSQL again (revocation applies to the next request at once); what is kept here a
+    few seconds is only which tenant a key named, to build the object without a round trip."""
+
+    def __init__(self, db: Database, ttl_s: float = 30.0, size: int = 1024):
+        self.db = db
+        self.ttl_s = ttl_s
+        self.size = size
+        self._seen: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def service(self, key: str | None, interface: str = "api", *, fresh: bool = False) -> MemoryService:
+        """The service of `key`; `fresh` asks PostgreSQL now even if the key was seen lately (for
+        a check that is all a request does: the MCP endpoint's authentication)."""
+        if not key:
+            raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
+        if len(key) > MAX_KEY_CHARS:
+            raise Unauthenticated("invalid API key")
+        now = time.monotonic()
+        with self._lock:
+            seen = self._seen.get(key)
+        if fresh or seen is None or now - seen[0] > self.ttl_s:
+            principal = MemoryService.for_key(self.db, key).principal
+            assert principal is not None
+            seen = (now, principal)
+            with self._lock:
+                self._seen[key] = seen
+                self._seen.move_to_end(key)
+                while len(self._seen) > self.size:
+                    self._seen.popitem(last=False)
+        svc = MemoryService(self.db, seen[1].tenant_id, actor=f"key {seen[1].key_id}", key=key, interface=interface)
+        svc.principal = seen[1]
+        return svc
+
+
+def resolve_store(
+    svc: MemoryService, user: str | None, store: str | None, *, create: bool, embedding_model: str | None = None
+) -> MemoryStore:
+    """The store a request means. A key bound to a store or user fixes it (naming another is
+    refused); otherwise `store` is a store id, or a name (`default` when absent) of `user`'s
+    stores. With `create`, a missing user and store are made (the first write creates them, as
+    the original getOrCreateStore did), a new store with `embedding_model` (else the default)."""
+    principal = svc.principal
+    assert principal is not None
+    if principal.store_id is not None:
+        bound = svc.get_store(principal.store_id)
+        if store is not None and store not in (str(bound.id), bound.store_name):
+            raise Forbidden(f"this API key is bound to store {bound.store_name!r}")
+        if user is not None and principal.user_id is not None:
+            _same_user(svc, principal.user_id, user)
+        return bound
+    store_id = validation.maybe_uuid(store) if store is not None else None
+    if store_id is not None:
+        found = svc.get_store(store_id)
+        if principal.user_id is not None and found.user_id != principal.user_id:
+            raise NotFound(f"memory store {store_id} not found in this tenant")
+        return found
+    if principal.user_id is not None:
+        owner = svc.get_user(principal.user_id)
+        if user is not None:
+            _same_user(svc, principal.user_id, user)
+    elif user is None:
+        raise InvalidInput("user: name the user (this API key is not bound to one)")
+    else:
+        owner = svc.find_user(user, create=create)
+    name = store or DEFAULT_STORE
+    if create:
+        return svc.get_or_create_store(owner.id, name, embedding_model=embedding_model)
+    found_store = svc.find_store(owner.id, validation.label(name, "store name", 100))
+    if found_store is None:
+        raise NotFound(f"user {owner.name!r} has no store {name!r}")
+    return found_store
+
+
+def _same_user(svc: MemoryService, bound: UUID, named: str) -> None:
+    user = svc.get_user(bound)
+    if named not in (str(user.id), user.name):
+        raise Forbidden(f"this API key is bound to user {user.name!r}")

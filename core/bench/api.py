@@ -1,0 +1,130 @@
+"""`memex bench --api`: the benchmark's searches over HTTP against `memex serve`, beside the same
+searches in process, one client and then several at once.
+
+The server runs as a subprocess on the benchmark cluster, connected as the application role only
+(as in production); each request carries its tenant's API key, which PostgreSQL checks in every
+transaction. Requests send the query's vector (as agents that embed themselves do), so the
+difference from the in-process figure is the API's own cost: HTTP, JSON, the key, the threadpool.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from core.bench.harness import Bench, K
+from core.bench.measures import latency
+from core.bench.report import log
+from core.bench.synth import Query
+from core.db import API_ROLE
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _server(bench: Bench, workers: int) -> Iterator[str]:
+    """`memex serve` on the benchmark cluster (application role only); its base URL."""
+    import httpx
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("MEMEX_ADMIN_DATABASE_URL", "MEMEX_DATABASE_POOLER")}
+    env["DATABASE_URL"] = bench.bdb.server.url(API_ROLE).render_as_string(hide_password=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"memex serve stopped: {process.stderr.read().decode()[-500:] if process.stderr else ''}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def _body(query: Query) -> dict[str, Any]:
+    return {
+        "embedding": query.vector.tolist(),
+        "store": str(query.store.store_id),
+        "limit": K,
+        "min_similarity": -1,
+        "mode": "vector",
+        "record_access": False,
+    }
+
+
+def measure_api(bench: Bench, queries: Sequence[Query], clients: int = 4, workers: int = 1) -> dict[str, Any]:
+    """In-process p50 of the queries, then the same over HTTP (one client), then `clients` at once."""
+    import httpx
+
+    keys = bench.api_keys()
+    inprocess = [bench.search(q)[1] for q in queries]
+    with _server(bench, workers) as base:
+
+        def client(tenant_key: str) -> httpx.Client:
+            return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30)
+
+        sessions = {tenant: client(key) for tenant, key in keys.items()}
+        for q in queries[: min(50, len(queries))]:  # warm the server: pools, code paths, caches
+            sessions[q.store.tenant_id].post("/v1/search", json=_body(q)).raise_for_status()
+        one = []
+        for q in queries:
+            t0 = time.perf_counter()
+            response = sessions[q.store.tenant_id].post("/v1/search", json=_body(q))
+            one.append((time.perf_counter() - t0) * 1000)
+            response.raise_for_status()
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def run(part: Sequence[Query]) -> None:
+            own = {tenant: client(key) for tenant, key in keys.items()}
+            mine = []
+            for q in part:
+                t0 = time.perf_counter()
+                own[q.store.tenant_id].post("/v1/search", json=_body(q)).raise_for_status()
+                mine.append((time.perf_counter() - t0) * 1000)
+            with lock:
+                latencies.extend(mine)
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(run, [queries[i::clients] for i in range(clients)]))
+        seconds = time.perf_counter() - t0
+    result = {
+        **latency(inprocess, (50, 99), prefix="api_inprocess_"),
+        **latency(one, (50, 99), prefix="api_search_"),
+        "api_workers": workers,
+        "api_concurrent_clients": clients,
+        "api_concurrent_rps": round(len(queries) / seconds, 1),
+        **latency(latencies, (50, 99), prefix="api_concurrent_"),
+    }
+    result["api_overhead_p50_ms"] = round(result["api_search_p50_ms"] - result["api_inprocess_p50_ms"], 2)
+    log(
+        f"API: p50 {result['api_search_p50_ms']} ms (in process {result['api_inprocess_p50_ms']}), "
+        f"{result['api_concurrent_rps']} requests/s with {clients} clients"
+    )
+    return result

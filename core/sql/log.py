@@ -1,0 +1,131 @@
+"""The retrieval log (migration 009): what each search asked and got."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Row, text
+
+from core.models import Retrieval
+
+COLUMNS = "id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model, results, near_misses, result_count, latency_ms"
+
+
+def _entry(row: Row[Any]) -> Retrieval:
+    return Retrieval(**row._mapping)
+
+
+def insert(conn: Connection, tenant_id: UUID, entry: Retrieval) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
+            " results, near_misses, result_count, latency_ms) VALUES (:t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
+            " :key_id, :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
+            " CAST(:near AS jsonb), :count, :latency)"
+        ),
+        {
+            "t": tenant_id,
+            "id": entry.id,
+            "store": entry.store_id,
+            "at": entry.at,
+            "interface": entry.interface,
+            "key_id": entry.key_id,
+            "key_name": entry.key_name,
+            "actor": entry.actor,
+            "query": entry.query,
+            "mode": entry.mode,
+            "params": json.dumps(entry.params),
+            "model": entry.model,
+            "results": json.dumps(entry.results),
+            "near": json.dumps(entry.near_misses),
+            "count": entry.result_count,
+            "latency": entry.latency_ms,
+        },
+    )
+
+
+def get(conn: Connection, entry_id: UUID) -> Retrieval | None:
+    row = conn.execute(text(f"SELECT {COLUMNS} FROM retrieval_log WHERE id = :id"), {"id": entry_id}).one_or_none()
+    return _entry(row) if row else None
+
+
+def tenant_of(conn: Connection, entry_id: UUID) -> UUID | None:
+    """On the owner connection: the tenant an entry belongs to (`memex log show ID`)."""
+    return conn.scalar(text("SELECT tenant_id FROM retrieval_log WHERE id = :id"), {"id": entry_id})
+
+
+def entries(
+    conn: Connection,
+    store_id: UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+    contains: str | None,
+    empty: bool | None,
+    memory_id: UUID | None,
+    limit: int,
+    offset: int,
+    user_id: UUID | None = None,
+) -> tuple[list[Retrieval], int]:
+    """Entries newest first matching every filter given, and how many match."""
+    where, params = ["TRUE"], {}
+    for condition, name, value in (
+        ("store_id = :store", "store", store_id),
+        ("store_id IN (SELECT s.id FROM memory_stores s WHERE s.user_id = :user)", "user", user_id),
+        ("at >= :since", "since", since),
+        ("at < :until", "until", until),
+        (
+            "query ILIKE :contains",
+            "contains",
+            None if contains is None else "%" + contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
+        ),
+        ("results @> CAST(:mention AS jsonb)", "mention", None if memory_id is None else json.dumps([{"id": str(memory_id)}])),
+    ):
+        if value is not None:
+            where.append(condition)
+            params[name] = value
+    if empty is not None:
+        where.append("result_count = 0" if empty else "result_count > 0")
+    condition = " AND ".join(where)
+    total = conn.scalar(text(f"SELECT count(*) FROM retrieval_log WHERE {condition}"), params)
+    rows = conn.execute(
+        text(f"SELECT {COLUMNS} FROM retrieval_log WHERE {condition} ORDER BY at DESC, id LIMIT :limit OFFSET :offset"),
+        {**params, "limit": limit, "offset": offset},
+    )
+    return [_entry(r) for r in rows], int(total or 0)
+
+
+def prune(conn: Connection, store_id: UUID | None) -> int:
+    """Apply each store's retention (days, entries): what it removed."""
+    where = " AND s.id = :store" if store_id else ""
+    old = conn.execute(
+        text(
+            "DELETE FROM retrieval_log l USING memory_stores s WHERE s.tenant_id = l.tenant_id AND s.id = l.store_id"
+            f" AND s.log_retention_days IS NOT NULL AND l.at < now() - make_interval(days => s.log_retention_days){where}"
+        ),
+        {"store": store_id},
+    ).rowcount
+    surplus = conn.execute(
+        text(
+            "DELETE FROM retrieval_log l USING (SELECT r.id FROM (SELECT l2.id, s.log_retention_entries AS keep,"
+            " row_number() OVER (PARTITION BY l2.store_id ORDER BY l2.at DESC, l2.id) AS n"
+            " FROM retrieval_log l2 JOIN memory_stores s ON s.tenant_id = l2.tenant_id AND s.id = l2.store_id"
+            f" WHERE s.log_retention_entries IS NOT NULL{where}) r WHERE r.n > r.keep) x WHERE l.id = x.id"
+        ),
+        {"store": store_id},
+    ).rowcount
+    return int(old) + int(surplus)
+
+
+def set_retention(conn: Connection, store_id: UUID, days: int | None, entries: int | None) -> None:
+    conn.execute(
+        text("UPDATE memory_stores SET log_retention_days = :days, log_retention_entries = :entries WHERE id = :id"),
+        {"days": days, "entries": entries, "id": store_id},
+    )
+
+
+def retention(conn: Connection, store_id: UUID) -> tuple[int | None, int | None]:
+    row = conn.execute(text("SELECT log_retention_days, log_retention_entries FROM memory_stores WHERE id = :id"), {"id": store_id}).one()
+    return row[0], row[1]

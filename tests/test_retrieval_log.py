@@ -1,0 +1,174 @@
+"""The retrieval log: every search through the service on record with its settings, results,
+near misses and latency, unless the caller opts out; per-tenant; retention; replay explaining
+each kind of difference; and the CLI over it."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+from sqlalchemy import text
+
+from core import NewMemory, NotFound
+from core.cli import main
+from core.evaluation import EvalCase, ModeConfig
+from core.retrieval import ARCHIVED, CHANGED, DELETED, EXPIRED, MERGED, MODEL, NEW
+from core.search import SearchParams
+
+
+@pytest.fixture
+def planted(svc, store):
+    return svc.add_memories(
+        store.id, [NewMemory(c) for c in ("alpha beta gamma", "alpha beta delta", "alpha beta", "alpha", "unrelated words entirely")]
+    )
+
+
+def latest(svc, store):
+    return svc.retrievals(store.id, limit=1).entries[0]
+
+
+def test_a_search_is_logged_with_its_settings_results_near_misses_and_latency(svc, store, planted) -> None:
+    results = svc.search_memories(store.id, "alpha beta gamma", limit=2, min_similarity=0.3)
+    entry = latest(svc, store)
+    assert (entry.query, entry.mode, entry.interface, entry.actor, entry.result_count) == (
+        "alpha beta gamma",
+        "vector",
+        "python",
+        "python",
+        2,
+    )
+    assert SearchParams.from_dict(entry.params) == SearchParams(limit=2, min_similarity=0.3).checked()
+    assert [(r["id"], r["rank"]) for r in entry.results] == [(str(r.memory.id), n) for n, r in enumerate(results, start=1)]
+    assert entry.results[0]["score"] == pytest.approx(results[0].score)
+    assert entry.model == "test-hashing/384" and entry.latency_ms > 0
+    reasons = [m["reason"] for m in entry.near_misses]
+    assert reasons[0] == "ranked 3rd; the limit is 2"  # what the limit cut
+    assert any(r.startswith("similarity") and "below the threshold 0.30" in r for r in reasons)  # what the threshold cut
+
+
+def test_every_mode_logs_and_a_caller_can_opt_out(svc, store, planted) -> None:
+    for mode in ("vector", "text", "hybrid", "weighted"):
+        svc.search_memories(store.id, "alpha beta", mode=mode, min_similarity=0.1)
+    assert [e.mode for e in svc.retrievals(store.id).entries] == ["weighted", "hybrid", "text", "vector"]
+    svc.search_memories(store.id, "alpha", log=False)
+    svc.explain_search(store.id, "alpha", SearchParams())  # the debugger's inspection
+    svc.evaluate(store.id, [EvalCase("alpha", (planted[3].id,))], [ModeConfig("v")])
+    assert svc.retrievals(store.id).total == 4
+
+
+def test_an_empty_answer_is_logged_and_can_be_filtered(svc, store, planted) -> None:
+    svc.search_memories(store.id, "zzz nothing like it", min_similarity=0.99)
+    svc.search_memories(store.id, "alpha", min_similarity=0.1)
+    assert [e.query for e in svc.retrievals(store.id, empty=True).entries] == ["zzz nothing like it"]
+    assert [e.query for e in svc.retrievals(store.id, contains="ALPH").entries] == ["alpha"]
+    assert svc.retrievals(store.id, memory_id=planted[3].id).total == 1
+    counted = svc.memory_retrievals(planted[3].id)
+    assert counted.count == 1 and counted.last.query == "alpha"
+
+
+def test_another_tenants_log_is_invisible(svc, store, planted, other) -> None:
+    svc.search_memories(store.id, "alpha", min_similarity=0.1)
+    other_svc, _ = other
+    assert other_svc.retrievals().total == 0
+    with pytest.raises(NotFound):
+        other_svc.retrieval(latest(svc, store).id)
+    with other_svc.transaction() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM retrieval_log")) == 0
+
+
+def test_retention_by_days_and_by_entries(svc, store, planted) -> None:
+    for n in range(5):
+        svc.search_memories(store.id, f"alpha {n}", min_similarity=0.1)
+    with svc.transaction() as conn:  # two entries from long ago
+        conn.execute(text("UPDATE retrieval_log SET at = now() - interval '100 days' WHERE query IN ('alpha 0', 'alpha 1')"))
+    assert svc.log_retention(store.id) == (90, None)
+    assert svc.prune_log(store.id) == 2
+    svc.set_log_retention(store.id, days=None, entries=2)
+    assert svc.prune_log(store.id) == 1
+    assert [e.query for e in svc.retrievals(store.id).entries] == ["alpha 4", "alpha 3"]
+
+
+def test_replay_explains_each_kind_of_difference(svc, store, user) -> None:
+    kept, edited, archived, expired, deleted, merged, survivor = svc.add_memories(
+        store.id,
+        [
+            NewMemory(c)
+            for c in ("tea green tea", "tea black tea", "tea oolong tea", "tea white tea", "tea herbal tea", "tea mint tea", "coffee")
+        ],
+    )
+    svc.search_memories(store.id, "tea", limit=6, min_similarity=0.05)
+    entry = latest(svc, store)
+    fresh = svc.add_memory(store.id, "tea tea tea")
+    svc.update_memory(edited.id, content="coffee black coffee")
+    svc.set_archived([archived.id])
+    svc.expire_memories([expired.id])
+    svc.delete_memory(deleted.id)
+    svc.merge_memories(survivor.id, [merged.id])
+    replay = svc.replay(entry.id)
+    kinds = {d.memory_id: d.kind for d in replay.differences}
+    assert kinds[fresh.id] == NEW
+    assert kinds[edited.id] == CHANGED
+    assert next(d for d in replay.differences if d.memory_id == edited.id).changes["content"] == ["tea black tea", "coffee black coffee"]
+    assert (kinds[archived.id], kinds[expired.id], kinds[deleted.id], kinds[merged.id]) == (ARCHIVED, EXPIRED, DELETED, MERGED)
+    assert kept.id not in kinds or kinds[kept.id] != DELETED
+    assert not replay.model_changed
+    assert len(svc.retrievals(store.id).entries) == 1  # the replay itself is not logged
+
+
+def test_replay_says_when_the_model_changed(svc, store) -> None:
+    svc.add_memory(store.id, "alpha beta")
+    svc.search_memories(store.id, "alpha", min_similarity=-1)
+    entry = latest(svc, store)
+    svc.set_store_model(store.id, "all-MiniLM-L6-v2", reembed=True)
+    replay = svc.replay(entry.id)
+    assert replay.model_changed and replay.differences[0].kind == MODEL
+    assert "was test-hashing/384, it is all-MiniLM-L6-v2/384" in replay.differences[0].reason
+
+
+def test_the_cli_lists_shows_and_replays_the_log_and_shows_and_restores_history(capsys, svc, store, user, tenant, planted) -> None:
+    svc.search_memories(store.id, "alpha beta", min_similarity=0.2)
+    assert main(["log", "list", "--tenant", tenant.name, "--user", user.name, "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert {"id", "query", "at", "latency_ms", "results"} <= set(listed)
+    assert set(listed["results"][0]) == {"id", "rank", "score"}
+    assert main(["log", "show", listed["id"], "--json"]) == 0  # no tenant needed: the entry names it
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["query"] == "alpha beta" and shown["params"]["min_similarity"] == 0.2
+    svc.delete_memory(UUID(listed["results"][0]["id"]))
+    assert main(["log", "replay", listed["id"], "--json"]) == 0
+    replayed = json.loads(capsys.readouterr().out)
+    assert replayed["differences"][0]["kind"] == DELETED
+    assert main(["history", listed["results"][0]["id"], "--tenant", tenant.name, "--json"]) == 0
+    assert [e["event"] for e in json.loads(capsys.readouterr().out)] == ["created", "deleted"]
+    assert main(["restore", listed["results"][0]["id"], "--tenant", tenant.name]) == 0
+    capsys.readouterr()
+    assert svc.get_memory(UUID(listed["results"][0]["id"]))
+    assert main(["history", listed["results"][0]["id"], "--tenant", tenant.name, "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert {"event", "at", "actor"} <= set(history[-1]) and (history[-1]["event"], history[-1]["actor"]) == ("restored", "cli")
+
+
+def test_log_entries_of_the_past_keep_their_time(svc, store, planted) -> None:
+    from core.retrieval import entry
+
+    results = svc.search_memories(store.id, "alpha", min_similarity=0.1, log=False)
+    when = datetime.now(UTC) - timedelta(days=3)
+    svc.record_retrieval(
+        entry(
+            store=store,
+            query="alpha",
+            params=SearchParams(min_similarity=0.1),
+            results=results,
+            missed=[],
+            interface="api",
+            actor="support agent",
+            key_id=None,
+            key_name="support agent",
+            latency_ms=12.5,
+            at=when,
+        )
+    )
+    logged = latest(svc, store)
+    assert (logged.at, logged.interface, logged.latency_ms) == (when, "api", 12.5)
