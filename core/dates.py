@@ -32,7 +32,9 @@ _PATTERNS = (
     re.compile(rf"\b{_DAY}\s+(?:of\s+)?({_MON})\b\.?,?(?:\s*{_YEAR})?", re.I),  # 7 May 2023, 7th of May
     re.compile(rf"\b({_MON})\.?\s+{_DAY}\b,?(?:\s*{_YEAR})?", re.I),  # May 7, 2023, May 7th
     re.compile(r"\b((?:19|20)\d\d)-(\d\d)-(\d\d)\b"),  # 2023-05-07
-    re.compile(rf"(?:\b(in|during|since|until|till|by|of|this|last|next|early|late|mid|mid-)\s+)?\b({_MON})\b(?:\s+(?:of\s+)?{_YEAR})?", re.I),
+    re.compile(
+        rf"(?:\b(in|during|since|until|till|by|of|this|last|next|early|late|mid|mid-)\s+)?\b({_MON})\b(?:\s+(?:of\s+)?{_YEAR})?", re.I
+    ),
 )
 
 

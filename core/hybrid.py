@@ -5,11 +5,9 @@ debugger always shows what search did.
 
 For one query (settings: core.ranking.Fusion, core.bm25.Bm25):
 
-1. Vector side: the nearest memories at or above the threshold (`SearchParams.vector_fetch` of
-   them), each scored v = (1 - c) cos + c cos_ctx, cos_ctx being the similarity to the memory's
-   context embedding (itself when it has none); the `depth` best by v are candidates.
+1. Vector side: the `depth` nearest memories at or above the threshold (cosine similarity v).
 2. Text side: the `depth` best BM25 scores among memories holding a driving query term (core.bm25),
-   ties to the newest.
+   ties by id.
 3. Fusion, over the candidates C: s = w z(v) + (1 - w) z(bm25), z-scores with the candidates' mean
    and population standard deviation (1 when 0); memories outside C are scored with the same ones.
 4. Neighbour lift: a memory within `neighbour_window` turns of a candidate of its session (same
@@ -25,17 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 from uuid import UUID
 
 import numpy as np
 
 from core.dates import Named, named_on
 from core.models import Memory
-from core.ranking import Fusion
 from core.search import Candidate, Hit, SearchParams, diversify
 
 VECTOR, TEXT, BOTH, NEIGHBOUR = "vector", "text", "vector+text", "neighbour"
 TIE = 1e-7
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,6 @@ class Signals:
 
     memory: Memory
     similarity: float  # cosine to the query
-    context_similarity: float | None  # cosine to its context embedding; None when it has none
     bm25: float  # 0 when it holds no query term
     terms: Mapping[str, float]  # the query lexemes it holds, each with its share of bm25
     session_prev: UUID | None
@@ -54,10 +52,6 @@ class Signals:
     @property
     def id(self) -> UUID:
         return self.memory.id
-
-    def vector_score(self, fusion: Fusion) -> float:
-        context = self.similarity if self.context_similarity is None else self.context_similarity
-        return (1 - fusion.context_weight) * self.similarity + fusion.context_weight * context
 
 
 @dataclass(frozen=True)
@@ -90,17 +84,19 @@ class Pool:
         return {n for a in self.around.values() for n in (*a.before[:window], *a.after[:window])}
 
 
-def around_all(signals: Mapping[UUID, Signals], ids: Iterable[UUID], window: int) -> dict[UUID, Around]:
-    """The conversation of these memories from the signals of every memory of their store (the
-    debugger's scan): session links followed both ways, as core.sql.hybrid.around reads them."""
-    following = {s.session_prev: s.id for s in signals.values() if s.session_prev is not None}
-    first: dict[UUID, UUID] = {}
+def around_all(links: Mapping[K, K], ids: Iterable[K], window: int) -> dict[K, tuple[K, bool, tuple[K, ...], tuple[K, ...]]]:
+    """The conversation of these memories from the session links (each memory's session_prev;
+    absent for the first of a session) of every memory of their store, the debugger's scan:
+    (session start, whether the session holds another memory, before, after), as
+    core.sql.hybrid.around reads them."""
+    following = {prev: i for i, prev in links.items()}
+    first: dict[K, K] = {}
 
-    def start(i: UUID) -> UUID:
+    def start(i: K) -> K:
         path = []
-        while i not in first and signals[i].session_prev is not None:
+        while i not in first and i in links:
             path.append(i)
-            i = signals[i].session_prev  # type: ignore[assignment]
+            i = links[i]
         root = first.get(i, i)
         for p in (*path, i):
             first[p] = root
@@ -108,32 +104,25 @@ def around_all(signals: Mapping[UUID, Signals], ids: Iterable[UUID], window: int
 
     out = {}
     for i in ids:
-        before: list[UUID] = []
-        link = signals[i].session_prev
+        before: list[K] = []
+        link = links.get(i)
         while link is not None and len(before) < window:
             before.append(link)
-            link = signals[link].session_prev
-        after: list[UUID] = []
+            link = links.get(link)
+        after: list[K] = []
         nxt = following.get(i)
         while nxt is not None and len(after) < window:
             after.append(nxt)
             nxt = following.get(nxt)
-        shared = signals[i].session_prev is not None or i in following
-        out[i] = Around(start(i), shared, tuple(before), tuple(after))
+        out[i] = (start(i), i in links or i in following, tuple(before), tuple(after))
     return out
 
 
 def vector_side(nearest: Sequence[Signals], params: SearchParams) -> list[UUID]:
-    """The vector candidates from the nearest memories (nearest first): those at or above the
-    threshold, the `pool` best by vector score (a stable sort: ties keep the nearer first)."""
+    """The vector candidates from the nearest memories (nearest first): the `pool` nearest at or
+    above the threshold."""
     passed = [s for s in nearest if s.allowed and s.similarity >= params.min_similarity]
-    passed.sort(key=lambda s: -s.vector_score(params.fusion))
     return [s.id for s in passed[: params.pool]]
-
-
-def text_order(rows: Iterable[Signals]) -> list[Signals]:
-    """BM25 best first; ties to the newest, then the greater id (as core.sql.text orders them)."""
-    return sorted(rows, key=lambda s: (s.bm25, s.memory.created_at, s.memory.id), reverse=True)
 
 
 def _z(values: np.ndarray) -> tuple[float, float]:
@@ -152,11 +141,11 @@ def rank(pool: Pool, params: SearchParams, dates: Sequence[Named]) -> list[Candi
         return []
     in_vector = {i: n for n, i in enumerate(pool.vector, start=1)}
     in_text = {i: n for n, i in enumerate(pool.text, start=1)}
-    v_mean, v_sd = _z(np.array([signals[i].vector_score(fusion) for i in candidates]))
+    v_mean, v_sd = _z(np.array([signals[i].similarity for i in candidates]))
     t_mean, t_sd = _z(np.array([signals[i].bm25 for i in candidates]))
 
     def fused(s: Signals) -> float:
-        return fusion.vector_weight * (s.vector_score(fusion) - v_mean) / v_sd + (1 - fusion.vector_weight) * (s.bm25 - t_mean) / t_sd
+        return fusion.vector_weight * (s.similarity - v_mean) / v_sd + (1 - fusion.vector_weight) * (s.bm25 - t_mean) / t_sd
 
     base = {i: fused(signals[i]) for i in candidates}
     members = list(candidates)
@@ -190,7 +179,6 @@ def rank(pool: Pool, params: SearchParams, dates: Sequence[Named]) -> list[Candi
     out: list[Candidate] = []
     for m in members:
         s = signals[m]
-        v = s.vector_score(fusion)
         bonus = fusion.session_bonus * best_of.get(session[m], 0.0) if fusion.session_bonus > 0 and session.get(m) in shared else 0.0
         date = named_on(dates, s.memory.created_at) if fusion.date_boost > 0 and dates else None
         boost = fusion.date_boost if date is not None else 0.0
@@ -204,8 +192,6 @@ def rank(pool: Pool, params: SearchParams, dates: Sequence[Named]) -> list[Candi
                 text_position=in_text.get(m),
                 fused=base[m],
                 score=lifted[m] + bonus + boost,
-                context_similarity=s.context_similarity,
-                vector_score=v,
                 lift=gain if fusion.neighbour_lift > 0 else None,
                 lifted_by=by if gain > 0 else None,
                 session_bonus=bonus if fusion.session_bonus > 0 else None,
@@ -214,5 +200,5 @@ def rank(pool: Pool, params: SearchParams, dates: Sequence[Named]) -> list[Candi
                 origin=origin,
             )
         )
-    out.sort(key=lambda c: (-(c.score + TIE * (c.vector_score or 0.0)), c.id))
+    out.sort(key=lambda c: (-(c.score + TIE * c.similarity), c.id))
     return diversify(out, params)

@@ -118,7 +118,7 @@ class ScoreBreakdown:
     """Why a result ranked where it did. Terms that a search mode does not use stay None.
 
     Hybrid (core.hybrid): final = fused + lift + session_bonus + date_boost, where fused combines
-    the vector score (the similarity mixed with context_similarity) and text_rank (BM25: the sum of
+    the similarity and text_rank (BM25: the sum of
     `terms`, each matched query lexeme's share); `lifted_by` is the neighbouring candidate that lent
     the lift; `origin` says which side made it a candidate (vector, text, both, or neighbour)."""
 
@@ -133,8 +133,6 @@ class ScoreBreakdown:
     mmr: float | None = None
     final: float = 0.0
     terms: dict[str, float] | None = None
-    context_similarity: float | None = None
-    vector_score: float | None = None
     lift: float | None = None
     lifted_by: str | None = None
     session_bonus: float | None = None

@@ -42,10 +42,8 @@ class Fusion:
     """The hybrid mode's settings (core.hybrid; docs/RETRIEVAL.md measures each, chosen on one half of
     the LoCoMo dev cases and confirmed on the other).
 
-    - vector_weight: the fused score is w z(vector score) + (1 - w) z(BM25), z-scores over the
+    - vector_weight: the fused score is w z(cosine similarity) + (1 - w) z(BM25), z-scores over the
       candidates (the `depth` best of each side).
-    - context_weight: the vector score is (1 - c) cos(query, memory) + c cos(query, memory embedded
-      after the one before it in its session); memories without a context vector use their own.
     - neighbour_lift: a memory within `neighbour_window` turns of a candidate of its session moves
       this share of the way up to that candidate's score (and joins the pool if it was not in it).
     - session_bonus: every memory gains this share of the best candidate score of its session
@@ -56,14 +54,13 @@ class Fusion:
 
     vector_weight: float = 0.6
     depth: int = 50
-    context_weight: float = 0.5
     neighbour_lift: float = 0.4
     neighbour_window: int = 2
     session_bonus: float = 0.3
     date_boost: float = 1.5
 
     def __post_init__(self) -> None:
-        for name in ("vector_weight", "context_weight", "neighbour_lift"):
+        for name in ("vector_weight", "neighbour_lift"):
             value = getattr(self, name)
             if not np.isfinite(value) or not 0 <= value <= 1:
                 raise InvalidInput(f"fusion {name} must be between 0 and 1, not {value}")

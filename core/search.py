@@ -27,9 +27,13 @@ from core.errors import InvalidInput
 from core.models import Memory, ScoreBreakdown, SearchResult
 from core.ranking import MODES, Fusion, Weights, maximal_marginal_relevance, recency, weighted_scores
 from core.status import ARCHIVED, EXPIRED, LIVE
+from core.supersede import KEEP, POLICIES
 
 # How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
 CANDIDATE_POOL = 50
+# Stores of up to this many memories are searched exactly; only the rows of bigger ones are in the
+# HNSW graphs (migration 010: a row's `indexed` flag, set by MemoryService.index_pending).
+EXACT_MAX_ROWS = 7_500
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class SearchTuning:
       memories found otherwise (docs/BENCHMARKS.md measures the cost).
     """
 
-    exact_max_rows: int = 7_500
+    exact_max_rows: int = EXACT_MAX_ROWS
     ef_search: int = 64
     iterative_scan: str = "relaxed_order"
     bitmap_min_rows: int = 2_000
@@ -92,6 +96,7 @@ class SearchParams:
     weights: Weights = field(default_factory=Weights)
     mmr_lambda: float | None = None
     tuning: SearchTuning = field(default_factory=SearchTuning)
+    superseded: str = KEEP  # what to do with memories a newer one updates or contradicts (core.supersede)
     fusion: Fusion = field(default_factory=Fusion)
     bm25: Bm25 = field(default_factory=Bm25)
 
@@ -100,6 +105,8 @@ class SearchParams:
             raise InvalidInput(f"unknown search mode {str(self.mode)[:40]!r}; choose one of {', '.join(MODES)}")
         if self.mmr_lambda is not None and not 0 <= validation.similarity(self.mmr_lambda, "mmr_lambda") <= 1:
             raise InvalidInput(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
+        if self.superseded not in POLICIES:
+            raise InvalidInput(f"superseded must be one of {', '.join(POLICIES)}, not {str(self.superseded)[:40]!r}")
         return SearchParams(
             limit=validation.limit(self.limit),
             min_similarity=validation.similarity(self.min_similarity),
@@ -108,6 +115,7 @@ class SearchParams:
             weights=self.weights,
             mmr_lambda=self.mmr_lambda,
             tuning=self.tuning,
+            superseded=self.superseded,
             fusion=self.fusion,
             bm25=self.bm25,
         )
@@ -116,17 +124,11 @@ class SearchParams:
     def pool(self) -> int:
         """Candidates fetched per side: the limit itself for plain vector search; for hybrid, the
         fusion's depth (the limit when larger)."""
-        if self.mode == "vector" and self.mmr_lambda is None:
+        if self.mode == "vector" and self.mmr_lambda is None and self.superseded == KEEP:
             return self.limit
         if self.mode == "hybrid":
             return max(self.fusion.depth, self.limit)
         return max(CANDIDATE_POOL, 4 * self.limit)
-
-    @property
-    def vector_fetch(self) -> int:
-        """Nearest memories the hybrid vector side reads: their context vectors are scored, and the
-        `pool` best by the mixed score are its candidates (4x: measured as good as every memory)."""
-        return 4 * self.pool
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting, as JSON (the retrieval log keeps it; from_dict reads it back)."""
@@ -148,6 +150,7 @@ class SearchParams:
             weights=Weights(**data["weights"]) if data.get("weights") else Weights(),
             mmr_lambda=data.get("mmr_lambda"),
             tuning=SearchTuning(**data["tuning"]) if data.get("tuning") else SearchTuning(),
+            superseded=data.get("superseded", KEEP),
             fusion=Fusion(**data["fusion"]) if data.get("fusion") else Fusion(),
             bm25=Bm25(**data["bm25"]) if data.get("bm25") else Bm25(),
         )
@@ -172,17 +175,44 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Scanned:
-    """One memory of a store, scored for one query the way every search side scores it."""
+class Scan:
+    """Every memory of a store scored for one query the way every search side scores it, as
+    arrays, one entry per memory (the retrieval debugger reads tens of thousands: no object each).
+    `keys` holds the ids' 16 bytes, `distance` the cosine distance (similarity = 1 - distance),
+    `text_rank` its BM25 (0 where it holds no query term), `text_match` whether it holds a term
+    that drives the text side's lookup (core.bm25), `allowed` whether the search's filters
+    (status, type, source) let it through, `links` the 16 bytes of its session_prev (zeros
+    where it starts a session)."""
 
-    memory: Memory
-    similarity: float
-    distance: float
-    text_match: bool
-    text_rank: float  # 0 when the memory does not match the query's words
-    expired: bool
-    allowed: bool  # the search's filters (status, type, source) let it through
-    embedding: np.ndarray | None
+    keys: np.ndarray  # (n, 16) uint8
+    distance: np.ndarray
+    text_match: np.ndarray
+    text_rank: np.ndarray
+    expired: np.ndarray
+    archived: np.ndarray
+    allowed: np.ndarray
+    links: np.ndarray  # (n, 16) uint8
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def similarity(self) -> np.ndarray:
+        return 1.0 - self.distance
+
+    def id(self, i: int) -> UUID:
+        return UUID(bytes=self.keys[i].tobytes())
+
+    def sort_key(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids as two big-endian integers (low, high): sorted by them, ids sort as PostgreSQL
+        and Python sort UUIDs."""
+        halves = np.ascontiguousarray(self.keys).view(">u8").reshape(len(self), 2)
+        return halves[:, 1], halves[:, 0]
+
+    def positions(self) -> dict[bytes, int]:
+        """Each id's 16 bytes to its position."""
+        blob = np.ascontiguousarray(self.keys).tobytes()
+        return {blob[16 * i : 16 * i + 16]: i for i in range(len(self))}
 
 
 @dataclass
@@ -196,8 +226,6 @@ class Candidate:
     score: float = 0.0
     mmr: float | None = None
     # hybrid (core.hybrid): how the score was made
-    context_similarity: float | None = None
-    vector_score: float | None = None
     lift: float | None = None
     lifted_by: UUID | None = None
     session_bonus: float | None = None
@@ -282,8 +310,6 @@ def to_result(c: Candidate, params: SearchParams) -> SearchResult:
             mmr=c.mmr,
             final=c.score,
             terms=c.hit.terms if c.text_rank else None,
-            context_similarity=c.context_similarity,
-            vector_score=c.vector_score,
             lift=c.lift,
             lifted_by=str(c.lifted_by) if c.lifted_by else None,
             session_bonus=c.session_bonus,

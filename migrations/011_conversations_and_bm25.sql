@@ -1,5 +1,5 @@
--- 011: retrieval for conversations (issue 14): sessions, a context embedding per memory, and the
--- per-store document frequencies BM25 needs.
+-- 011: retrieval for conversations (issue 14): sessions, and the per-store document frequencies
+-- BM25 needs.
 --
 -- docs/RETRIEVAL.md measures what each part buys on LoCoMo and on the labelled set.
 --
@@ -11,12 +11,7 @@
 --    session. The database keeps it on every path (insert, COPY, upsert, delete, a change of
 --    source or created_at, raw SQL): a BEFORE INSERT trigger finds the predecessor of an appended
 --    row, and statement-level triggers re-check the written positions and their successors.
--- 2. Context embedding. `context_embedding` is the memory embedded together with the one before it
---    in its session ("previous\ncontent"); NULL for the first of a session, and NULL while it is
---    to be computed (the service embeds it after a write, outside the transaction, as it embeds
---    content). Triggers clear it whenever it goes stale: a new predecessor, new content (its own
---    or its predecessor's), a new embedding model. Search then uses the memory's own embedding.
--- 3. Document frequencies. memory_lexemes(store, lexeme, df): in how many memories of the store a
+-- 2. Document frequencies. memory_lexemes(store, lexeme, df): in how many memories of the store a
 --    lexeme of to_tsvector('english', content) occurs, kept exact by triggers like total_memories.
 --    The row of the empty lexeme holds the sum of every memory's number of distinct lexemes (BM25's
 --    average length). A search knows each query term's rarity before it reads a single posting, so
@@ -24,18 +19,7 @@
 
 -- Columns ----------------------------------------------------------------------------------------
 
-ALTER TABLE memories
-    ADD COLUMN session_prev uuid,
-    ADD COLUMN context_embedding vector,
-    ADD CONSTRAINT memories_context_dim CHECK (context_embedding IS NULL OR vector_dims(context_embedding) = embedding_dim);
--- Where each vector lives. Rows above ~2 kB are toasted, biggest out-of-line attribute first: with
--- both vectors EXTERNAL (pgvector's default) the memory's own embedding would go out of line and
--- every exact scan would fetch it from TOAST. MAIN keeps the embedding in the row (moved out only if
--- nothing else is left to move: 1536-d vectors, as before); the context vector, read only for a
--- search's candidates, goes out of line. Rows keep their size, so vector search is unchanged.
-ALTER TABLE memories ALTER COLUMN embedding SET STORAGE MAIN;
-ALTER TABLE memories ALTER COLUMN context_embedding SET STORAGE EXTERNAL;
-
+ALTER TABLE memories ADD COLUMN session_prev uuid;
 
 -- The rule -----------------------------------------------------------------------------------------
 
@@ -51,8 +35,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Re-check session_prev at the given positions: the memory now at each position (if any) and the
--- memory right after it. Rows whose predecessor changed take the new one and lose their context
--- vector. Rows are locked in id order, as every multi-row write of memex locks them.
+-- memory right after it. Rows whose predecessor changed take the new one. Rows are locked in id order, as every multi-row write of memex locks them.
 CREATE FUNCTION memex_sessions_refresh(tenants uuid[], stores uuid[], srcs text[], ats timestamptz[], ids uuid[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -74,7 +57,7 @@ BEGIN
         SELECT m.tenant_id, m.id FROM memories m JOIN wanted w ON w.tenant_id = m.tenant_id AND w.id = m.id
         WHERE m.session_prev IS DISTINCT FROM w.prev ORDER BY m.id FOR UPDATE OF m
     )
-    UPDATE memories m SET session_prev = w.prev, context_embedding = NULL
+    UPDATE memories m SET session_prev = w.prev
     FROM wanted w JOIN stale USING (tenant_id, id) WHERE m.tenant_id = w.tenant_id AND m.id = w.id;
     GET DIAGNOSTICS changed = ROW_COUNT;
     RETURN changed;
@@ -83,15 +66,12 @@ $$;
 
 -- Triggers: sessions ---------------------------------------------------------------------------------
 
--- An appended memory finds its predecessor before it is written (no second write of the row). A
--- writer that computed session_prev itself (the COPY path, whose rows come in id order) passes it.
+-- An appended memory finds its predecessor before it is written (no second write of the row); a
+-- row written with session_prev set keeps it (the statement-level check below corrects it).
 CREATE FUNCTION memories_session_start() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.session_prev IS NULL THEN
         NEW.session_prev := memex_session_prev(NEW.store_id, coalesce(NEW.source, ''), NEW.created_at, NEW.id);
-    END IF;
-    IF NEW.session_prev IS NULL THEN
-        NEW.context_embedding := NULL;
     END IF;
     RETURN NEW;
 END
@@ -132,36 +112,6 @@ CREATE TRIGGER memories_sessions_deleted AFTER DELETE ON memories
 CREATE TRIGGER memories_session_moved AFTER UPDATE OF source, created_at ON memories
     FOR EACH ROW WHEN (OLD.source IS DISTINCT FROM NEW.source OR OLD.created_at IS DISTINCT FROM NEW.created_at)
     EXECUTE FUNCTION memories_session_moved();
-
--- Triggers: context vectors ------------------------------------------------------------------------
-
--- New content or a new model: the context vector no longer describes the memory (unless the same
--- update sets a new one).
-CREATE FUNCTION memories_context_stale() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF (NEW.content IS DISTINCT FROM OLD.content OR NEW.embedding IS DISTINCT FROM OLD.embedding)
-       AND NEW.context_embedding IS NOT DISTINCT FROM OLD.context_embedding THEN
-        NEW.context_embedding := NULL;
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER memories_context_stale BEFORE UPDATE OF content, embedding ON memories
-    FOR EACH ROW EXECUTE FUNCTION memories_context_stale();
--- New content: the next memory of the session embedded this one's text in its context.
-CREATE FUNCTION memories_context_next_stale() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE memories m SET context_embedding = NULL
-    FROM (SELECT n.id FROM memories n
-          WHERE n.store_id = NEW.store_id AND coalesce(n.source, '') = coalesce(NEW.source, '')
-            AND (n.created_at, n.id) > (NEW.created_at, NEW.id)
-          ORDER BY n.created_at, n.id LIMIT 1) nx
-    WHERE m.id = nx.id AND m.session_prev = NEW.id AND m.context_embedding IS NOT NULL;
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER memories_context_next_stale AFTER UPDATE OF content ON memories
-    FOR EACH ROW WHEN (OLD.content IS DISTINCT FROM NEW.content) EXECUTE FUNCTION memories_context_next_stale();
 
 -- Document frequencies -------------------------------------------------------------------------------
 

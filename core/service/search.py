@@ -15,15 +15,17 @@ from sqlalchemy import Connection
 from core import hybrid, validation
 from core.dates import dates_in
 from core.errors import Conflict, InvalidInput
-from core.explain import Explanation, explain
-from core.models import MemoryStore, SearchResult
+from core.explain import DETAIL, Explanation, explain, rows_to_read
+from core.models import Memory, MemoryStore, SearchResult
 from core.ranking import Weights
 from core.retrieval import NEAR_MISSES, entry, near_misses
 from core.search import Candidate, Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
 from core.service.base import TenantBound, embed_texts
+from core.sql import bm25 as bsql
 from core.sql import hybrid as hsql
-from core.sql import log, memories, stores
+from core.sql import log, memories, relationships, stores
 from core.sql import search as sql
+from core.supersede import KEEP, settle, stale
 
 # A read that embeds checks the store's model again inside its transaction; if a re-embed
 # committed in between, the query is embedded again with the new model (at most this often).
@@ -46,10 +48,11 @@ def run_search(
     already): the top `limit` are the same either way, the rest are near misses."""
     if params.mode in ("text", "hybrid") and query is None:
         raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
-    deeper = replace(params, limit=params.limit + NEAR_MISSES)
+    keep = params.superseded == KEEP
     if params.mode == "hybrid":
         assert query is not None
-        ranked, under = hybrid_search(conn, store, query, vector, params)
+        # the whole pool in order when superseded memories are to be moved down or left out
+        ranked, under = hybrid_search(conn, store, query, vector, replace(params, limit=params.limit + NEAR_MISSES if keep else 1_000_000))
     else:
         vector_hits: list[Hit] = []
         plain_vector = params.mode == "vector" and params.mmr_lambda is None
@@ -59,11 +62,17 @@ def run_search(
         text_hits: list[Hit] = []
         if params.mode == "text":
             assert query is not None
-            found = hsql.terms(conn, store, query, params.tuning.text_budget)
-            matches = hsql.text_candidates(conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=params.needs_vectors)
+            found = bsql.terms(conn, store, query, params.tuning.text_budget)
+            matches = hsql.text_candidates(
+                conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=params.needs_vectors
+            )
             text_hits = [Hit(m.memory, m.similarity, m.bm25, m.embedding, dict(m.terms)) for m in matches]
-        ranked = rank_candidates(vector_hits, text_hits, deeper, datetime.now(UTC))
+        depth = params.limit + NEAR_MISSES if keep else len(vector_hits) + len(text_hits) + 1
+        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=depth), datetime.now(UTC))
         under = [h for h in vector_hits if h.similarity < params.min_similarity]
+    if not keep:  # superseded memories moved down or left out, then the limit
+        superseded = stale(relationships.supersession_links(conn, memory_ids=[c.id for c in ranked]))
+        ranked = settle(ranked, [c.id for c in ranked], superseded, params.superseded)[: params.limit + NEAR_MISSES]
     kept = ranked[: params.limit]
     if record_access:
         memories.count_access(conn, [c.id for c in kept])
@@ -73,11 +82,11 @@ def run_search(
 def hybrid_search(
     conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, params: SearchParams
 ) -> tuple[list[Candidate], list[Hit]]:
-    """The hybrid pool gathered from the database (core.hybrid says what it holds), ranked; and the
-    nearest memories the threshold cut."""
-    found = hsql.terms(conn, store, query, params.tuning.text_budget)
+    """The hybrid pool gathered from the database (core.hybrid says what it holds), ranked, the
+    first `params.limit` of it; and the nearest memories the threshold cut."""
+    found = bsql.terms(conn, store, query, params.tuning.text_budget)
     vectors = params.needs_vectors
-    nearest = sql.vector_candidates(conn, store, vector, params.vector_fetch, params.filters, params.tuning)
+    nearest = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning)
     near = hsql.signals(conn, store, [h.memory.id for h in nearest], vector, found, params.bm25, params.filters, vectors=vectors)
     ordered = [near[h.memory.id] for h in nearest if h.memory.id in near]
     matches = hsql.text_candidates(conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=vectors)
@@ -87,7 +96,7 @@ def hybrid_search(
         pool.around = hsql.around(conn, store, pool.candidates, params.fusion.neighbour_window)
         missing = [n for n in pool.neighbours(params.fusion.neighbour_window) if n not in pool.signals]
         pool.signals.update(hsql.signals(conn, store, missing, vector, found, params.bm25, params.filters, vectors=vectors))
-    ranked = hybrid.rank(pool, replace(params, limit=params.limit + NEAR_MISSES), dates_in(query))
+    ranked = hybrid.rank(pool, params, dates_in(query))[: params.limit]
     under = [Hit(s.memory, s.similarity) for s in ordered if s.similarity < params.min_similarity]
     return ranked, under
 
@@ -111,6 +120,7 @@ class SearchOps(TenantBound):
         mmr_lambda: float | None = None,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         tuning: SearchTuning | None = None,
+        superseded: str = KEEP,
         log: bool = True,
     ) -> list[SearchResult]:
         """The seed's searchMemories: the `limit` best live memories for the query, in `mode`
@@ -118,7 +128,9 @@ class SearchOps(TenantBound):
         their access counted unless `record_access` is False, so an analyst's inspection does
         not change the statistics it inspects. The search goes into the retrieval log unless
         `log` is False. `query_embedding` skips embedding the query (evaluation embeds many
-        queries in one batch)."""
+        queries in one batch). `superseded` keeps memories that a newer one updates or
+        contradicts where they rank ("keep"), moves them down ("demote") or leaves them out
+        ("skip"): core.supersede."""
         query = validation.query(query)
         params = SearchParams(
             limit,
@@ -128,6 +140,7 @@ class SearchOps(TenantBound):
             weights or Weights(),
             mmr_lambda,
             tuning or SearchTuning(),
+            superseded,
         ).checked()
         return self.search(store_id, query, params, record_access=record_access, query_embedding=query_embedding, log=log)
 
@@ -177,9 +190,9 @@ class SearchOps(TenantBound):
         log: bool = True,
         query: str = "",
     ) -> list[SearchResult]:
-        """Search with a query vector computed elsewhere (benchmarks, agents that embed themselves):
-        one transaction, no model in the path. Text and hybrid search also need `query`, the text
-        (which otherwise only goes into the retrieval log)."""
+        """Vector or weighted search with a query vector computed elsewhere (benchmarks, agents
+        that embed themselves): one transaction, no model in the path. `query`, when the caller
+        has the text, only goes into the retrieval log."""
         started = time.perf_counter()
         params = SearchParams(
             limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights(), tuning=tuning or SearchTuning()
@@ -188,7 +201,7 @@ class SearchOps(TenantBound):
         with self.transaction() as conn:
             store = stores.fetch(conn, store_id)
             vector = validation.embedding(embedding, store.embedding_dim)
-            run = run_search(conn, store, query or None, vector, params, record_access=record_access)
+            run = run_search(conn, store, None, vector, params, record_access=record_access)
             if log:
                 self._log(conn, store, query, params, run, started)
             return run.results
@@ -221,11 +234,13 @@ class SearchOps(TenantBound):
         *,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         now: datetime | None = None,
+        detail: int = DETAIL,
     ) -> Explanation:
         """Why search(store_id, query, params) returns what it does, for every memory of the store
         (core.explain). Read only: access statistics never change. The query is embedded once (or
         `query_embedding` is used as is): pass `explanation.vector` to search so both see the
-        same vector."""
+        same vector. The first `detail` memories of the order are read with it, any other when
+        the explanation is asked about it."""
         query = validation.query(query)
         params = params.checked()
         store = self._store(store_id)
@@ -235,9 +250,23 @@ class SearchOps(TenantBound):
             current = stores.fetch(conn, store.id)
             if (current.embedding_model, current.embedding_dim) != (store.embedding_model, store.embedding_dim):
                 raise Conflict("the store's embedding model changed meanwhile; explain the search again")
-            rows = sql.scan(conn, current, query, vector, params.filters, vectors=params.needs_vectors)
-            found = extra = None
-            if params.mode in ("text", "hybrid"):
-                found = hsql.terms(conn, current, query, params.tuning.text_budget)
-                extra = hsql.scan_extra(conn, current, vector, found, params.bm25)
-        return explain(query, params, current, vector, rows, now, extra, found)
+            found = bsql.terms(conn, current, query, params.tuning.text_budget)
+            scan = sql.scan(conn, current, vector, params.filters, found, params.bm25)
+            wanted = rows_to_read(params, scan, detail)
+            rows = sql.rows_by_id(conn, wanted, vectors=params.needs_vectors)
+            # text search ranks every text match (its breakdown lists the terms each holds)
+            matching = [scan.id(int(i)) for i in np.flatnonzero(scan.text_match)] if params.mode == "text" else wanted
+            terms = hsql.terms_of(conn, current, matching, found, params.bm25) if params.mode in ("text", "hybrid") else {}
+            superseded = stale(relationships.supersession_links(conn, store_id=current.id))
+
+            open_scope = [conn]  # the first `detail` are read in the scan's own snapshot, later ones in a scope of their own
+
+            def fetch(memory_ids: Sequence[UUID], vectors: bool) -> dict[UUID, tuple[Memory, np.ndarray | None]]:
+                if open_scope:
+                    return sql.rows_by_id(open_scope[0], memory_ids, vectors=vectors)
+                with self.transaction() as later:
+                    return sql.rows_by_id(later, memory_ids, vectors=vectors)
+
+            explanation = explain(query, params, current, vector, scan, rows, fetch, now, detail, superseded, terms)
+            open_scope.clear()
+        return explanation

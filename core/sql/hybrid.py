@@ -1,10 +1,5 @@
-"""The SQL of BM25 and of hybrid search: a query's terms with their document frequencies, the text
-side's candidates, the signals of given memories (cosine, context cosine, BM25), the conversation
-around candidates, and the same signals for every memory of a store (the retrieval debugger).
-
-BM25 is computed by one SQL fragment (`_BM25`) wherever a score is needed, so search and the
-debugger get the same floats; its terms are summed in lexeme order. Document frequencies come from
-memory_lexemes (migration 011); the weights from core.bm25.
+"""The SQL of hybrid and text search: the text side's candidates (BM25, core.sql.bm25), the signals
+of given memories (cosine, BM25, session link), and the conversation around candidates.
 """
 
 from __future__ import annotations
@@ -18,55 +13,16 @@ from uuid import UUID
 import numpy as np
 from sqlalchemy import Connection, Row, text
 
-from core.bm25 import Bm25, Terms, choose
+from core.bm25 import Bm25, Terms
 from core.hybrid import Around, Signals
 from core.models import MemoryStore
 from core.search import Filters
+from core.sql import bm25 as bsql
 from core.sql.memories import MEMORY_COLUMNS, memory_from_row
 from core.sql.search import filter_sql
 
 M_COLUMNS = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS.split(", "))
-
-_TERMS = text(
-    "SELECT q.lexeme, coalesce(l.df, 0) AS df"
-    " FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q"
-    " LEFT JOIN memory_lexemes l ON l.store_id = :s AND l.lexeme = q.lexeme"
-    " UNION ALL SELECT '', coalesce((SELECT df FROM memory_lexemes WHERE store_id = :s AND lexeme = ''), 0)"
-)
-
-# BM25 of memory `m` for the terms :lex with weights :idf (core.bm25): each matched term's share
-# idf * tf (k1 + 1) / (tf + k1 (1 - b + b len / avglen)), tf its positions, len the memory's number
-# of distinct lexemes. ts_filter(setweight(...)) keeps only the query's lexemes before unnesting.
-_BM25 = (
-    " LEFT JOIN LATERAL (SELECT sum(t.w ORDER BY t.lexeme) AS bm25, jsonb_object_agg(t.lexeme, t.w) AS terms FROM ("
-    "SELECT u.lexeme, q.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * length(m.content_tsv) / :avglen)) AS w"
-    " FROM (SELECT x.lexeme, CAST(coalesce(array_length(x.positions, 1), 1) AS float8) AS tf"
-    " FROM unnest(ts_filter(setweight(m.content_tsv, 'A', CAST(:lex AS text[])), '{a}')) x) u"
-    " JOIN unnest(CAST(:lex AS text[]), CAST(:idf AS float8[])) AS q(lexeme, idf) USING (lexeme)) t) bm ON true"
-)
-# The OR of the driving lexemes, each quoted as tsquery input wants (quotes doubled, backslashes escaped).
-_DRIVERS = (
-    "(SELECT CAST(string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ') AS tsquery)"
-    " FROM unnest(CAST(:drive AS text[])) AS l)"
-)
-
-
-def terms(conn: Connection, store: MemoryStore, query: str, budget: int) -> Terms:
-    """The query's terms in this store, their weights, and which drive the lookup (core.bm25)."""
-    rows = conn.execute(_TERMS, {"query": query, "s": store.id}).all()
-    total = next((int(r.df) for r in rows if r.lexeme == ""), 0)
-    return choose([(r.lexeme, int(r.df)) for r in rows if r.lexeme != ""], store.total_memories, total, budget)
-
-
-def _bm25_params(found: Terms, bm25: Bm25) -> dict[str, Any]:
-    return {
-        "lex": found.lexemes,
-        "idf": found.idfs,
-        "k1": bm25.k1,
-        "b": bm25.b,
-        "avglen": max(found.average_length, 1e-9),
-        "drive": found.drivers,
-    }
+_BM25 = bsql.BM25_JOIN
 
 
 def _terms(value: Any) -> dict[str, float]:
@@ -79,7 +35,6 @@ def _signals(row: Row[Any], *, vectors: bool) -> Signals:
     return Signals(
         memory=memory_from_row(row),
         similarity=float(row.similarity),
-        context_similarity=None if row.context_similarity is None else float(row.context_similarity),
         bm25=float(row.bm25 or 0.0),
         terms=_terms(row.terms),
         session_prev=row.session_prev,
@@ -90,11 +45,7 @@ def _signals(row: Row[Any], *, vectors: bool) -> Signals:
 
 def _scores(store: MemoryStore) -> str:
     dim = int(store.embedding_dim)
-    return (
-        f"1 - (m.embedding::vector({dim}) <=> :q) AS similarity,"
-        " CASE WHEN m.context_embedding IS NOT NULL THEN 1 - (m.context_embedding <=> :q) END AS context_similarity,"
-        " coalesce(bm.bm25, 0) AS bm25, bm.terms, m.session_prev"
-    )
+    return f"1 - (m.embedding::vector({dim}) <=> :q) AS similarity, coalesce(bm.bm25, 0) AS bm25, bm.terms, m.session_prev"
 
 
 def text_candidates(
@@ -109,20 +60,20 @@ def text_candidates(
     vectors: bool = False,
 ) -> list[Signals]:
     """The k best BM25 scores among the memories that pass the filters and hold a driving term;
-    ties to the newest, then the greater id."""
+    ties by id."""
     if not found.drivers:
         return []
     condition, params = filter_sql(filters)
-    params.update(_bm25_params(found, bm25), q=vector, s=store.id, k=k)
+    params.update(bsql.params(found, bm25), q=vector, s=store.id, k=k)
     embedding = ", m.embedding" if vectors else ""
     sql = text(
-        f"WITH found AS MATERIALIZED (SELECT m.id, m.created_at AS at, coalesce(bm.bm25, 0) AS bm25 FROM memories m{_BM25}"
-        f" WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)} AND m.content_tsv @@ {_DRIVERS}"
+        f"WITH found AS MATERIALIZED (SELECT m.id, coalesce(bm.bm25, 0) AS bm25 FROM memories m{_BM25}"
+        f" WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)} AND m.content_tsv @@ {bsql.DRIVERS}"
         f"{condition}"
-        f" ORDER BY 3 DESC, 2 DESC, 1 DESC LIMIT :k)"
+        f" ORDER BY 2 DESC, 1 LIMIT :k)"
         f" SELECT {M_COLUMNS}{embedding}, {_scores(store)}, true AS allowed"
         f" FROM found f JOIN memories m ON m.store_id = :s AND m.id = f.id{_BM25}"
-        f" ORDER BY f.bm25 DESC, f.at DESC, f.id DESC"
+        f" ORDER BY f.bm25 DESC, f.id"
     )
     return [_signals(r, vectors=vectors) for r in conn.execute(sql, params)]
 
@@ -138,18 +89,26 @@ def signals(
     *,
     vectors: bool = False,
 ) -> dict[UUID, Signals]:
-    """Cosine, context cosine and BM25 of these memories of the store, and whether the filters let
+    """Cosine and BM25 of these memories of the store, and whether the filters let
     each through."""
     if not ids:
         return {}
     condition, params = filter_sql(filters)
-    params.update(_bm25_params(found, bm25), q=vector, s=store.id, ids=list(ids))
+    params.update(bsql.params(found, bm25), q=vector, s=store.id, ids=list(ids))
     embedding = ", m.embedding" if vectors else ""
     sql = text(
         f"SELECT {M_COLUMNS}{embedding}, {_scores(store)}, m.allowed"
         f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id = ANY(:ids)) m{_BM25}"
     )
     return {r.id: _signals(r, vectors=vectors) for r in conn.execute(sql, params)}
+
+
+def terms_of(conn: Connection, store: MemoryStore, ids: Sequence[UUID], found: Terms, bm25: Bm25) -> dict[UUID, dict[str, float]]:
+    """The query terms each of these memories holds, with their shares of its BM25."""
+    if not ids:
+        return {}
+    sql = text(f"SELECT m.id, bm.terms FROM memories m{_BM25} WHERE m.store_id = :s AND m.id = ANY(:ids) AND bm.terms IS NOT NULL")
+    return {r.id: _terms(r.terms) for r in conn.execute(sql, bsql.params(found, bm25) | {"s": store.id, "ids": list(ids)})}
 
 
 @dataclass(frozen=True)
@@ -215,30 +174,3 @@ def chain(anchor: UUID, anchor_prev: UUID | None, session: UUID, near: Sequence[
         after.append(n.id)
         last = n.id
     return Around(session, bool(before or after), tuple(before[:window]), tuple(after[:window]))
-
-
-@dataclass(frozen=True)
-class ScanExtra:
-    """What the debugger's scan adds for hybrid and text search, per memory."""
-
-    context_similarity: float | None
-    bm25: float
-    terms: dict[str, float]
-    session_prev: UUID | None
-
-
-def scan_extra(conn: Connection, store: MemoryStore, vector: np.ndarray, found: Terms, bm25: Bm25) -> dict[UUID, ScanExtra]:
-    """Context cosine, BM25 (with the matched terms) and session link of every memory of the store,
-    with the expressions search uses."""
-    params = _bm25_params(found, bm25) | {"q": vector, "s": store.id}
-    sql = text(
-        "SELECT m.id, CASE WHEN m.context_embedding IS NOT NULL THEN 1 - (m.context_embedding <=> :q) END AS context_similarity,"
-        f" coalesce(bm.bm25, 0) AS bm25, bm.terms, m.session_prev FROM memories m{_BM25}"
-        f" WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)}"
-    )
-    return {
-        r.id: ScanExtra(
-            None if r.context_similarity is None else float(r.context_similarity), float(r.bm25), _terms(r.terms), r.session_prev
-        )
-        for r in conn.execute(sql, params)
-    }
