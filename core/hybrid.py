@@ -155,7 +155,7 @@ def rank(pool: Pool, params: SearchParams, dates: Sequence[Named]) -> list[Candi
     if fusion.conversational:
         window = fusion.neighbour_window
         for c in candidates:
-            around = pool.around[c]
+            around = pool.around.get(c, Around(c, False))
             for n in (*around.before[:window], *around.after[:window]):
                 lenders.setdefault(n, []).append(c)
                 if n not in base and n in signals and signals[n].allowed:
