@@ -88,8 +88,8 @@ mode = settings[0].selectbox(
     MODES,
     index=MODES.index(param("mode")) if param("mode") in MODES else 0,
     key="mode",
-    help="vector: by meaning (cosine similarity of the embeddings) · text: by the query's words · hybrid: both lists fused "
-    "by rank · weighted: similarity, importance and recency combined",
+    help="vector: by meaning (cosine similarity of the embeddings) · text: by the query's words · hybrid (the best measured, docs/RETRIEVAL.md): "
+    "both fused by score, with the conversation around the candidates · weighted: similarity, importance and recency combined",
 )
 threshold = settings[1].slider(
     "Similarity threshold",

@@ -57,14 +57,15 @@ SCORES = {
     ),
     "text": (
         "text rank",
-        "How well the memory's words match the query's (PostgreSQL's ts_rank_cd): higher when the query's words occur more "
-        "often and closer together. Text search ranks by it; every word of the query must occur.",
+        "BM25 of the memory's words against the query's (stop words dropped, words stemmed): each query word it holds "
+        "adds more the rarer that word is in the store, with diminishing returns for repeats. Text search ranks by it; "
+        "any word of the query may match.",
     ),
     "hybrid": (
         "fused score",
-        "Reciprocal rank fusion, what hybrid search ranks by: the memory's place among the nearest by meaning and its place "
-        "among the text matches each give 1 / (60 + place), and the two are added. About 0.016 is first on one side only, "
-        "0.033 first on both; similarity and text rank are shown for reference.",
+        "What hybrid search ranks by: 0.6 x the similarity and 0.4 x the BM25, each standardised over the candidates "
+        "(0 is average); plus a lift toward a strong neighbouring turn of the same conversation, a bonus for the session "
+        "of the best candidates, and a boost for memories created on a date the query names (the breakdown shows each).",
     ),
     "weighted": (
         "weighted score",
@@ -84,7 +85,7 @@ COMPONENTS = {  # what each mode shows beside its score, for reference
 }
 COMPONENT_HELP = {
     "similarity": SCORES["vector"][1].replace("Vector search ranks by it.", "").strip(),
-    "text rank": "How well the memory's words match the query's (PostgreSQL's ts_rank_cd); empty when they do not all occur.",
+    "text rank": "The memory's BM25 for the query's words (0 when it holds none of them).",
     "importance": "The memory's importance (0 to 1), set when it was stored or curated.",
     "recency": "1 when the memory was just used, halving every half-life since its last access (or creation).",
 }
