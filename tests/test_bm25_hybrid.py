@@ -3,6 +3,7 @@ hand-made cases with exact expected orders."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -17,6 +18,7 @@ from core.hybrid import Around, Pool, Signals, rank
 from core.models import Memory
 from core.ranking import Fusion
 from core.search import SearchParams
+from core.service.base import embed_texts
 
 T0 = datetime(2023, 5, 7, 13, 0, tzinfo=UTC)
 
@@ -112,6 +114,47 @@ def test_sessions_link_turns_of_a_source_and_break_at_a_gap(db: Database, svc, s
     assert links() == {a.id: None, b.id: a.id, mail.id: None, d.id: None}
     (late,) = svc.add_memories(store.id, [NewMemory("A: in between", source="chat", created_at=T0 + timedelta(seconds=10))])
     assert links() == {a.id: None, late.id: a.id, b.id: late.id, mail.id: None, d.id: None}
+
+
+def test_bulk_writes_link_sessions_as_single_writes_do(db: Database, svc, store) -> None:
+    """The COPY path (chunks in id order, rows between existing ones, gaps, sources) ends with the
+    links the rule gives, as computed here from scratch."""
+    import random
+
+    rng = random.Random(7)
+
+    def turns(n: int) -> list[NewMemory]:
+        return [
+            NewMemory(
+                f"turn {rng.random()}", source=rng.choice(["chat", "mail", None]), created_at=T0 + timedelta(minutes=rng.uniform(0, 600))
+            )
+            for _ in range(n)
+        ]
+
+    def links() -> dict[UUID, UUID | None]:
+        with db.tenant(svc.tenant_id) as conn:
+            return dict(conn.execute(text("SELECT id, session_prev FROM memories WHERE store_id = :s"), {"s": store.id}).all())
+
+    def expected() -> dict[UUID, UUID | None]:
+        with db.tenant(svc.tenant_id) as conn:
+            rows = conn.execute(
+                text("SELECT id, coalesce(source, '') AS src, created_at FROM memories WHERE store_id = :s"), {"s": store.id}
+            ).all()
+        out: dict[UUID, UUID | None] = {}
+        last: dict[str, tuple[datetime, UUID]] = {}
+        for r in sorted(rows, key=lambda r: (r.created_at, r.id)):
+            p = last.get(r.src)
+            out[r.id] = p[1] if p is not None and p[0] >= r.created_at - timedelta(minutes=30) else None
+            last[r.src] = (r.created_at, r.id)
+        return out
+
+    first = turns(150)
+    vectors = embed_texts(store, [t.content for t in first])
+    svc.bulk_add_memories(store.id, [replace(t, embedding=v) for t, v in zip(first, vectors)], chunk_rows=40)
+    assert links() == expected()
+    svc.add_memories(store.id, turns(90))  # COPY path again, between the rows already there
+    assert links() == expected()
+    assert sum(v is not None for v in links().values()) > 100
 
 
 def _memory(i: int, at: datetime = T0) -> Memory:
