@@ -54,9 +54,8 @@ BEGIN
     ), seq AS (
         -- the rows, and the written positions no row holds any more (deleted, moved away); a row is
         -- checked when it was written or follows a written position
-        SELECT w.s, w.src, w.id, w.at, true AS row_, EXISTS (
-            SELECT 1 FROM touched x WHERE x.s = w.s AND x.src = w.src AND x.mid = w.id AND x.at = w.at) AS written
-        FROM wanted w
+        SELECT w.s, w.src, w.id, w.at, true AS row_, x.mid IS NOT NULL AS written
+        FROM wanted w LEFT JOIN touched x ON x.s = w.s AND x.src = w.src AND x.mid = w.id AND x.at = w.at
         UNION ALL
         SELECT x.s, x.src, x.mid, x.at, false, true FROM touched x
         WHERE NOT EXISTS (SELECT 1 FROM span p WHERE p.s = x.s AND p.src = x.src AND p.id = x.mid AND p.at = x.at)
