@@ -93,9 +93,11 @@ def hybrid_search(
     pool = hybrid.Pool(hybrid.vector_side(ordered, params), [m.id for m in matches], {m.id: m for m in matches})
     pool.signals.update({i: near[i] for i in pool.vector if i not in pool.signals})
     if params.fusion.conversational:
-        pool.around = hsql.around(conn, store, pool.candidates, params.fusion.neighbour_window)
-        missing = [n for n in pool.neighbours(params.fusion.neighbour_window) if n not in pool.signals]
-        pool.signals.update(hsql.signals(conn, store, missing, vector, found, params.bm25, params.filters, vectors=vectors))
+        window = params.fusion.neighbour_window
+        pool.around, near_them = hsql.around_signals(
+            conn, store, pool.candidates, window, vector, found, params.bm25, params.filters, vectors=vectors
+        )
+        pool.signals.update({n: near_them[n] for n in pool.neighbours(window) if n not in pool.signals and n in near_them})
     ranked = hybrid.rank(pool, params, dates_in(query))[: params.limit]
     under = [Hit(s.memory, s.similarity) for s in ordered if s.similarity < params.min_similarity]
     return ranked, under

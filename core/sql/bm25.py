@@ -31,6 +31,9 @@ BM25_JOIN = (
     " FROM unnest(ts_filter(setweight(m.content_tsv, 'A', CAST(:lex AS text[])), '{a}')) x) u"
     " JOIN unnest(CAST(:lex AS text[]), CAST(:idf AS float8[])) AS q(lexeme, idf) USING (lexeme)) t) bm ON true"
 )
+# The same sum without the breakdown (bm.bm25 only): for ranking many rows; the same floats.
+BM25_SUM_JOIN = BM25_JOIN.replace(", jsonb_object_agg(t.lexeme, t.w) AS terms", "")
+assert BM25_SUM_JOIN != BM25_JOIN
 # The OR of the driving lexemes, each quoted as tsquery input wants (quotes doubled, backslashes
 # escaped); NULL when none drives (then nothing matches).
 DRIVERS = (

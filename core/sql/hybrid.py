@@ -67,7 +67,7 @@ def text_candidates(
     params.update(bsql.params(found, bm25), q=vector, s=store.id, k=k)
     embedding = ", m.embedding" if vectors else ""
     sql = text(
-        f"WITH found AS MATERIALIZED (SELECT m.id, coalesce(bm.bm25, 0) AS bm25 FROM memories m{_BM25}"
+        f"WITH found AS MATERIALIZED (SELECT m.id, coalesce(bm.bm25, 0) AS bm25 FROM memories m{bsql.BM25_SUM_JOIN}"
         f" WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)} AND m.content_tsv @@ {bsql.DRIVERS}"
         f"{condition}"
         f" ORDER BY 2 DESC, 1 LIMIT :k)"
@@ -121,7 +121,7 @@ class Neighbour:
 # For each candidate: its session's first memory, and the `window` memories before and after it in
 # its source's order (the session is checked in Python: a memory belongs to the candidate's session
 # when the chain of session_prev links reaches it).
-_AROUND = text(
+_AROUND_SQL = (
     "SELECT c.id AS anchor, c.session_prev AS anchor_prev, st.id AS session, n.id, n.off, n.session_prev"
     " FROM (SELECT id, store_id, coalesce(source, '') AS src, created_at, session_prev FROM memories"
     "       WHERE store_id = :s AND id = ANY(:ids)) c"
@@ -138,6 +138,7 @@ _AROUND = text(
     "       AND (p.created_at, p.id) > (c.created_at, c.id) ORDER BY p.created_at, p.id LIMIT :w) p)"
     " ) n ON true"
 )
+_AROUND = text(_AROUND_SQL)
 
 
 def around(conn: Connection, store: MemoryStore, ids: Sequence[UUID], window: int) -> dict[UUID, Around]:
@@ -152,6 +153,45 @@ def around(conn: Connection, store: MemoryStore, ids: Sequence[UUID], window: in
         if r.id is not None:
             entry[2].append(Neighbour(r.id, int(r.off), r.session_prev))
     return {anchor: chain(anchor, prev, session, near, window) for anchor, (prev, session, near) in found.items()}
+
+
+def around_signals(
+    conn: Connection,
+    store: MemoryStore,
+    ids: Sequence[UUID],
+    window: int,
+    vector: np.ndarray,
+    found: Terms,
+    bm25: Bm25,
+    filters: Filters,
+    *,
+    vectors: bool = False,
+) -> tuple[dict[UUID, Around], dict[UUID, Signals]]:
+    """around() and the signals() of every memory it read around the candidates, in one statement
+    (each neighbour scored once, with the same expressions as signals())."""
+    if not ids:
+        return {}, {}
+    condition, params = filter_sql(filters)
+    params.update(bsql.params(found, bm25), q=vector, s=store.id, ids=list(ids), w=max(window, 1))
+    embedding = ", m.embedding" if vectors else ""
+    sql = text(
+        f"WITH a AS MATERIALIZED ({_AROUND_SQL}),"
+        f" sig AS (SELECT {M_COLUMNS}{embedding}, {_scores(store)}, m.allowed"
+        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id IN (SELECT a.id FROM a)) m{_BM25})"
+        " SELECT a.anchor, a.anchor_prev, a.session AS session_start, a.id AS nid, a.off, a.session_prev AS nprev, sig.*"
+        " FROM a LEFT JOIN sig ON sig.id = a.id"
+    )
+    rows = conn.execute(sql, params).all()
+    found_rows: dict[UUID, tuple[UUID | None, UUID, list[Neighbour]]] = {}
+    near: dict[UUID, Signals] = {}
+    for r in rows:
+        entry = found_rows.setdefault(r.anchor, (r.anchor_prev, r.session_start, []))
+        if r.nid is not None:
+            entry[2].append(Neighbour(r.nid, int(r.off), r.nprev))
+            if r.id is not None and r.nid not in near:
+                near[r.nid] = _signals(r, vectors=vectors)
+    arounds = {anchor: chain(anchor, prev, session, nb, window) for anchor, (prev, session, nb) in found_rows.items()}
+    return arounds, near
 
 
 def chain(anchor: UUID, anchor_prev: UUID | None, session: UUID, near: Sequence[Neighbour], window: int) -> Around:
