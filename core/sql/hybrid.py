@@ -175,11 +175,11 @@ def around_signals(
     params.update(bsql.params(found, bm25), q=vector, s=store.id, ids=list(ids), w=max(window, 1))
     embedding = ", m.embedding" if vectors else ""
     sql = text(
-        f"WITH a AS MATERIALIZED ({_AROUND_SQL}),"
-        f" sig AS (SELECT {M_COLUMNS}{embedding}, {_scores(store)}, m.allowed"
-        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id IN (SELECT a.id FROM a)) m{_BM25})"
+        f"WITH a AS MATERIALIZED (SELECT x.*, row_number() OVER (PARTITION BY x.id) = 1 AS first FROM ({_AROUND_SQL}) x),"
+        f" sig AS MATERIALIZED (SELECT {M_COLUMNS}{embedding}, {_scores(store)}, m.allowed"
+        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id = ANY(ARRAY(SELECT DISTINCT a.id FROM a WHERE a.id IS NOT NULL))) m{_BM25})"
         " SELECT a.anchor, a.anchor_prev, a.session AS session_start, a.id AS nid, a.off, a.session_prev AS nprev, sig.*"
-        " FROM a LEFT JOIN sig ON sig.id = a.id"
+        " FROM a LEFT JOIN sig ON sig.id = a.id AND a.first"
     )
     rows = conn.execute(sql, params).all()
     found_rows: dict[UUID, tuple[UUID | None, UUID, list[Neighbour]]] = {}
