@@ -12,7 +12,7 @@ from core import validation
 from core.errors import InvalidInput, NotFound
 from core.fields import FIELDS, MemoryColumns, NewMemory
 from core.models import HistoryEvent, Memory
-from core.service.base import TenantBound, embed_texts, writes
+from core.service.base import TenantBound, embed_texts, manages, writes
 from core.sql import history, memories, stores
 
 # What a restore sets back: the fields a caller writes (the vector follows the content).
@@ -103,7 +103,7 @@ class HistoryOps(TenantBound):
         assert restored is not None
         return restored
 
-    @writes
+    @manages
     def purge_memory(self, memory_id: UUID | str) -> PurgeReport:
         """The right to be forgotten: the memory, its whole history and every mention of it in the
         retrieval log go, in one transaction. Nothing of it is left anywhere."""
@@ -114,7 +114,7 @@ class HistoryOps(TenantBound):
             raise NotFound(f"memory {memory_id} not found in this tenant")
         return PurgeReport(*removed)
 
-    @writes
+    @manages
     def prune_history(self, older_than: datetime | str) -> int:
         """Drop history recorded before a time (a memory deleted before it can no longer be restored)."""
         when = validation.timestamp(older_than, "older_than")

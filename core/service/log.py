@@ -11,7 +11,7 @@ from core.errors import InvalidInput, NotFound
 from core.models import HistoryEvent, Retrieval
 from core.retrieval import Replay, model_of, replay
 from core.search import SearchParams
-from core.service.base import writes
+from core.service.base import manages, writes
 from core.service.search import SearchOps
 from core.sql import history, log, memories, stores
 
@@ -97,7 +97,7 @@ class LogOps(SearchOps):
             by_memory.setdefault(event.memory_id, []).append(event)
         return replay(logged, now, explanation, model_of(store), by_memory, present)
 
-    @writes
+    @manages
     def prune_log(self, store_id: UUID | str | None = None) -> int:
         """Apply each store's retention (days and/or entries): how many entries it removed."""
         store = None if store_id is None else validation.uuid(store_id, "store id")
@@ -106,7 +106,7 @@ class LogOps(SearchOps):
                 stores.fetch(conn, store)
             return log.prune(conn, store)
 
-    @writes
+    @manages
     def set_log_retention(self, store_id: UUID | str, *, days: int | None, entries: int | None) -> None:
         """How long a store keeps its log: entries older than `days`, beyond the newest `entries`
         go at the next prune (None: no limit of that kind)."""

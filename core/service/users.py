@@ -7,12 +7,12 @@ from uuid import UUID
 from core import validation
 from core.errors import Conflict, NotFound
 from core.models import User
-from core.service.base import TenantBound, writes
+from core.service.base import TenantBound, manages
 from core.sql import users
 
 
 class UserOps(TenantBound):
-    @writes
+    @manages
     def create_user(self, name: str) -> User:
         name = validation.label(name, "user name", 100)
         with self.transaction() as conn:
@@ -48,7 +48,7 @@ class UserOps(TenantBound):
             raise NotFound(f"user {name!r} not found in this tenant (pass --create to create it)")
         return user
 
-    @writes
+    @manages
     def rename_user(self, user_id: UUID | str, name: str) -> User:
         user_id = validation.uuid(user_id, "user id")
         name = validation.label(name, "user name", 100)
@@ -60,7 +60,7 @@ class UserOps(TenantBound):
             raise NotFound(f"user {user_id} not found in this tenant")
         return user
 
-    @writes
+    @manages
     def delete_user(self, user_id: UUID | str) -> None:
         """Deletes the user with their stores, memories and relationships."""
         user_id = validation.uuid(user_id, "user id")
