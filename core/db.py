@@ -218,9 +218,15 @@ class Database:
         """One transaction as the application role in a tenant an analyst may open: PostgreSQL
         checks the membership (memex_enter_tenant) and sets the tenant, the role (a viewer's
         transaction is read-only) and the analyst as the actor. NotFound without a membership."""
-        with database_errors(), self.app.begin() as conn:
-            role = conn.scalar(_ENTER, {"email": email, "tenant": str(tenant_id)})
-            yield conn, str(role)
+        role = None
+        try:
+            with database_errors(), self.app.begin() as conn:
+                role = conn.scalar(_ENTER, {"email": email, "tenant": str(tenant_id)})
+                yield conn, str(role)
+        except Forbidden as exc:
+            if role == "viewer" and "read-only" in str(exc):  # the read-only policies of migration 008 say "API key"
+                raise Forbidden("a viewer may look, not change") from exc.__cause__
+            raise
 
     @contextmanager
     def owner(self, tenant_id: UUID | str | None = None, actor: str = "") -> Iterator[Connection]:
