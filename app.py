@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.explorer import auth, state
+from core.explorer import auth, startup, state
 
 st.set_page_config(page_title="Memex explorer", page_icon=":material/neurology:", layout="wide")
 
@@ -30,4 +30,8 @@ page = st.navigation(PAGES)
 st.session_state["scope"] = None  # set on every run of app.py, even when the sidebar fails
 with state.guard():
     st.session_state["scope"] = state.sidebar_scope()
-page.run()
+try:
+    page.run()
+finally:  # after the first page, which it would slow down: once per server, UMAP warmed up and pending rows indexed
+    with state.guard():
+        startup.start(state.database())

@@ -160,6 +160,25 @@ def cmd_import(args: argparse.Namespace) -> None:
         f" {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}"
         + (f"; skipped {len(report.skipped)} bad lines" if report.skipped else "")
     )
+    if args.index and report.memories:
+        _index(scope)
+    elif report.memories and (pending := scope.svc.pending_index(scope.store.id)):
+        print(
+            f"{pending} memories of this store are searched exactly until they are in its HNSW index:"
+            " `memex index` puts them there (so does a running explorer, in the background)",
+            file=sys.stderr,
+        )
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    _index(resolve_scope(args))
+
+
+def _index(scope: Scope) -> None:
+    """Put the store's memories that bulk writes left out of the HNSW graph into it (big stores only)."""
+    with progress_bar("memories") as progress:
+        done = scope.svc.index_pending(scope.store.id, progress=progress)
+    print(f"indexed {done} memories of {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}" if done else "nothing to index")
 
 
 def _unknown_relationship_ends(args: argparse.Namespace, parsed: Any) -> list[str]:
@@ -170,7 +189,7 @@ def _unknown_relationship_ends(args: argparse.Namespace, parsed: Any) -> list[st
     from core.jsonl import split_relationships
     from core.service import MemoryService
 
-    known = {m.id for _, m in parsed.memories if m.id is not None}
+    known = {i for i in parsed.lines.id if i is not None}
     ends = {end for _, r in parsed.relationships for end in (r.source_memory_id, r.target_memory_id)} - known
     if ends and not args.new_ids:
         try:
@@ -406,25 +425,28 @@ def cmd_eval(args: argparse.Namespace) -> None:
     cases = load_cases(path.read_bytes())
     ks = _int_list(args.k, "--k")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    policies = [p.strip() for p in args.superseded.split(",") if p.strip()]
+    configs = configs_for(modes, args.min_similarity, policies)
     scope = resolve_scope(args)
     with progress_bar("searches") as progress:
-        reports = scope.svc.evaluate(scope.store.id, cases, configs_for(modes, args.min_similarity), ks, progress=progress)
+        reports = scope.svc.evaluate(scope.store.id, cases, configs, ks, progress=progress)
     if args.json:
         print(json.dumps({r.name: r.metrics for r in reports}))
         return
     keys = [k for k in reports[0].metrics if k != "n"]
+    width = max(10, *(len(r.name) + 1 for r in reports))
     print(f"{len(cases)} cases, store {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}")
-    print(f"{'mode':<10}" + "".join(f"{k:>10}" for k in keys))
+    print(f"{'mode':<{width}}" + "".join(f"{k:>10}" for k in keys))
     for r in reports:
-        print(f"{r.name:<10}" + "".join(f"{r.metrics[k]:>10.3f}" for k in keys))
+        print(f"{r.name:<{width}}" + "".join(f"{r.metrics[k]:>10.3f}" for k in keys))
     kinds = list(reports[0].by_kind())
     if len(kinds) > 1:
         recall = f"recall@{5 if 5 in ks else max(ks)}"  # the metric people quote, or the deepest asked for
         print(f"\n{recall} by kind of case")
-        print(f"{'mode':<10}" + "".join(f"{k[:12]:>13}" for k in kinds))
+        print(f"{'mode':<{width}}" + "".join(f"{k[:12]:>13}" for k in kinds))
         for r in reports:
             by_kind = r.by_kind()
-            print(f"{r.name:<10}" + "".join(f"{by_kind[k][recall]:>13.3f}" for k in kinds))
+            print(f"{r.name:<{width}}" + "".join(f"{by_kind[k][recall]:>13.3f}" for k in kinds))
     for r in reports if args.worst else []:
         print(f"\nworst cases, {r.name}:")
         for c in r.worst(args.worst):
@@ -680,7 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
     _scope_options(p, creating=True)
     p.add_argument("--skip-bad", action="store_true", help="skip bad lines (reported) instead of importing nothing")
     p.add_argument("--new-ids", action="store_true", help="give the file's memories new ids (copy into another store)")
-    p.add_argument("--batch-size", type=int, default=256, help="memories per embedding request and transaction")
+    p.add_argument("--batch-size", type=int, default=256, help="memories without a vector per embedding request and transaction")
+    p.add_argument("--index", action="store_true", help="wait until a big store's new rows are in its HNSW index (see memex index)")
+
+    p = command("index", cmd_index, "put a big store's memories that imports left out of its HNSW index into it")
+    _scope_options(p)
 
     p = command("export", cmd_export, "export a store as JSONL ('-' for stdout)")
     p.add_argument("file")
@@ -710,6 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", default="vector,text,hybrid,weighted", help="comma-separated search modes")
     p.add_argument("--k", default="1,5,10", help="cut-offs for recall@k and hit@k")
     p.add_argument("--min-similarity", type=float, default=0.0, help="threshold on the vector side (default 0)")
+    p.add_argument(
+        "--superseded",
+        default="keep",
+        help="what search does with memories a newer one updates or contradicts: keep, demote or skip; "
+        "comma-separated to compare (each mode is run with each)",
+    )
     p.add_argument("--worst", type=int, default=5, help="worst cases listed per mode")
     p.add_argument("--json", action="store_true", help="print one JSON object of metrics per mode, nothing else")
 

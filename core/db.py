@@ -182,6 +182,9 @@ class Database:
 
     def __init__(self, app_url: str | URL, admin_url: str | URL | None, embedded: EmbeddedServer | None = None, *, pooler: bool = False):
         self.embedded = embedded
+        # Long-running processes (the explorer, an API server) turn this on: bulk writes into big
+        # stores then put their rows into the HNSW graph in a background thread (core.service.indexing).
+        self.background_index = False
         self.app = make_engine(app_url, pooler=pooler)
         # the owner always connects directly: migrations hold a session-level advisory lock
         self.admin = make_engine(admin_url) if admin_url else None

@@ -24,6 +24,7 @@ from core.errors import InvalidInput
 from core.models import SearchResult
 from core.ranking import MODES, Weights
 from core.search import Filters, SearchParams
+from core.supersede import KEEP, POLICIES
 
 DEFAULT_KS = (1, 5, 10)
 NDCG_DEPTH = 10
@@ -111,6 +112,7 @@ class ModeConfig:
     weights: Weights | None = None
     mmr_lambda: float | None = None
     min_similarity: float = 0.0
+    superseded: str = KEEP  # keep, demote or skip memories a newer one updates (core.supersede)
 
 
 @dataclass(frozen=True)
@@ -151,11 +153,20 @@ def average(results: Sequence[CaseResult]) -> dict[str, float]:
     return averaged
 
 
-def configs_for(modes: Sequence[str], min_similarity: float = 0.0) -> list[ModeConfig]:
+def configs_for(modes: Sequence[str], min_similarity: float = 0.0, superseded: Sequence[str] = (KEEP,)) -> list[ModeConfig]:
+    """One configuration per mode and policy for superseded memories, named "hybrid" (keep) or
+    "hybrid+demote"."""
     for mode in modes:
         if mode not in MODES:
             raise InvalidInput(f"unknown search mode {mode[:40]!r}; choose from {', '.join(MODES)}")
-    return [ModeConfig(name=mode, mode=mode, min_similarity=min_similarity) for mode in modes]
+    for policy in superseded:
+        if policy not in POLICIES:
+            raise InvalidInput(f"unknown policy for superseded memories {policy[:40]!r}; choose from {', '.join(POLICIES)}")
+    return [
+        ModeConfig(name=mode if policy == KEEP else f"{mode}+{policy}", mode=mode, min_similarity=min_similarity, superseded=policy)
+        for mode in modes
+        for policy in superseded
+    ]
 
 
 # Saved sets ----------------------------------------------------------------------------------
@@ -194,6 +205,7 @@ def config_params(config: ModeConfig, depth: int = NDCG_DEPTH) -> SearchParams:
         filters=Filters(),
         weights=config.weights or Weights(),
         mmr_lambda=config.mmr_lambda,
+        superseded=config.superseded,
     )
 
 

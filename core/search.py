@@ -25,9 +25,13 @@ from core.errors import InvalidInput
 from core.models import Memory, ScoreBreakdown, SearchResult
 from core.ranking import MODES, RRF_K, Weights, maximal_marginal_relevance, recency, reciprocal_rank_fusion, weighted_scores
 from core.status import ARCHIVED, EXPIRED, LIVE
+from core.supersede import KEEP, POLICIES
 
 # How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
 CANDIDATE_POOL = 50
+# Stores of up to this many memories are searched exactly; only the rows of bigger ones are in the
+# HNSW graphs (migration 010: a row's `indexed` flag, set by MemoryService.index_pending).
+EXACT_MAX_ROWS = 7_500
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class SearchTuning:
       5k-20k memories, which the planner does not see when a store's rows lie together.
     """
 
-    exact_max_rows: int = 7_500
+    exact_max_rows: int = EXACT_MAX_ROWS
     ef_search: int = 64
     iterative_scan: str = "relaxed_order"
     bitmap_min_rows: int = 2_000
@@ -83,12 +87,15 @@ class SearchParams:
     rrf_k: int = RRF_K
     mmr_lambda: float | None = None
     tuning: SearchTuning = field(default_factory=SearchTuning)
+    superseded: str = KEEP  # what to do with memories a newer one updates or contradicts (core.supersede)
 
     def checked(self) -> SearchParams:
         if self.mode not in MODES:
             raise InvalidInput(f"unknown search mode {str(self.mode)[:40]!r}; choose one of {', '.join(MODES)}")
         if self.mmr_lambda is not None and not 0 <= validation.similarity(self.mmr_lambda, "mmr_lambda") <= 1:
             raise InvalidInput(f"mmr_lambda must be between 0 and 1, not {self.mmr_lambda}")
+        if self.superseded not in POLICIES:
+            raise InvalidInput(f"superseded must be one of {', '.join(POLICIES)}, not {str(self.superseded)[:40]!r}")
         return SearchParams(
             limit=validation.limit(self.limit),
             min_similarity=validation.similarity(self.min_similarity),
@@ -98,12 +105,13 @@ class SearchParams:
             rrf_k=validation.limit(self.rrf_k, "rrf_k", 10_000),
             mmr_lambda=self.mmr_lambda,
             tuning=self.tuning,
+            superseded=self.superseded,
         )
 
     @property
     def pool(self) -> int:
         """Candidates fetched per side: the limit itself for plain vector search."""
-        if self.mode == "vector" and self.mmr_lambda is None:
+        if self.mode == "vector" and self.mmr_lambda is None and self.superseded == KEEP:
             return self.limit
         return max(CANDIDATE_POOL, 4 * self.limit)
 
@@ -148,17 +156,41 @@ class Hit:
 
 
 @dataclass(frozen=True)
-class Scanned:
-    """One memory of a store, scored for one query the way every search side scores it."""
+class Scan:
+    """Every memory of a store scored for one query the way every search side scores it, as
+    arrays, one entry per memory (the retrieval debugger reads tens of thousands: no object each).
+    `keys` holds the ids' 16 bytes, `distance` the cosine distance (similarity = 1 - distance),
+    `text_rank` 0 where the memory does not match the query's words, `allowed` whether the
+    search's filters (status, type, source) let it through."""
 
-    memory: Memory
-    similarity: float
-    distance: float
-    text_match: bool
-    text_rank: float  # 0 when the memory does not match the query's words
-    expired: bool
-    allowed: bool  # the search's filters (status, type, source) let it through
-    embedding: np.ndarray | None
+    keys: np.ndarray  # (n, 16) uint8
+    distance: np.ndarray
+    text_match: np.ndarray
+    text_rank: np.ndarray
+    expired: np.ndarray
+    archived: np.ndarray
+    allowed: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def similarity(self) -> np.ndarray:
+        return 1.0 - self.distance
+
+    def id(self, i: int) -> UUID:
+        return UUID(bytes=self.keys[i].tobytes())
+
+    def sort_key(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids as two big-endian integers (low, high): sorted by them, ids sort as PostgreSQL
+        and Python sort UUIDs."""
+        halves = np.ascontiguousarray(self.keys).view(">u8").reshape(len(self), 2)
+        return halves[:, 1], halves[:, 0]
+
+    def positions(self) -> dict[bytes, int]:
+        """Each id's 16 bytes to its position."""
+        blob = np.ascontiguousarray(self.keys).tobytes()
+        return {blob[16 * i : 16 * i + 16]: i for i in range(len(self))}
 
 
 @dataclass

@@ -17,7 +17,7 @@ from core.errors import Conflict
 from core.explorer.keys import keys_section
 from core.explorer.labels import count
 from core.explorer.state import database, enter_through_app, guard, set_params
-from core.explorer.widgets import ask, confirm_pending, done, flash, show_flash
+from core.explorer.widgets import ask, confirm_pending, data_version, date_columns, done, flash, show_flash
 from core.models import User
 
 enter_through_app()  # this page reads no scope, but a deep link to it must still run app.py first
@@ -49,17 +49,33 @@ def change(action: Callable[[], object], message: str, **levels: str | None) -> 
     return message
 
 
-def act(what: str, action: Callable[[], object], message: str, **levels: str | None) -> None:
-    """Callback of a create or rename: the write, then the sidebar follows and the user is told."""
+def act(what: str, action: Callable[[], object], message: str, **levels: str | None) -> bool:
+    """Callback of a create or rename: the write, then the sidebar follows and the user is told.
+    False when it failed (guard said why)."""
     with guard(f"Could not {what}"):
         flash(change(action, message, **levels))
+        return True
+    return False
+
+
+def create_once(kind: str, create: Callable[[str], bool]) -> None:
+    """Callback of a create form. Enter in the name field sends the form, which then clears; a
+    click on Create right after sends it again, empty: that second send only repeats that the
+    first one worked, instead of reporting an empty name."""
+    name = st.session_state.get(f"admin_new_{kind}", "")
+    last, version = st.session_state.get(f"admin_created_{kind}", (None, None))
+    if not name.strip() and last is not None and version == data_version():
+        flash(f"{kind.capitalize()} {last} created")
+        return
+    if create(name):
+        st.session_state[f"admin_created_{kind}"] = (name.strip(), data_version())
 
 
 def crud(
     kind: str,
     current: str | None,
-    create: Callable[[str], None],
-    rename: Callable[[str, str], None],
+    create: Callable[[str], bool],
+    rename: Callable[[str, str], object],
     delete_detail: str,
     delete: Callable[[str], str],
     extra: Callable[[], object] | None = None,
@@ -71,16 +87,16 @@ def crud(
         st.text_input(f"New {kind} name", key=f"admin_new_{kind}")
         if extra:
             extra()
-        st.form_submit_button(
-            f"Create {kind}", icon=":material/add:", on_click=lambda: create(st.session_state.get(f"admin_new_{kind}", ""))
-        )
+        st.form_submit_button(f"Create {kind}", icon=":material/add:", on_click=partial(create_once, kind, create))
     if current is None:
         return
+
+    def renamed() -> None:
+        rename(current, st.session_state[f"admin_rename_{kind}_{current}"])
+
     with c[1].form(f"admin_rename_{kind}_{current}", border=True):
         st.text_input(f"Rename the selected {kind} to", value=current, key=f"admin_rename_{kind}_{current}")
-        st.form_submit_button(
-            "Rename", icon=":material/edit:", on_click=lambda: rename(current, st.session_state[f"admin_rename_{kind}_{current}"])
-        )
+        st.form_submit_button("Rename", icon=":material/edit:", on_click=renamed)
     with c[2].container(border=True):
         st.write(f"Delete the selected {kind}: {delete_detail}")
         if st.button(f"Delete {kind}", icon=":material/delete:", key=f"admin_delete_{kind}"):
@@ -109,6 +125,7 @@ with guard("Could not read the tenants"):
             columns=["tenant", "users", "stores", "memories", "created"],
         ),
         hide_index=True,
+        column_config=date_columns("created"),
     )
     tenant = selected("tenant", tenants)
     tenant_stores = stores_of[tenant.name] if tenant else []
@@ -138,6 +155,7 @@ if tenant is not None:
                 columns=["user", "stores", "memories", "created"],
             ),
             hide_index=True,
+            column_config=date_columns("created"),
         )
         user = selected("user", users)
         user_stores = per_user[user.name] if user else []
@@ -167,6 +185,8 @@ if tenant is not None:
                     columns=["store", "model", "dimensions", "memories", "last accessed", "created"],
                 ),
                 hide_index=True,
+                placeholder="never",
+                column_config=date_columns("last accessed", "created"),
             )
             in_use = {s.embedding_model for s in stores_of[tenant.name]}
             models = sorted(
@@ -174,13 +194,13 @@ if tenant is not None:
             )
             store = selected("store", stores)
 
-            def create_store(owner: User, new: str) -> None:
+            def create_store(owner: User, new: str) -> bool:
                 def make() -> None:
                     if svc.find_store(owner.id, new.strip()) is not None:
                         raise Conflict(f"this user already has a store named {new.strip()!r}")
                     svc.get_or_create_store(owner.id, new, embedding_model=st.session_state["admin_new_model"])
 
-                act("create the store", make, "Store created", store=new.strip())
+                return act("create the store", make, "Store created", store=new.strip())
 
             crud(
                 "store",

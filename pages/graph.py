@@ -6,8 +6,9 @@ from typing import Any
 import streamlit as st
 
 from core.explorer import graph as g
+from core.explorer.labels import count
 from core.explorer.state import Scope, current_scope, guard, param, set_params, url_number
-from core.explorer.widgets import data_version, done, memory_detail, show_flash, store_frame
+from core.explorer.widgets import ROW_WRAP, data_version, done, memory_detail, show_flash, store_frame, store_type_colours
 from core.models import NewRelationship, Relationship
 
 SCOPE_HASH: dict[str | type[Any], Callable[[Any], Any]] = {"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id))}
@@ -43,7 +44,8 @@ def pick_table(title: str, rows: Sequence[tuple[str, float]], value: str, fmt: s
         on_select="rerun",
         selection_mode="single-row",
         key=key,
-        column_config={"id": None, value: st.column_config.NumberColumn(format=fmt)},
+        row_height=ROW_WRAP,
+        column_config={"id": None, "memory": st.column_config.TextColumn(width="large"), value: st.column_config.NumberColumn(format=fmt)},
     )
     return table.iloc[event.selection.rows[0]]["id"] if event.selection.rows else None
 
@@ -121,7 +123,8 @@ with guard("Could not read the store's graph"):
     cols[3].metric("Largest component", facts.largest_component)
     cols[4].metric("Orphans", facts.orphans, help="Memories without any relationship in this view.")
     if view.graph["outside"]:
-        st.caption(f"{view.graph['outside']} relationships lead to memories in other stores and are not drawn.")
+        outside = view.graph["outside"]
+        st.caption(f"{count(outside, 'relationship')} {'leads' if outside == 1 else 'lead'} to memories in other stores, not drawn.")
 
     drawn = g.drawable(view)
     if len(drawn) < len(view):
@@ -131,7 +134,9 @@ with guard("Could not read the store's graph"):
     nodes = tuple(sorted(drawn))
     edges = tuple(sorted({(u, v) for u, v in full.subgraph(nodes).edges()}))
     title = f"Neighbourhood of the selected memory, depth {depth}" if depth else "Relationship graph"
-    fig = g.figure(drawn, positions(nodes, edges), selected=selected, title=title, rel_types=all_types)
+    fig = g.figure(
+        drawn, positions(nodes, edges), selected=selected, title=title, rel_types=all_types, type_colour=store_type_colours(scope)
+    )
     event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"graph-chart-{selected}")
     clicked = [p.get("customdata") for p in event.selection.points]
     clicked = [c[0] if isinstance(c, list) else c for c in clicked]
@@ -182,7 +187,10 @@ with guard("Could not read the store's graph"):
                     hide_index=True,
                     key=f"graph-suggestions-{threshold}-{data_version()}",
                     disabled=["similarity", "memory", "similar memory"],
+                    row_height=ROW_WRAP,
                     column_config={
+                        "memory": st.column_config.TextColumn(width="large"),
+                        "similar memory": st.column_config.TextColumn(width="large"),
                         "save": st.column_config.CheckboxColumn("save", help="Untick the pairs you do not want."),
                         "similarity": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
                         "source": None,
@@ -190,9 +198,11 @@ with guard("Could not read the store's graph"):
                     },
                 )
                 chosen = edited[edited["save"]]
-                if st.button(f"Save {len(chosen)} selected links", type="primary", disabled=chosen.empty, icon=":material/add_link:"):
+                if st.button(
+                    f"Save {count(len(chosen), 'selected link')}", type="primary", disabled=chosen.empty, icon=":material/add_link:"
+                ):
                     pairs = zip(chosen["source"], chosen["target"], chosen["similarity"])
                     scope.svc.add_relationships(
                         [NewRelationship(str(a), str(b), "similar_to", round(min(1.0, float(sim)), 2)) for a, b, sim in pairs]
                     )
-                    done(f"Saved {len(chosen)} similar_to relationships.")
+                    done(f"Saved {count(len(chosen), 'link')} (type similar_to).")

@@ -70,12 +70,12 @@ with import_tab:
                     (n, m.content, m.memory_type, m.source, m.importance, m.archived, m.embedding is not None, str(m.id) if m.id else "")
                     for n, m in parsed.memories[:PREVIEW_ROWS]
                 ],
-                columns=["line", "content", "memory_type", "source", "importance", "archived", "has embedding", "id"],
+                columns=["line", "content", "type", "source", "importance", "archived", "has embedding", "id"],
             )
             st.caption(
                 f"Preview: the first {min(PREVIEW_ROWS, len(parsed.memories))} of the file's {count(len(parsed.memories), 'memory')}"
             )
-            st.dataframe(preview, hide_index=True, column_config={"content": st.column_config.TextColumn(width="large")})
+            st.dataframe(preview, hide_index=True, placeholder="", column_config={"content": st.column_config.TextColumn(width="large")})
             if parsed.errors:
                 st.error(
                     f"{len(parsed.errors)} lines cannot be imported. Fix them, or tick 'Skip bad lines' to import the rest.",

@@ -6,11 +6,26 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from typing import TypedDict
 
+import pandas as pd
 import streamlit as st
 
-from core.explorer.frames import memory_frame
+from core.explorer.frames import memory_frame, status_words
+from core.explorer.labels import count, heading
 from core.explorer.state import current_scope, guard, param, set_params
-from core.explorer.widgets import ask, confirm_pending, data_version, done, memory_detail, show_flash, store_frame
+from core.explorer.widgets import (
+    DATE,
+    ROW_WRAP,
+    TEXT_COLUMNS,
+    ask,
+    confirm_pending,
+    data_version,
+    done,
+    memory_detail,
+    show_flash,
+    store_frame,
+    superseded_links,
+    table_height,
+)
 from core.models import SORTABLE, Memory
 
 PAGE_SIZE = 100
@@ -23,8 +38,8 @@ COLUMNS = {
     "access_count": "accesses",
     "last_accessed": "last accessed",
     "created_at": "created",
-    "expires_at": "expires",
     "status": "status",
+    "superseded": "superseded",
     "id": "id",
 }
 NOTES = {
@@ -33,7 +48,8 @@ NOTES = {
     "Archive": "Search skips archived memories; unarchive brings them back.",
     "Unarchive": "Search finds them again.",
 }
-DATES = {c: st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm") for c in ("last accessed", "created", "expires")}
+DATES = ("last accessed", "created")
+WIDTHS = {"type": 90, "source": 65, "accesses": 70, "last accessed": 85, "created": 85, "status": 85}  # content takes the rest
 scope = current_scope()
 svc, store = scope.svc, scope.store
 
@@ -70,11 +86,11 @@ def delete_open(memory_id: str) -> str:
 
 
 def expire_open(memory_id: str) -> str:
-    return f"Expired {svc.expire_memories([memory_id])} memory"
+    return f"Expired {count(svc.expire_memories([memory_id]), 'memory')}"
 
 
 def bulk_action(verb: str, run: Callable[[list[str]], int], ids: list[str]) -> str:
-    return f"{verb}d {run(ids)} memories"
+    return f"{verb}d {count(run(ids), 'memory')}"
 
 
 def memory_form(key: str, types: list[str], memory: Memory | None = None) -> dict | None:
@@ -132,7 +148,7 @@ with st.container(border=True):
         second[1].segmented_control("Archived", ["all", "active", "archived"], default="all", key="archived", bind="query-params") or "all"
     )
     expired = second[2].toggle("Include expired", key="expired", bind="query-params")
-    order = second[3].selectbox("Sort by", SORTABLE, key="sort", bind="query-params", format_func=lambda s: s.replace("_", " "))
+    order = second[3].selectbox("Sort by", SORTABLE, key="sort", bind="query-params", format_func=heading)
     descending = second[4].toggle("Descending", value=True, key="desc", bind="query-params")
 
 filters = Filters(
@@ -158,8 +174,14 @@ with guard("Could not list the memories"):
     if number > pages:  # the last page emptied by a delete
         st.session_state["memories_page"] = pages
         st.rerun()
-    table = memory_frame(result.items)[list(COLUMNS)].rename(columns=COLUMNS)
-    st.caption(f"{result.total} of the store's {len(frame)} memories match" + (f", page {number} of {pages}" if pages > 1 else ""))
+    listed = memory_frame(result.items)
+    listed = listed.assign(
+        source=listed["source"].fillna(""),
+        status=status_words(listed),
+        superseded=pd.Series([link or "" for link in superseded_links(scope, list(listed["id"]))], dtype=object),
+    )
+    table = listed[list(COLUMNS)].rename(columns=COLUMNS)
+    st.caption(f"{result.total} of the store's {count(len(frame), 'memory')} match" + (f", page {number} of {pages}" if pages > 1 else ""))
     if frame.empty:
         st.info("This store holds no memories yet: add one below or import a JSONL file on the Import / export page.")
     key = f"memories_table_{abs(hash((signature, number, data_version())))}"  # a write clears the selection
@@ -169,11 +191,16 @@ with guard("Could not list the memories"):
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
+        row_height=ROW_WRAP,
+        height=table_height(len(table)),
+        placeholder="never",  # the only empty cells left are dates never reached (source is "" when there is none)
         column_config={
-            "content": st.column_config.TextColumn(width="large"),
-            "id": None,
-            **DATES,
-            "importance": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"),
+            **TEXT_COLUMNS,
+            "content": st.column_config.TextColumn("content", width=260),
+            **{c: st.column_config.Column(c, width=w) for c, w in WIDTHS.items()},
+            "superseded": TEXT_COLUMNS["superseded"] if table["superseded"].ne("").any() else None,
+            **{c: st.column_config.DatetimeColumn(c, format=DATE, width=WIDTHS[c]) for c in DATES},
+            "importance": st.column_config.NumberColumn(format="%.2f", width=75, help="0 to 1: how much the memory matters."),
         },
     )
     if pages > 1:
@@ -186,7 +213,7 @@ with guard("Could not list the memories"):
 
     if len(selected) > 1:
         n, ids = len(selected), list(selected)
-        st.caption(f"{n} memories selected: every bulk action asks for confirmation first")
+        st.caption(f"{count(n, 'memory')} selected: every bulk action asks for confirmation first")
         bulk: list[tuple[str, str, Callable[[list[str]], int]]] = [
             ("Delete", ":material/delete:", svc.delete_memories),
             ("Expire", ":material/timer_off:", svc.expire_memories),

@@ -5,16 +5,18 @@ import streamlit as st
 
 from core import MemoryService
 from core.embeddings import get_embedder
+from core.errors import InvalidInput, NotFound
 from core.evaluation import EvalCase
 from core.explain import Explanation, ordinal
 from core.explorer import debugger as dx
-from core.explorer.labels import short
+from core.explorer.labels import count, markdown_literal, short
 from core.explorer.state import current_scope, guard, param, set_params, url_number
-from core.explorer.widgets import data_changed, data_version, memory_detail, store_frame
+from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, data_changed, data_version, link_to_memory, memory_detail, store_frame
 from core.ranking import MODES, Weights
 from core.search import Filters, SearchParams
+from core.supersede import KEEP, POLICIES, POLICY_LABELS
 
-SEED_THRESHOLD, TOP, NUMBERS = 0.7, 30, ("score", "text rank", "fused", "importance", "recency", "mmr")
+SERVICE_THRESHOLD, TOP = 0.7, 30
 WHY_NOT_CHOICES = 1000
 scope = current_scope()
 st.title("Search")
@@ -38,9 +40,11 @@ def run(query: str, params: SearchParams) -> Explanation | None:
     return None
 
 
-def table(frame: pd.DataFrame, key: str, shown: list[str] | None = None) -> None:
+def table(frame: pd.DataFrame, key: str, params: SearchParams) -> None:
     """A results table; selecting a row (anew) opens that memory in "Why not this memory?" below."""
-    shown = shown or [c for c in frame.columns if c != "id" and (c in ("content", "rank") or frame[c].notna().any())]
+    score = dx.score_name(params)
+    # type is in the memory's detail below: without it the table fits 1400 px with the content widest
+    shown = [c for c in frame.columns if c not in ("id", "status", "type") and (c in ("content", "rank", score) or frame[c].notna().any())]
     event = st.dataframe(
         frame,
         hide_index=True,
@@ -48,10 +52,22 @@ def table(frame: pd.DataFrame, key: str, shown: list[str] | None = None) -> None
         on_select="rerun",
         selection_mode="single-row",
         key=key,
+        row_height=ROW_WRAP,
+        placeholder="",
         column_config={
-            "similarity": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.3f"),
-            "content": st.column_config.TextColumn(width="large"),
-            **{c: st.column_config.NumberColumn(format="%.3f") for c in NUMBERS},
+            **TEXT_COLUMNS,
+            "content": st.column_config.TextColumn("content", width=370, help=TEXT_COLUMNS["content"]["help"]),
+            "rank": st.column_config.TextColumn("rank", width=45),
+            score: st.column_config.NumberColumn(
+                score, width=100, format="%.4f" if params.mode == "hybrid" else "%.3f", help=dx.SCORES[params.mode][1]
+            ),
+            **{
+                c: st.column_config.NumberColumn(c, width=80, format="%.3f", help=dx.COMPONENT_HELP[c])
+                for c in dx.COMPONENT_HELP
+                if c != score
+            },
+            "diversified": st.column_config.NumberColumn("diversified", width=80, format="%.3f", help=dx.MMR_HELP),
+            "reason": st.column_config.TextColumn("reason", width="medium"),
         },
     )
     rows = [r for r in event.selection.rows if r < len(frame)]
@@ -72,7 +88,8 @@ mode = settings[0].selectbox(
     MODES,
     index=MODES.index(param("mode")) if param("mode") in MODES else 0,
     key="mode",
-    help="vector: cosine similarity · text: full-text words · hybrid: both fused (RRF) · weighted: similarity + importance + recency",
+    help="vector: by meaning (cosine similarity of the embeddings) · text: by the query's words · hybrid: both lists fused "
+    "by rank · weighted: similarity, importance and recency combined",
 )
 threshold = settings[1].slider(
     "Similarity threshold",
@@ -81,8 +98,8 @@ threshold = settings[1].slider(
     url_number("threshold", 0.3, 0.0, 1.0),
     0.01,
     key="threshold",
-    help=f"The vector side must reach this cosine similarity. The seed's default is {SEED_THRESHOLD}; "
-    "0.3 suits the local model better. Text matches need no threshold.",
+    help=f"A memory must be at least this similar to the query (cosine similarity of the embeddings) to be found by "
+    f"meaning. An agent that does not choose gets {SERVICE_THRESHOLD}; 0.3 suits the local model better. Text matches need no threshold.",
 )
 limit = settings[2].slider("Limit", 1, 50, url_number("limit", 5, 1, 50, int), key="limit")
 record = settings[3].toggle(
@@ -106,6 +123,16 @@ with st.expander("Mode settings and filters"):
         if mmr[0].toggle("Diversify (MMR)", key="use_mmr")
         else None
     )
+    wanted_policy = param("superseded")
+    policy = st.selectbox(
+        "Superseded memories",
+        POLICIES,
+        index=POLICIES.index(wanted_policy) if wanted_policy in POLICIES else 0,
+        format_func=lambda p: POLICY_LABELS[p],
+        key="superseded",
+        help="A memory is superseded when a newer memory updates or contradicts it. Search keeps it where it ranks "
+        "unless told otherwise: moving superseded memories down puts the current ones first (docs/RETRIEVAL.md measures it).",
+    )
     f = st.columns(2)
     types = f[0].multiselect("Types", sorted(frame["memory_type"].unique()), key="types", placeholder="All types")
     sources = f[1].multiselect(
@@ -116,13 +143,15 @@ with st.expander("Mode settings and filters"):
         format_func=lambda s: s or "(no source)",
     )
 if not query.strip():
-    set_params(q=None, mode=mode, threshold=threshold, limit=limit)
+    set_params(q=None, mode=mode, threshold=threshold, limit=limit, superseded=None if policy == KEEP else policy)
     st.info("Type a query to see what the store returns for it, and why the other memories did not come back.")
     st.stop()
-set_params(q=query, mode=mode, threshold=threshold, limit=limit)
+set_params(q=query, mode=mode, threshold=threshold, limit=limit, superseded=None if policy == KEEP else policy)
 params = None
 with guard("Check the settings"):
-    params = SearchParams(limit, threshold, mode, Filters(tuple(types), tuple(sources)), Weights(*weights), mmr_lambda=lam)
+    params = SearchParams(
+        limit, threshold, mode, Filters(tuple(types), tuple(sources)), Weights(*weights), mmr_lambda=lam, superseded=policy
+    )
 ex = run(query, params) if params else None
 if ex is None:
     st.stop()
@@ -143,22 +172,44 @@ elif st.session_state.get("counted") != (query, repr(params)):
             weights=params.weights,
             mmr_lambda=lam,
             query_embedding=ex.vector,
+            superseded=policy,
         )
         st.session_state["counted"] = (query, repr(params))
         data_changed()
-st.caption(" · ".join(f"{status} {n}" for status, n in ex.counts().items()))
+st.caption(
+    f"Of the store's {count(len(ex.candidates), 'memory')}: "
+    + ", ".join(f"{n} {status}" for status, n in ex.counts().items())
+    + ". Select a row to see that memory and why it ranked where it did."
+)
 
-left, right = st.columns(2)
-with left:
-    st.subheader(f"Results ({len(results)})")
-    if not results:
-        st.info("Nothing passed. Lower the threshold, widen the filters or try another mode: the near misses show what came closest.")
-    table(dx.results_frame(results), "results_table")
-with right:
-    st.subheader("Near misses")
-    st.caption("The best memories not returned that the filters allow, with the reason.")
-    table(dx.candidates_frame(ex.near_misses(10)), "misses_table", ["rank", "similarity", "reason", "content"])
-st.plotly_chart(dx.similarity_chart(ex, TOP))
+st.subheader(f"Results ({len(results)})")
+st.caption(markdown_literal(dx.score_sentence(params)))
+if not results:
+    st.info("Nothing passed. Lower the threshold, widen the filters or try another mode: the near misses show what came closest.")
+table(dx.results_frame(results, params, ex.superseded, link_to_memory), "results_table", params)
+stale = [r for r in results if r.memory.id in ex.superseded]
+if stale:
+    st.warning(
+        f"{count(len(stale), 'result')} {'is' if len(stale) == 1 else 'are'} superseded: a newer memory updates or contradicts "
+        f"{'it' if len(stale) == 1 else 'them'} (the link in the table opens the newer one). "
+        "Under “Mode settings and filters”, “Superseded memories” can move them below current ones or leave them out.",
+        icon=":material/history:",
+    )
+
+if policy != KEEP:
+    st.caption(
+        "Superseded memories are "
+        + ("moved below every current one" if policy == "demote" else "left out")
+        + " in this search: the near misses and the chart show where they went."
+    )
+
+st.subheader("Near misses")
+st.caption("The best memories not returned that the filters allow, in the search's order, with the reason.")
+table(dx.candidates_frame(ex.near_misses(10), params, ex.superseded, link_to_memory), "misses_table", params)
+chart = dx.score_chart(ex, TOP)
+st.plotly_chart(chart)
+if any(c.memory.id in ex.superseded for c in ex.candidates[:TOP]):
+    st.caption("A red outline marks a superseded memory: a newer memory updates or contradicts it.")
 
 st.subheader("Why not this memory?")
 if "whynot_next" in st.session_state:
@@ -167,8 +218,13 @@ st.session_state.setdefault("whynot", param("memory"))
 # The best candidates, and the memory a link or a table row chose: a list of a whole large store
 # would cost the page a second to build and nobody scrolls through it.
 wanted = st.session_state["whynot"]
-offered = [x for i, x in enumerate(ex.candidates) if i < WHY_NOT_CHOICES or str(x.memory.id) == wanted]
-labels = {str(x.memory.id): f"{ordinal(x.rank) if x.rank else '–'} · {x.status} · {short(x.memory.content, 100)}" for x in offered}
+offered = ex.candidates[:WHY_NOT_CHOICES]
+if wanted and wanted not in {str(x.memory.id) for x in offered}:
+    try:
+        offered.append(ex.why_not(wanted))
+    except (InvalidInput, NotFound):
+        pass  # a link to a memory this store no longer holds: the picker starts empty
+labels = {str(x.memory.id): f"{short(x.memory.content, 100)} · {ordinal(x.rank) if x.rank else 'unranked'}, {x.status}" for x in offered}
 if wanted not in labels:
     st.session_state["whynot"] = None
 chosen = st.selectbox(
@@ -177,16 +233,23 @@ chosen = st.selectbox(
     index=None,
     key="whynot",
     format_func=lambda i: labels[i],
-    placeholder="Pick a memory of the store",
+    placeholder="Type words of a memory, or pick one",
+    filter_mode="contains",  # "aller" finds "allergic", not any label with a, l, l, e, r in that order
 )
 set_params(memory=chosen)
 if chosen:
     why = ex.why_not(chosen)
-    facts = st.columns(4)
-    facts[0].metric("Similarity", f"{why.similarity:.3f}")
-    facts[1].metric("Rank", ordinal(why.rank) if why.rank else "unranked")
-    facts[2].metric("Text rank", f"{why.text_rank:.3f}" if why.text_match else "no match")
-    facts[3].metric("Status", why.status)
+    score = dx.score_name(params)
+    facts: list[tuple[str, str, str | None]] = [("Rank", ordinal(why.rank) if why.rank else "unranked", None)]
+    if mode != "vector":
+        facts.append((score.capitalize(), f"{why.score:.4f}" if why.score is not None else "not scored", dx.SCORES[mode][1]))
+    facts += [
+        ("Similarity", f"{why.similarity:.3f}", dx.SCORES["vector"][1]),
+        ("Text rank", f"{why.text_rank:.3f}" if why.text_match else "no match", dx.COMPONENT_HELP["text rank"]),
+        ("Status", why.status, None),
+    ]
+    for column, (label, value, explained) in zip(st.columns(len(facts)), facts):
+        column.metric(label, value, help=explained)
     (st.success if why.returned else st.warning)(why.reason[0].upper() + why.reason[1:] + ".")
     with st.expander("The memory", expanded=True), guard("Could not show the memory"):
         related = memory_detail(scope, why.memory, key="search")
@@ -200,16 +263,30 @@ with st.expander("Compare with another query, mode or threshold"):
     mode_b = compare[1].selectbox("Mode B", MODES, index=MODES.index(mode), key="mode_b")
     threshold_b = compare[2].slider("Threshold B", 0.0, 1.0, threshold, 0.01, key="threshold_b")
     ex_b = (
-        run(query_b, SearchParams(limit, threshold_b, mode_b, params.filters, params.weights, mmr_lambda=lam)) if query_b.strip() else None
+        run(query_b, SearchParams(limit, threshold_b, mode_b, params.filters, params.weights, mmr_lambda=lam, superseded=policy))
+        if query_b.strip()
+        else None
     )
     if ex_b is not None:
-        frame_a, frame_b = dx.compare_frames(results, ex_b.results)
-        st.caption(f"{(frame_a['in both'] == '✓').sum()} of the results are in both; ✓ marks them.")
+        frame_a, frame_b = dx.compare_frames(results, ex_b.results, params, ex_b.params)
+        both = int((frame_a["in the other list"] != "not returned").sum())
+        st.caption(f"{both} of the {count(len(frame_a), 'result')} of A {'is' if both == 1 else 'are'} also in B.")
         a, b = st.columns(2)
-        a.caption(f"A: {mode} at {threshold:.2f}")
-        a.dataframe(frame_a, hide_index=True, key="compare_a")
-        b.caption(f"B: {mode_b} at {threshold_b:.2f}")
-        b.dataframe(frame_b, hide_index=True, key="compare_b")
+        for side, letter, frame_x, px_ in ((a, "A", frame_a, params), (b, "B", frame_b, ex_b.params)):
+            side.caption(markdown_literal(f"{letter}: {px_.mode} search, threshold {px_.min_similarity:.2f}, by {dx.score_name(px_)}"))
+            side.dataframe(
+                frame_x,
+                hide_index=True,
+                key=f"compare_{letter.lower()}",
+                row_height=ROW_WRAP,
+                column_config={
+                    **TEXT_COLUMNS,
+                    "rank": st.column_config.NumberColumn("rank", width=50),
+                    dx.score_name(px_): st.column_config.NumberColumn(
+                        format="%.4f" if px_.mode == "hybrid" else "%.3f", help=dx.SCORES[px_.mode][1]
+                    ),
+                },
+            )
 
 with st.expander("Add this query to an evaluation set"), guard("Could not add the case"):
     st.caption("Mark the memories that should come back for this query; the Evaluate page then measures every mode on such cases.")

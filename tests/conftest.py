@@ -19,6 +19,10 @@ from sqlalchemy import Engine, create_engine
 
 _DATA_DIR = tempfile.mkdtemp(prefix="memex-test-")
 os.environ["MEMEX_DATA_DIR"] = _DATA_DIR
+# UMAP's compiled kernels, kept between test sessions (and shared by the processes a session
+# starts) as the explorer keeps them in its data directory: only the first session compiles them.
+os.environ["MEMEX_MAPS_AT_START"] = "0"  # the explorer fits no map at start: tests see each map's first fit
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / "test-output" / "numba-cache"))
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("MEMEX_ADMIN_DATABASE_URL", None)
 

@@ -114,3 +114,77 @@ def test_large_batches_of_add_memories_take_the_copy_path_with_the_same_semantic
     with pytest.raises(InvalidInput, match="already belongs to another store"):
         svc.add_memories(second.id, [NewMemory(f"x {i}") for i in range(99)] + [NewMemory("hijack", id=added[0].id)])
     assert svc.get_store(second.id).total_memories == 0
+
+
+# Rows outside the HNSW graph (migration 010) --------------------------------------------------------
+
+
+def _flags(superuser, store_id) -> dict[bool, int]:
+    from sqlalchemy import text
+
+    with superuser.connect() as conn:
+        return dict(conn.execute(text("SELECT indexed, count(*) FROM memories WHERE store_id = :s GROUP BY 1"), {"s": store_id}).all())
+
+
+def test_bulk_rows_stay_out_of_the_graph_until_indexed_and_search_finds_them_all_along(svc, store, superuser, monkeypatch) -> None:
+    """A "big" store (the exact-search size lowered to 50 for the test): COPY leaves its rows out of
+    the HNSW graph, search finds them through the exact scan of the unindexed rows, index_pending
+    puts them in, and a small write into a big store enters the graph at once."""
+    from core.search import SearchTuning
+    from core.service import indexing
+    from core.sql import memories as sql_memories
+
+    monkeypatch.setattr(indexing, "EXACT_MAX_ROWS", 50)
+    monkeypatch.setattr(sql_memories, "EXACT_MAX_ROWS", 50)
+    big = SearchTuning(exact_max_rows=50)
+    exact = SearchTuning(exact_max_rows=10**9)
+    columns = _columns(120, dim=384)
+    svc.bulk_add_memories(store.id, columns)
+    assert _flags(superuser, store.id) == {False: 120}
+    assert svc.pending_index(store.id) == 120
+    queries = columns.embedding[[3, 50, 99]] + 0.01
+
+    def ids(tuning):
+        return [[r.memory.id for r in svc.search_by_embedding(store.id, q, limit=10, min_similarity=-1, tuning=tuning)] for q in queries]
+
+    truth = ids(exact)
+    assert ids(big) == truth  # the graph holds none of them: the delta scan finds every one
+    done = []
+    assert svc.index_pending(store.id, batch=50, progress=lambda d, t: done.append((d, t))) == 120
+    assert done == [(50, 120), (100, 120), (120, 120)]
+    assert _flags(superuser, store.id) == {True: 120} and svc.pending_index(store.id) == 0
+    assert ids(big) == truth  # now through the graph
+    svc.add_memory(store.id, "one more, written by an agent", embedding=columns.embedding[0] * -1)
+    assert _flags(superuser, store.id) == {True: 121}  # a small write into a big store enters the graph at once
+    assert svc.index_pending(store.id) == 0
+
+
+def test_small_stores_rows_are_never_indexed(svc, store, superuser) -> None:
+    svc.bulk_add_memories(store.id, _columns(80))
+    svc.add_memory(store.id, "a small write")
+    assert _flags(superuser, store.id) == {False: 81}
+    assert svc.pending_index(store.id) == 0 and svc.index_pending(store.id) == 0
+
+
+def test_a_background_index_runs_after_a_bulk_write_when_the_database_allows_it(svc, store, superuser, monkeypatch) -> None:
+    from core.service import indexing
+    from core.sql import memories as sql_memories
+
+    monkeypatch.setattr(indexing, "EXACT_MAX_ROWS", 50)
+    monkeypatch.setattr(sql_memories, "EXACT_MAX_ROWS", 50)
+    monkeypatch.setattr(svc.db, "background_index", True)
+    svc.bulk_add_memories(store.id, _columns(90))
+    for thread in list(indexing._running.values()):
+        thread.join(30)
+    assert _flags(superuser, store.id) == {True: 90}
+
+
+def test_store_vectors_come_back_as_written(svc, store) -> None:
+    columns = _columns(70)
+    svc.bulk_add_memories(store.id, columns)
+    ids, vectors = svc.store_vectors(store.id)
+    listed = {str(m.id): m.content for m in svc.all_memories(store.id)}
+    assert set(ids) == set(listed) and vectors.shape == (70, 384) and vectors.dtype == np.float32
+    by_content = {c: i for i, c in enumerate(columns.content)}
+    for i, memory_id in enumerate(ids):
+        np.testing.assert_array_equal(vectors[i], columns.embedding[by_content[listed[memory_id]]])

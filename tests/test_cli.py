@@ -132,3 +132,62 @@ def test_the_installed_command_exits_non_zero_without_traceback_and_debug_shows_
         [*memex, "search", "q", "--tenant", "nobody-here", "--user", "x", "--debug"], capture_output=True, text=True, env=env, cwd=ROOT
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_the_column_parser_agrees_with_the_line_parser_on_every_kind_of_line() -> None:
+    """parse_jsonl reads ordinary lines with vectors straight into columns (orjson); whatever it
+    accepts, refuses or words must be what core.jsonl._parse_line, the rules of the format, gives."""
+    import numpy as np
+
+    from core.errors import InvalidInput
+    from core.jsonl import _parse_line, parse_jsonl
+
+    dim = 4
+    v = [0.5, -0.25, 1.0, 2.0]
+    lines = [
+        {"content": "plain", "embedding": v},
+        {"id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f09", "content": "all fields", "memory_type": " pref ", "source": "chat",
+         "importance": 0.456, "metadata": {"a": [1, {"b": "ü"}]}, "expires_at": "2020-01-01T00:00:00Z",
+         "created_at": "2025-01-01T00:00:00", "archived": True, "embedding": v, "kind": "memory"},
+        {"content": "no vector"},
+        {"content": "zero vector", "embedding": [0, 0, 0, 0]},
+        {"content": "short vector", "embedding": [1, 2]},
+        {"content": "strings in the vector", "embedding": ["1", "2", "3", "4"]},
+        {"content": "nested vector", "embedding": [[1], [2], [3], [4]]},
+        {"content": "bad importance", "importance": 7, "embedding": v},
+        {"content": "bad type", "memory_type": ["x"], "embedding": v},
+        {"content": "huge int in metadata", "metadata": {"n": 123456789012345678901234567890}, "embedding": v},
+        {"content": "metadata not an object", "metadata": [1], "embedding": v},
+        {"content": "NUL in metadata", "metadata": {"a": "\u0000"}, "embedding": v},
+        {"content": "unknown key", "colour": "red", "embedding": v},
+        {"content": "  ", "embedding": v},
+        {"kind": "relationship", "source_memory_id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f09",
+         "target_memory_id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f01", "relationship_type": "related"},
+        {"id": "3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f09", "content": "the same id again", "embedding": v},
+    ]  # fmt: skip
+    raw = [json.dumps(o).encode() for o in lines] + [b'{"content": "NaN", "embedding": [NaN, 1, 2, 3]}', b"not json", b"[1, 2]"]
+    parsed = parse_jsonl(b"\n".join(raw), dim)
+    expected_errors, expected_memories = [], []
+    for number, line in enumerate(raw, start=1):
+        try:
+            item = _parse_line(line, dim)
+        except InvalidInput as exc:
+            expected_errors.append(f"line {number}: {exc}")
+            continue
+        if hasattr(item, "content"):
+            expected_memories.append((number, item))
+    duplicate = "line 16: id 3f1d9a52-7a8e-4d0e-9a7d-1b2c3d4e5f09 already appears on line 2"
+    expected_errors = sorted([*expected_errors, duplicate], key=lambda e: int(e.split(":")[0].removeprefix("line ")))
+    expected_memories = [(n, m) for n, m in expected_memories if n != 16]
+    assert parsed.errors == expected_errors
+    assert len(parsed.relationships) == 1
+    got = list(parsed.memories)
+    assert [n for n, _ in got] == [n for n, _ in expected_memories]
+    for (_, a), (_, b) in zip(got, expected_memories):
+        for name in ("id", "content", "memory_type", "source", "importance", "metadata", "expires_at", "created_at", "archived"):
+            assert getattr(a, name) == getattr(b, name), name
+        assert (a.embedding is None) == (b.embedding is None)
+        if a.embedding is not None:
+            np.testing.assert_array_equal(a.embedding, b.embedding)
+    huge = next(m for _, m in got if m.content == "huge int in metadata")
+    assert huge.metadata == {"n": 123456789012345678901234567890}  # exact, as json reads it

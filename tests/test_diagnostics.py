@@ -204,3 +204,21 @@ def test_a_failed_evaluation_case_is_explained_with_the_runs_own_search(svc, sto
     expected, returned = explain_case(svc, store.id, failed, report.config)
     assert list(returned["id"]) == [str(r.memory.id) for r in failed.returned]
     assert list(expected["status"]) == [BELOW_THRESHOLD, EXPIRED]
+
+
+@pytest.mark.parametrize("mode", ["vector", "text", "hybrid", "weighted"])
+@pytest.mark.parametrize("mmr", [None, 0.5])
+def test_memories_read_later_are_explained_as_those_read_at_once(svc, store, mode, mmr) -> None:
+    """The explanation reads the first `detail` memories of its order at once and ranks plain
+    vector and text search past them by position: with detail 3 every memory must come out as
+    with everything read at once (rank, score, breakdown, status, reason)."""
+    _random_store(svc, store)
+    for threshold in (0.1, 0.3):
+        params = SearchParams(limit=4, min_similarity=threshold, mode=mode, mmr_lambda=mmr)
+        now = datetime.now(UTC)  # recency (weighted mode) is measured from it
+        full = svc.explain_search(store.id, "apple river candle", params, now=now)
+        lazy = svc.explain_search(store.id, "apple river candle", params, query_embedding=full.vector, now=now, detail=3)
+        assert len(lazy.memories) <= 3 + params.pool * 2
+        assert list(lazy.candidates) == list(full.candidates)
+        assert lazy.counts() == full.counts() and lazy.near_misses(7) == full.near_misses(7)
+        assert [r.memory.id for r in lazy.results] == [r.memory.id for r in full.results]

@@ -132,6 +132,20 @@ def test_create_rename_delete_a_tenant(db, svc, store, user, tenant) -> None:
     assert selection(at)["tenant"] is None
 
 
+def test_a_second_send_of_the_create_form_after_enter_repeats_the_success(db, svc, store, user, tenant) -> None:
+    """Enter in the name field sends the form (which then clears); a click on Create right after
+    sends it again, empty: no "name is empty" error, and one tenant."""
+    at = open_admin(tenant, user)
+    name = unique("entered")
+    at.text_input(key="admin_new_tenant").set_value(name)
+    at = submit(at, "admin_create_tenant", "Create tenant")  # what Enter does
+    at = submit(at, "admin_create_tenant", "Create tenant")  # the click that follows, on the cleared form
+    assert [t.name for t in list_tenants(db)].count(name) == 1
+    assert [t.value for t in at.toast][-1] == f"Tenant {name} created"
+    at.button(key="FormSubmitter:admin_create_user-Create user").click().run()  # an empty name on its own is still refused
+    assert "name is empty" in at.error[0].value
+
+
 def test_an_operator_creates_a_key_that_is_shown_once_and_revokes_it(db, svc, store, user, tenant) -> None:
     from core.admin import list_keys
     from core.errors import Unauthenticated

@@ -45,37 +45,46 @@ def test_a_saved_set_runs_and_shows_metrics_and_failures(svc, store, user, tenan
     at.slider(key="threshold_1").set_value(0.6).run()
     at.button(key="run").click().run()
     assert not at.exception and not at.error
-    table = next(df for df in at.dataframe if "mrr" in df.value.columns).value
-    assert list(table.index) == ["vector ≥0.00", "vector ≥0.60"]
-    assert table.loc["vector ≥0.00", "recall@10"] == 1.0  # four memories: everything is in the top 10
-    assert table.loc["vector ≥0.60", "recall@1"] < 1.0 and table.loc["vector ≥0.60", "mrr"] < table.loc["vector ≥0.00", "mrr"]
+    table = next(df for df in at.dataframe if "what it measures" in df.value.columns).value.set_index("measure")
+    assert list(table.columns) == ["what it measures", "vector ≥0.00", "vector ≥0.60"]
+    mrr = "first right answer (MRR)"
+    assert table.loc["found in top 10", "vector ≥0.00"] == 1.0  # four memories: everything is in the top 10
+    assert table.loc["found in top 1", "vector ≥0.60"] < 1.0 and table.loc[mrr, "vector ≥0.60"] < table.loc[mrr, "vector ≥0.00"]
+    assert table.loc[mrr, "what it measures"].startswith("Mean reciprocal rank: 1 when the first expected memory comes back first")
+    headlines = [m.value for m in at.markdown if m.value.startswith("**vector")]
+    assert headlines[0].startswith(
+        "**vector ≥0.00** finds an expected memory in the top 5 for 100% of questions, and returns one first for"
+    )
     assert {m.id: m.access_count for m in svc.get_memories([m.id for m in memories])} == before
     assert len(at.get("plotly_chart")) == 1
 
     at.selectbox(key="drill_config").select(1).run()
-    assert "of 3 cases missed at least one expected memory in the top 10" in texts(at)
+    assert "of 3 questions missed at least one expected memory in the top 10" in texts(at)
+    overview = next(df for df in at.dataframe if df.key == "failed_table").value
+    assert "in the top 10" in " ".join(overview["where the expected memories came"])  # no "–"
     at.session_state["failed_table"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
     assert not at.exception and not at.error
-    expected = next(df for df in at.dataframe if "reason" in df.value.columns).value
-    assert set(expected["status"]) <= {"below threshold"} and all("below the threshold 0.60" in r for r in expected["reason"])
+    expected = next(df for df in at.dataframe if "why" in df.value.columns).value
+    assert set(expected["where it came"]) == {"not retrieved"}
+    assert set(expected["status"]) <= {"below threshold"} and all("below the threshold 0.60" in r for r in expected["why"])
 
 
 def test_uploading_cases_saves_a_set_and_deleting_asks_first(svc, store, user, tenant, other) -> None:
     m = svc.add_memory(store.id, "alpha beta gamma")
     at = open_evaluate(tenant, user)
-    assert "No evaluation set for this store yet" in at.info[0].value
+    assert "This store has no evaluation set yet." in texts(at) and "On the **Search** page" in texts(at)
     other_svc, other_store = other
     other_svc.save_eval_set(other_store.id, "other tenant's set", [EvalCase("x", (m.id,))])
     at.run()
-    assert "No evaluation set for this store yet" in at.info[0].value  # another tenant's set never shows
+    assert "This store has no evaluation set yet." in texts(at)  # another tenant's set never shows
 
     lines = "\n".join(json.dumps({"query": q, "expected_ids": [str(m.id)]}) for q in ("alpha", "gamma beta"))
     at.get("file_uploader")[0].set_value(("cases.jsonl", lines.encode(), "application/jsonl"))
     at.text_input(key="new_set_name").input("uploaded").run()
     at.button(key="save_set").click().run()
     assert not at.exception and not at.error
-    assert at.selectbox(key="set").options == ["uploaded (2 cases)"]
+    assert at.selectbox(key="set").options == ["uploaded (2 questions)"]
     at.button(key="delete_set").click().run()
     assert [s.name for s in svc.list_eval_sets(store.id)] == ["uploaded"]  # nothing deleted before the confirmation
     at.button(key="confirm_yes").click().run()

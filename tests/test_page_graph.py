@@ -118,7 +118,7 @@ def test_saving_suggested_links_writes_relationships(graph_store, svc, store, te
     assert all(s >= 0.8 for s in editor["similarity"])
     assert not any(r.relationship_type == "similar_to" for r in svc.list_relationships(store.id))  # nothing saved yet
     save = next(b for b in at.button if b.label.startswith("Save"))
-    assert save.label == f"Save {len(editor)} selected links"
+    assert save.label == f"Save {len(editor)} selected link{'s' if len(editor) != 1 else ''}"
     save.click().run()
     assert not at.exception and not at.error
     saved = {
@@ -140,7 +140,7 @@ def test_unticked_suggestions_are_not_saved(graph_store, svc, store, tenant, use
     at.session_state[editor.key] = {"edited_rows": {0: {"save": False}}, "added_rows": [], "deleted_rows": []}
     at.run()
     save = next(b for b in at.button if b.label.startswith("Save"))
-    assert save.label == f"Save {len(editor.value) - 1} selected links"
+    assert save.label == f"Save {len(editor.value) - 1} selected link{'s' if len(editor.value) != 2 else ''}"
 
 
 def test_another_tenants_store_never_shows(graph_store, other, tenant, user) -> None:

@@ -194,3 +194,16 @@ def test_another_tenants_memory_cannot_be_opened(svc, store, user, tenant, other
     at = open_memories(tenant, user, memory=str(secret.id))
     assert "not found" in at.error[0].value
     assert "launch code" not in texts(at)
+
+
+def test_a_superseded_memory_is_marked_with_a_link_to_the_newer_one(svc, store, user, tenant) -> None:
+    old, new = svc.add_memories(store.id, [NewMemory("Lives in Berlin"), NewMemory("Moved to Lisbon")])
+    svc.add_relationship(new.id, old.id, "updates", 0.9)
+    at = open_memories(tenant, user)
+    shown = at.dataframe[0].value.set_index("content")["superseded"]
+    assert shown["Moved to Lisbon"] == "" and shown["Lives in Berlin"].endswith(f"memory={new.id}#updated%20%E2%86%97")
+    at = open_memories(tenant, user, memory=str(old.id))  # the detail says so, with the newer memory's text
+    assert "Superseded: a newer memory updates this one" in at.warning[0].value
+    assert "Moved to Lisbon" in [t.value for t in at.text]
+    next(b for b in at.button if b.label == "Open the newer memory").click().run()
+    assert at.query_params["memory"] == str(new.id)

@@ -30,3 +30,14 @@ def test_switching_tenant_never_shows_the_other_tenants_memories(db, svc, store,
     shown = [str(v) for df in at.dataframe for v in df.value["content"]]
     assert shown == ["The launch code of the other tenant is 0000"]
     assert "Alpha tenant secret" not in str([df.value for df in at.dataframe])
+
+
+def test_the_first_screen_says_what_memex_is_and_counts_every_tenant(svc, store, user, tenant, other) -> None:
+    at = open_page("overview", tenant=tenant.name, user=user.name, store="default")
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Memex explorer"
+    assert at.markdown[0].value.startswith("**memex is long-term memory for AI agents**")
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Tenants"]) >= 2 and int(metrics["Memories in all"].replace(",", "")) >= 1  # the other tenant's memory counts
+    assert at.sidebar.expander[0].label == "Isolation details"  # role and tenant id behind it, the tenant's name beside its id
+    assert f"tenant     {tenant.name}" in at.sidebar.text[0].value

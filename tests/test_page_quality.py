@@ -177,3 +177,25 @@ def test_near_duplicates_are_cached_per_tenant_not_per_store_id(superuser, db, s
     shown_theirs = "\n".join(str(d.value) for d in theirs.dataframe)
     assert "Mine: prefers aisle seats" in shown_mine and "Theirs" not in shown_mine
     assert "Theirs: owns a red bicycle" in shown_theirs and "Mine" not in shown_theirs
+
+
+def test_superseded_pairs_are_listed_and_the_older_archived_in_one_click(svc, store, user, tenant, planted) -> None:
+    older, newer = planted[0], planted[1]
+    svc.add_relationship(newer.id, older.id, "updates", 0.9)
+    at = open_quality(tenant, user)
+    pairs = next(df.value for df in at.dataframe if df.key and df.key.startswith("superseded_"))
+    assert pairs[["older memory", "relationship", "newer memory"]].values.tolist() == [
+        ["Prefers aisle seats", "updated by", "<b>Likes aisle</b> seats"]
+    ]
+    at = select(at, "superseded", [0])
+    next(b for b in at.button if b.key == "superseded_archive").click().run()
+    assert not at.exception and not at.error
+    assert svc.get_memory(older.id).archived and not svc.get_memory(newer.id).archived
+    assert [t.value for t in at.toast] == ["Archived 1 older memory"]
+    assert "every such older memory is archived already" in " ".join(s.value for s in at.success)
+
+
+def test_no_near_duplicate_at_the_threshold_suggests_lowering_it(svc, store, user, tenant, planted) -> None:
+    at = open_quality(tenant, user, similarity="1.0")
+    assert "0 groups holding 0 memories" in " ".join(c.value for c in at.caption)
+    assert "Lower the minimum similarity" in at.info[0].value

@@ -125,9 +125,10 @@ def test_the_link_sets_the_mode_and_filters_and_comparison_mark_the_overlap(svc,
     assert at.selectbox(key="mode").value == "text"
     assert sorted(table(at, "results_table")) == ["alpha beta gamma", "alpha beta gamma delta"]  # no threshold on text
     at.selectbox(key="mode_b").select("vector").run()
-    a, b = [df.value for df in at.dataframe if "in both" in df.value.columns]
+    a, b = [df.value for df in at.dataframe if "in the other list" in df.value.columns]
     assert list(b["content"]) == ["alpha beta gamma"]
-    assert dict(zip(a["content"], a["in both"])) == {"alpha beta gamma": "✓", "alpha beta gamma delta": ""}
+    assert dict(zip(a["content"], a["in the other list"])) == {"alpha beta gamma": "1st", "alpha beta gamma delta": "not returned"}
+    assert "text rank" in a.columns and "similarity" in b.columns  # each list with the score its mode ranks by
     at.multiselect(key="types").select("event").run()
     assert table(at, "results_table") == ["alpha beta gamma delta"]
     assert at.query_params["mode"] == "text"
@@ -142,3 +143,33 @@ def test_without_a_query_the_page_invites_one(svc, store, user, tenant) -> None:
     svc.add_memory(store.id, "alpha")
     at = open_search(tenant, user)
     assert "Type a query" in at.info[0].value and not at.dataframe
+
+
+def test_superseded_results_are_marked_and_the_option_moves_them_down(svc, store, user, tenant) -> None:
+    old, new = svc.add_memories(store.id, [NewMemory("alpha beta gamma delta"), NewMemory("alpha beta yankee zulu")])
+    svc.add_relationship(new.id, old.id, "updates", 0.9)
+    at = open_search(tenant, user, q="alpha beta gamma delta", threshold="0.1")
+    assert table(at, "results_table") == ["alpha beta gamma delta", "alpha beta yankee zulu"]
+    marks = next(df for df in at.dataframe if df.key == "results_table").value["superseded"].tolist()
+    assert marks[0].endswith(f"memory={new.id}#updated%20%E2%86%97") and not isinstance(marks[1], str)
+    assert "1 result is superseded" in at.warning[0].value
+    at.selectbox(key="superseded").select("demote").run()
+    assert table(at, "results_table") == ["alpha beta yankee zulu", "alpha beta gamma delta"]
+    assert at.query_params["superseded"] == "demote"
+    at.selectbox(key="superseded").select("skip").run()
+    assert table(at, "results_table") == ["alpha beta yankee zulu"]
+    assert table(at, "misses_table") == ["alpha beta gamma delta"]
+    assert next(df for df in at.dataframe if df.key == "misses_table").value["reason"][0] == (
+        "a newer memory updates it, and this search leaves superseded memories out"
+    )
+
+
+def test_vector_mode_shows_similarity_once_and_other_modes_their_own_score(svc, store, user, tenant) -> None:
+    planted(svc, store)
+    at = open_search(tenant, user, q="alpha beta gamma", threshold="0.3")
+    results = next(df for df in at.dataframe if df.key == "results_table").value
+    assert "similarity" in results.columns and "score" not in results.columns
+    at.selectbox(key="mode").select("weighted").run()
+    misses = next(df for df in at.dataframe if df.key == "misses_table").value
+    ranked = misses["weighted score"].dropna().tolist()
+    assert ranked == sorted(ranked, reverse=True)  # near misses in the order of the score they show

@@ -72,14 +72,82 @@ def test_large_stores_are_sampled_to_the_cap_with_a_fixed_seed() -> None:
     assert projection.coords.shape == (8, 2) and set(projection.ids) <= set(ids)
 
 
-def test_a_query_is_placed_through_the_fitted_model() -> None:
+def test_a_query_is_placed_among_its_nearest_memories() -> None:
     ids, vectors = clusters()
     projection = fit_projection(ids, vectors, PARAMS)
-    at = projection.place(vectors[0] * 3)  # scale does not matter: cosine
+    at = projection.place([("m0", 0.9), ("m2", 0.8), ("absent", 0.99)])
     assert at.shape == (2,) and np.isfinite(at).all()
     even = projection.coords[::2].mean(0)
     odd = projection.coords[1::2].mean(0)
     assert np.linalg.norm(at - even) < np.linalg.norm(at - odd)
+    weighted = (projection.coords[0] * 0.9 + projection.coords[2] * 0.8) / 1.7
+    assert at == pytest.approx(weighted)
+    assert projection.place([("absent", 1.0)]) is None
+
+
+def test_umap_kernels_are_kept_on_disk_and_load_from_there() -> None:
+    """import_umap turns numba's cache on for umap's kernels (umap-learn leaves it off on those
+    every fit runs): a fit writes them under NUMBA_CACHE_DIR, and a new process loads every kernel
+    it needs from there instead of compiling it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, numpy as np\n"
+        "from core.explorer.projection import fit_projection, ProjectionParams, import_umap\n"
+        "umap = import_umap()\n"
+        "from numba.core.dispatcher import Dispatcher\n"
+        "import umap.umap_, umap.layouts, umap.utils, umap.distances\n"
+        "kernels = [umap.umap_.smooth_knn_dist, umap.umap_.compute_membership_strengths, umap.layouts._nb_optimize_layout_euclidean_single_epoch]\n"
+        "x = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)\n"
+        "fit_projection([str(i) for i in range(60)], x, ProjectionParams(n_neighbors=5))\n"
+        "print(json.dumps({'cached': [not type(k._cache).__name__ == 'NullCache' for k in kernels],"
+        " 'hits': sum(sum(k.stats.cache_hits.values()) for k in kernels), 'misses': sum(sum(k.stats.cache_misses.values()) for k in kernels)}))\n"
+    )
+    from pathlib import Path
+
+    cache = Path(os.environ["NUMBA_CACHE_DIR"])  # conftest: kept between sessions, so only a first session compiles
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    run = lambda: json.loads(
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=900).stdout
+    )
+    first, second = run(), run()
+    assert all(first["cached"]) and any(cache.rglob("*.nbi"))  # caching on, kernels written to disk
+    assert second["misses"] == 0 and second["hits"] >= 3  # the second process compiled none of them, it loaded them
+
+
+def test_a_kept_map_comes_back_and_a_changed_store_is_patched_meanwhile(svc, store, tenant) -> None:
+    from core.explorer.projection import FitJobs, keep, kept, meanwhile, patched, preview
+
+    svc.add_memories(store.id, [NewMemory(f"memory number {i}") for i in range(8)])
+    key_ = projection_key(tenant.id, store, memory_frame(svc.all_memories(store.id)), PARAMS)
+    assert kept(svc, key_, 100) == (None, None)
+    ids, vectors = svc.store_vectors(store.id)
+    fitted = fit_projection(ids, vectors, PARAMS)
+    keep(svc, key_, fitted, 100)
+    again, stored = kept(svc, key_, 100)
+    assert again is not None and again.ids == fitted.ids and again.coords == pytest.approx(fitted.coords, abs=1e-5)
+    assert stored is not None and stored.memory_count == 8
+    svc.add_memory(store.id, "memory number 3 again")
+    changed = projection_key(tenant.id, store, memory_frame(svc.all_memories(store.id)), PARAMS)
+    current, old = kept(svc, changed, 100)
+    assert current is None and old is not None  # the store moved past it
+    shown = meanwhile(svc, changed, old, 100)
+    assert shown.method == "stale" and len(shown.ids) == 9
+    assert shown.coords[shown.ids.index(fitted.ids[0])] == pytest.approx(fitted.coords[0], abs=1e-5)
+    assert preview(ids, vectors, PARAMS).coords.shape == (8, 2)
+    coords = patched(["a", "b"], np.array([[0.0, 0.0], [10.0, 0.0]]), ["a", "c"], np.array([[1.0, 0.0], [1.0, 0.1]]))
+    assert coords[0] == pytest.approx([0, 0]) and coords[1] == pytest.approx([0, 0])
+    jobs = FitJobs()
+    job = jobs.start(changed, lambda job: fit_projection(*svc.store_vectors(store.id), PARAMS))
+    job.thread.join(600)
+    assert job.result is not None and len(job.result.ids) == 9 and jobs.start(changed, lambda job: 1 / 0) is job
+    with svc.transaction() as conn:  # another tenant never sees it (row-level security)
+        from sqlalchemy import text
+
+        assert conn.scalar(text("SELECT count(*) FROM store_projections")) == 1
 
 
 def test_the_cache_returns_the_same_projection_without_refitting() -> None:
@@ -156,11 +224,25 @@ def test_points_and_figure_from_a_real_store(svc, store) -> None:
     assert "<b>memory</b>" not in " ".join(h for t in fig.data for h in t.hovertext)
     fig = map_figure(points, "importance", title="t", query=("q", projection.coords[0], [str(added[1].id), "absent"]))
     names = [t.name for t in fig.data]
-    assert names[-2:] == ["top 1 results", "query"]
-    line = fig.data[-2]
-    assert [v for v in line.x if v is not None][0] == pytest.approx(projection.coords[0][0])
+    assert names[-2:] == ["its top 1 results", "the query (placed approximately)"]
+    ring, star = fig.data[-2], fig.data[-1]
+    result = points.set_index("id").loc[str(added[1].id)]
+    assert list(ring.x) == [pytest.approx(result["x"])] and list(ring.text) == ["1"]  # ringed where it lies
+    assert list(star.x) == [pytest.approx(projection.coords[0][0])]
+    assert not fig.layout.xaxis.showticklabels and not fig.layout.yaxis.showticklabels  # coordinates mean nothing
     three = fit_projection([str(m.id) for m in memories], vectors, ProjectionParams(n_neighbors=5, dims=3))
     fig3 = map_figure(
         points_frame(memory_frame(svc.all_memories(store.id)), three), "status", title="t", query=("q", three.coords[0], [str(added[1].id)])
     )
     assert {t.type for t in fig3.data} == {"scatter3d"}
+
+
+def test_the_explorer_start_keeps_the_maps_of_small_stores_that_have_none(db, svc, store, user, tenant) -> None:
+    from core.explorer.startup import keep_small_maps
+
+    svc.add_memories(store.id, [NewMemory(f"memory number {i}") for i in range(6)])
+    tiny = svc.get_or_create_store(user.id, "tiny", embedding_model="test-hashing")
+    svc.add_memories(tiny.id, [NewMemory("too few for a map")])
+    assert keep_small_maps(db, [tenant.id]) == 1
+    assert svc.load_map(store.id, ProjectionParams().label()) is not None and svc.load_map(tiny.id, ProjectionParams().label()) is None
+    assert keep_small_maps(db, [tenant.id]) == 0  # kept already

@@ -98,9 +98,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             result.update(measure_api(bench, queries, workers=args.api_workers))
         result.update(measures.insert_with_full_index(bench))
-        if not args.skip_embed:
+        if not args.skip_embed or args.import_text:
             result.update(measures.measure_embedding())
             log(f"local model: {result['embed_texts_per_s']} texts/s")
+        if args.import_lines or args.import_text:
+            result.update(measures.measure_import(bench, args.import_lines or 0, args.import_text or 0))
         if args.umap:
             sizes = [int(v) for v in args.umap.split(",")]
             _explorer_measure(result, "umap", lambda: measures.measure_umap(bench.universe, sizes, scenario.seed))
@@ -139,5 +141,9 @@ def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the service's search to stderr")
     p.add_argument("--umap", help="also time UMAP projections of these sizes, e.g. 5000,20000,50000")
     p.add_argument("--explorer", action="store_true", help="also time the explorer's Search and Map pages on a 20k store")
+    p.add_argument(
+        "--import", dest="import_lines", type=parse_count, help="also time `memex import` of this many lines with vectors (e.g. 20k)"
+    )
+    p.add_argument("--import-text", type=parse_count, help="also time `memex import` of this many lines without vectors (local model)")
     p.add_argument("--api", action="store_true", help="also search over HTTP against memex serve (1 and 4 clients)")
     p.add_argument("--api-workers", type=int, default=1, help="uvicorn workers of that server (default 1)")

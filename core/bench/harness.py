@@ -32,7 +32,7 @@ from core.bench.synth import LADDER, BenchStore, Query, Scenario, Universe, make
 from core.db import APP_ROLE, OWNER_ROLE, Database, EmbeddedServer, make_engine
 from core.errors import InvalidInput
 from core.models import MemoryStore, Tenant
-from core.search import SearchTuning
+from core.search import EXACT_MAX_ROWS, SearchTuning
 from core.service import MemoryService
 from core.sql import bench as sql
 
@@ -202,6 +202,12 @@ class Bench:
         log(
             f"bulk ingest without the vector index: {done:,} rows in {seconds:.1f} s, {done / seconds:,.0f} rows/s ({self.workers} workers)"
         )
+        # rows bulk writes leave out of the HNSW graph (migration 010): the big stores' go in before
+        # the graph is built, by the service's own step (a plain UPDATE while there is no index)
+        t0 = time.perf_counter()
+        flagged = sum(self.service(s.tenant_id).index_pending(s.store_id, batch=100_000) for s in self.stores if s.size > EXACT_MAX_ROWS)
+        out["index_flag_rows"], out["index_flag_s"] = flagged, round(time.perf_counter() - t0, 2)
+        log(f"{flagged:,} rows of stores above {EXACT_MAX_ROWS:,} memories marked for the graph in {out['index_flag_s']} s")
         t0 = time.perf_counter()
         notices = _logged(sql.create_index(self.bdb.su, definition))
         out["index_build_s"] = round(time.perf_counter() - t0, 2)

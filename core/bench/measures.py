@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4, uuid5
 
 import numpy as np
 
@@ -217,8 +217,9 @@ def crossover(bench: Bench, queries: Sequence[Query], per_size: int = 40) -> dic
 
 
 def insert_with_full_index(bench: Bench, rows_to_add: int = 2_000) -> dict[str, Any]:
-    """Steady state: an agent adding memories while the full HNSW index is there (into a store of
-    its own, deleted afterwards, so the measured stores stay as they were)."""
+    """Steady state: an agent adding memories while the full HNSW index is there, into a store of
+    its own (deleted afterwards, so the measured stores stay as they were), and into the biggest
+    store (its rows stay out of the graph until index_pending, timed too; deleted afterwards)."""
     first = bench.stores[0]
     svc = bench.service(first.tenant_id)
     store = bench.add_store(first.tenant_id, svc.get_store(first.store_id).user_id, f"insert-probe-{time.time_ns()}")
@@ -228,7 +229,123 @@ def insert_with_full_index(bench: Bench, rows_to_add: int = 2_000) -> dict[str, 
     svc.bulk_add_memories(store.id, rows)
     seconds = time.perf_counter() - t0
     svc.delete_store(store.id)
-    return {"insert_with_full_index_rows_per_s": round(rows_to_add / seconds)}
+    out: dict[str, Any] = {"insert_with_full_index_rows_per_s": round(rows_to_add / seconds)}
+    if first.size > bench.tuning.exact_max_rows:
+        rows = make_rows(bench.universe, probe, bench.scenario.seed + 2, datetime.now(UTC))
+        rows.id = [uuid4() for _ in range(rows_to_add)]
+        t0 = time.perf_counter()
+        svc.bulk_add_memories(first.store_id, rows)
+        out["insert_into_big_store_rows_per_s"] = round(rows_to_add / (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        merged = svc.index_pending(first.store_id)
+        out["index_pending_rows_per_s"] = round(merged / max(time.perf_counter() - t0, 1e-9))
+        svc.delete_memories(rows.id)
+    return out
+
+
+_LINE_FIELDS = ("content", "memory_type", "source", "importance", "metadata", "expires_at", "created_at", "archived")
+
+
+def _plain(value: Any) -> Any:
+    """A column value as JSON reads it (export lines carry ISO timestamps)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def measure_import(bench: Bench, lines: int, text_lines: int = 0) -> dict[str, Any]:
+    """`memex import` as a user runs it, a process of its own (start included) while the bench
+    holds the server (as a running explorer would): a file of `lines` memories with their vectors
+    into a new store, then into the scenario's biggest store (its rows deleted afterwards); with
+    `text_lines`, a file without vectors, embedded by the local model, against the model alone."""
+    import subprocess
+    import sys
+
+    import orjson
+
+    first = bench.stores[0]
+    tenant_name = "bench-import"
+    bench.tenant(tenant_name)
+    big = bench.service(first.tenant_id).get_store(first.store_id)
+    probe = BenchStore(len(bench.stores) + 1, lines, first.tenant_id, first.store_id, first.clusters, first.weights)
+    rows = make_rows(bench.universe, probe, bench.scenario.seed + 3, datetime.now(UTC))
+    ids = [uuid4() for _ in range(lines)]
+    path = bench.bdb.data_dir / f"import-{lines}.jsonl"
+    with path.open("wb") as f:
+        for i in range(lines):
+            line = {name: _plain(getattr(rows, name)[i]) for name in _LINE_FIELDS if getattr(rows, name) is not None}
+            line.update(id=str(ids[i]), embedding=rows.embedding[i].tolist())
+            f.write(orjson.dumps(line) + b"\n")
+    env = {**os.environ, "MEMEX_DATA_DIR": str(bench.bdb.data_dir)}
+    env.pop("DATABASE_URL", None)
+    env.pop("MEMEX_ADMIN_DATABASE_URL", None)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+
+    def run(*argv: str) -> float:
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "core", "import", *argv], env=env, capture_output=True, text=True, cwd=root)
+        seconds = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise RuntimeError(f"memex import failed: {done.stderr.strip()[-500:]}")
+        return seconds
+
+    out: dict[str, Any] = {"import_lines": lines, "import_file_mb": round(path.stat().st_size / 2**20, 1)}
+    new_store = f"new-{time.time_ns()}"
+    model = bench.scenario.model
+    seconds = run(str(path), "--tenant", tenant_name, "--user", "importer", "--store", new_store, "--create", "--embedding-model", model)
+    out["import_new_store_s"] = round(seconds, 2)
+    out["import_new_store_rows_per_s"] = round(lines / seconds)
+    log(f"memex import of {lines:,} lines with vectors into a new store: {seconds:.1f} s, {lines / seconds:,.0f} rows/s")
+    svc_new = bench.service(bench.tenant(tenant_name).id)
+    store_new = svc_new.find_store(svc_new.find_user("importer").id, new_store)
+    if store_new is not None:
+        svc_new.delete_store(store_new.id)
+    # into the biggest store: the same file with new ids (--new-ids), its rows left for index_pending
+    seconds = run(str(path), "--tenant", str(first.tenant_id), "--user", str(big.user_id), "--store", big.store_name, "--new-ids")
+    out["import_big_store_memories"] = big.total_memories
+    out["import_big_store_s"] = round(seconds, 2)
+    out["import_big_store_rows_per_s"] = round(lines / seconds)
+    log(f"memex import of {lines:,} lines into the store of {big.total_memories:,}: {seconds:.1f} s, {lines / seconds:,.0f} rows/s")
+    svc = bench.service(first.tenant_id)
+    out["import_big_store_pending_index"] = svc.pending_index(first.store_id)
+    from core.jsonl import _ID_NAMESPACE
+
+    svc.delete_memories([uuid5(_ID_NAMESPACE, f"{first.store_id}:{i}") for i in ids])
+    if text_lines:  # a quarter of the lines, then all: the difference is the import's own pace, without its fixed costs
+        times = {}
+        for n in (max(1, text_lines // 4), text_lines):
+            texts = sentences(np.random.default_rng(4), n)
+            text_path = bench.bdb.data_dir / f"import-text-{n}.jsonl"
+            text_path.write_bytes(b"".join(orjson.dumps({"content": t}) + b"\n" for t in texts))
+            store_name = f"text-{time.time_ns()}"
+            times[n] = run(
+                str(text_path),
+                "--tenant",
+                tenant_name,
+                "--user",
+                "importer",
+                "--store",
+                store_name,
+                "--create",
+                "--embedding-model",
+                "all-MiniLM-L6-v2",
+            )
+            text_path.unlink(missing_ok=True)
+            store_text = svc_new.find_store(svc_new.find_user("importer").id, store_name)
+            if store_text is not None:
+                svc_new.delete_store(store_text.id)
+        small, large = sorted(times)
+        out["import_text_lines"] = large
+        out["import_text_s"] = round(times[large], 2)
+        out["import_text_texts_per_s"] = round(large / times[large], 1)
+        out["import_text_marginal_texts_per_s"] = round((large - small) / max(times[large] - times[small], 1e-9), 1)
+        log(
+            f"memex import of {large:,} lines without vectors (local model): {times[large]:.1f} s, {large / times[large]:,.1f} texts/s;"
+            f" {out['import_text_marginal_texts_per_s']} texts/s past the fixed costs (process, model load)"
+        )
+    path.unlink(missing_ok=True)
+    return out
 
 
 def measure_embedding(texts: int = 512) -> dict[str, Any]:
@@ -251,16 +368,18 @@ def measure_embedding(texts: int = 512) -> dict[str, Any]:
 
 def measure_umap(universe: Universe, sizes: Sequence[int], seed: int) -> dict[str, Any]:
     """UMAP fit time (cosine, n_neighbors 15) cold, and the cached answer, per number of points."""
-    import umap  # the first fit of a process also compiles umap's numba code: timed on its own
+    from core.explorer.projection import ProjectionCache, ProjectionKey, ProjectionParams, import_umap
 
-    from core.explorer.projection import ProjectionCache, ProjectionKey, ProjectionParams
+    t0 = time.perf_counter()
+    umap = import_umap()  # numba's kernels from the on-disk cache when an earlier run wrote them
+    import_s = round(time.perf_counter() - t0, 2)
 
     def fit(vectors: np.ndarray) -> float:
         t0 = time.perf_counter()
         umap.UMAP(n_neighbors=15, metric="cosine", random_state=42, n_jobs=1).fit_transform(vectors)
         return round(time.perf_counter() - t0, 2)
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"import_umap_s": import_s}
     rng = np.random.default_rng([seed, 5])
     out["first_fit_300_points_s"] = fit(universe.sample(rng, rng.choice(universe.n_clusters, size=300)))
     log(f"umap: first fit of the process (300 points, numba compilation included): {out['first_fit_300_points_s']} s")
@@ -295,8 +414,9 @@ def _app_environment(data_dir: Path) -> Iterator[None]:
     from core.config import get_settings
     from core.db import get_database
 
-    saved = {k: os.environ.get(k) for k in ("MEMEX_DATA_DIR", "DATABASE_URL", "MEMEX_ADMIN_DATABASE_URL")}
+    saved = {k: os.environ.get(k) for k in ("MEMEX_DATA_DIR", "DATABASE_URL", "MEMEX_ADMIN_DATABASE_URL", "MEMEX_MAPS_AT_START")}
     os.environ["MEMEX_DATA_DIR"] = str(data_dir)
+    os.environ["MEMEX_MAPS_AT_START"] = "0"  # the pages timed here fit their own maps
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("MEMEX_ADMIN_DATABASE_URL", None)
     get_settings.cache_clear()
@@ -326,6 +446,10 @@ def measure_explorer(bench: Bench, store_size: int = 20_000) -> dict[str, Any]:
         clusters, weights = store_mixture(bench.universe, bench.scenario.seed, 10_000)
         extra = BenchStore(10_000, store_size - store.total_memories, tenant.id, store.id, clusters, weights)
         svc.bulk_add_memories(store.id, make_rows(bench.universe, extra, bench.scenario.seed, datetime.now(UTC)))
+    t0 = time.perf_counter()
+    indexed = svc.index_pending(store.id)  # as a running explorer does in the background after an import
+    if indexed:
+        log(f"explorer store: {indexed:,} rows put into the HNSW graph in {time.perf_counter() - t0:.1f} s")
     app = str(Path(__file__).resolve().parents[2] / "app.py")
     params = {"tenant": tenant.name, "user": user.name, "store": store.store_name}  # the sidebar's URL state
     out: dict[str, Any] = {"store_memories": store_size, "how": "streamlit.testing AppTest, server-side script run, no browser"}
@@ -337,7 +461,9 @@ def measure_explorer(bench: Bench, store_size: int = 20_000) -> dict[str, Any]:
         ("search_query", "search", {"q": None}),
         ("map", "map", {}),
     )
+    demo = _demo_size_store(bench, tenant.id, user.id)
     with _app_environment(bench.bdb.data_dir):
+        out["map_first_page_of_a_new_process"] = _first_maps(bench, tenant.name, user.name, demo)
         for name, page, view_params in views:
             for attempt in ("first", "second"):
                 view = {k: queries[attempt] if v is None else v for k, v in view_params.items()}
@@ -360,4 +486,71 @@ def measure_explorer(bench: Bench, store_size: int = 20_000) -> dict[str, Any]:
                 if errors:
                     out[f"{name}_errors"] = errors
                 log(f"explorer {name} ({attempt} run): {seconds:.2f} s{' errors: ' + str(errors) if errors else ''}")
+                if name == "map" and attempt == "first":  # a big store: a preview, and the fit in the background
+                    out.update(_map_kept(at, store_size))
+    return out
+
+
+def _map_kept(at: Any, store_size: int) -> dict[str, Any]:
+    """After the Map page's first render of the big store: the background fit's time, then the
+    page in a new process (nothing of the fit in memory: st.cache_resource cleared) drawing the
+    map kept in the database."""
+    import streamlit as st
+
+    t0 = time.perf_counter()
+    for thread in threading.enumerate():
+        if thread.name.startswith("memex-map-"):
+            thread.join(1800)
+    out: dict[str, Any] = {"map_background_fit_wait_s": round(time.perf_counter() - t0, 2)}
+    st.cache_resource.clear()
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        at.run()
+        runs.append(round(time.perf_counter() - t0, 2))
+        st.cache_resource.clear()
+    out["map_kept_render_s"] = runs
+    shown = " ".join(str(e.value) for e in at.caption)
+    out["map_kept_drawn_from_database"] = "Showing the map computed" in shown
+    log(f"explorer map of {store_size:,} kept in the database, new process each time: {runs} s")
+    return out
+
+
+def _demo_size_store(bench: Bench, tenant_id: UUID, user_id: UUID, size: int = 376) -> str:
+    """A store the size of the demo data's (376 memories), for the first map of a new process."""
+    store = bench.add_store(tenant_id, user_id, "demo-size")
+    if store.total_memories < size:
+        clusters, weights = store_mixture(bench.universe, bench.scenario.seed, 20_000)
+        extra = BenchStore(20_000, size - store.total_memories, tenant_id, store.id, clusters, weights)
+        bench.service(tenant_id).bulk_add_memories(store.id, make_rows(bench.universe, extra, bench.scenario.seed, datetime.now(UTC)))
+    return store.store_name
+
+
+def _first_maps(bench: Bench, tenant: str, user: str, store: str) -> dict[str, Any]:
+    """The Map page as the first page of a new explorer process (core.bench.first_map), three
+    times: UMAP's kernels not yet on disk (if this database's numba cache is new), on disk, and
+    with the map kept in the database by the run before."""
+    import json
+    import subprocess
+    import sys
+
+    svc = bench.service(bench.tenant("bench-explorer").id)
+    store_id = svc.find_store(svc.find_user(user).id, store).id  # type: ignore[union-attr]
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cache = Path(os.environ.get("NUMBA_CACHE_DIR") or bench.bdb.data_dir / "numba-cache")
+    out: dict[str, Any] = {"store_memories": 376, "numba_cache_files_before": sum(1 for _ in cache.rglob("*.nbi")) if cache.exists() else 0}
+    for name, forget in (("kernels_as_found", True), ("kernels_on_disk", True), ("map_kept", False)):
+        if forget:
+            svc.forget_maps(store_id)
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "core.bench.first_map", tenant, user, store], env=env, capture_output=True, text=True, cwd=root
+        )
+        wall = time.perf_counter() - t0
+        if done.returncode != 0:
+            out[name] = {"error": done.stderr.strip()[-400:]}
+            continue
+        out[name] = {**json.loads(done.stdout.strip().splitlines()[-1]), "process_wall_s": round(wall, 2)}
+        log(f"explorer map as the first page of a new process ({name}): {out[name]}")
     return out

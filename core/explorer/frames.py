@@ -94,3 +94,16 @@ def creation_timeline(frame: pd.DataFrame, by: str, freq: str = "W") -> pd.DataF
     keys = frame[by].fillna("(none)")
     counts = pd.DataFrame({"period": periods, by: keys}).groupby(["period", by]).size().reset_index(name="memories")
     return counts.sort_values(["period", by], kind="stable").reset_index(drop=True)
+
+
+def status_words(frame: pd.DataFrame) -> pd.Series:
+    """Each memory's status with its expiry, for tables: "live", "expires 3 Dec 2026",
+    "expired 2 Oct 2026" or "archived"."""
+    from core.explorer.labels import day
+
+    def words(status: str, expires: pd.Timestamp) -> str:
+        if status == "live" and not pd.isna(expires):
+            return f"expires {day(expires)}"
+        return f"expired {day(expires)}" if status == "expired" else status
+
+    return pd.Series([words(s, e) for s, e in zip(frame["status"], frame["expires_at"])], index=frame.index, dtype=object)

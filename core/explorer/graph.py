@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.explorer.labels import plot_text, short
+from core.explorer.labels import plot_text
 from core.models import Relationship
 from core.vectors import TOLERANCE, cosine_blocks
 
@@ -149,6 +149,12 @@ def _palette(values: Iterable[str], colours: Sequence[str]) -> dict[str, str]:
     return {v: colours[i % len(colours)] for i, v in enumerate(sorted(set(values)))}
 
 
+def type_colours(memory_types: Iterable[str]) -> dict[str, str]:
+    """One colour per memory type, from every type of the store: pages that pass the same store's
+    types (Graph, Embedding map, Overview, Quality's timeline) colour a type alike."""
+    return _palette(memory_types, NODE_COLOURS)
+
+
 def figure(
     graph: nx.MultiDiGraph,
     pos: dict[str, tuple[float, float]],
@@ -156,6 +162,7 @@ def figure(
     selected: str | None = None,
     title: str = "Relationship graph",
     rel_types: Sequence[str] = (),
+    type_colour: dict[str, str] | None = None,
 ) -> go.Figure:
     """Nodes coloured by memory type and sized by importance; edges coloured and dashed by
     relationship type, wider and more opaque when stronger, with a small arrowhead marker that
@@ -208,9 +215,9 @@ def figure(
                 unselected=dict(marker=dict(opacity=1)),
             )
         )
-    node_colour = _palette((d["memory_type"] for _, d in graph.nodes(data=True)), NODE_COLOURS)
+    node_colour = type_colour or type_colours(d["memory_type"] for _, d in graph.nodes(data=True))
     first = True
-    for memory_type in sorted(node_colour):
+    for memory_type in sorted({d["memory_type"] for _, d in graph.nodes(data=True)}):
         nodes = [(n, d) for n, d in graph.nodes(data=True) if d["memory_type"] == memory_type and n in pos]
         fig.add_trace(
             go.Scatter(
@@ -221,7 +228,9 @@ def figure(
                 legendgroup=f"type-{memory_type}",
                 legendgrouptitle_text="Memory types" if first else None,
                 marker=dict(
-                    size=[8 + 22 * d["importance"] for _, d in nodes], color=node_colour[memory_type], line=dict(width=1, color="white")
+                    size=[8 + 22 * d["importance"] for _, d in nodes],
+                    color=node_colour.get(memory_type, NODE_COLOURS[-1]),
+                    line=dict(width=1, color="white"),
                 ),
                 customdata=[n for n, _ in nodes],
                 hovertext=[
@@ -266,7 +275,7 @@ def memory_table(frame: pd.DataFrame, rows: Sequence[tuple[str, float]], value: 
     content, kind = frame.set_index("id")["content"], frame.set_index("id")["memory_type"]
     return pd.DataFrame(
         {
-            "memory": [short(str(content[i]), 80) for i, _ in rows],
+            "memory": [str(content[i]) for i, _ in rows],
             "type": [kind[i] for i, _ in rows],
             value: [v for _, v in rows],
             "id": [i for i, _ in rows],
@@ -281,8 +290,8 @@ def suggestion_table(frame: pd.DataFrame, found: Sequence[LinkSuggestion]) -> pd
         {
             "save": [True] * len(found),
             "similarity": [s.similarity for s in found],
-            "memory": [short(content.get(s.source_id, ""), 100) for s in found],
-            "similar memory": [short(content.get(s.target_id, ""), 100) for s in found],
+            "memory": [content.get(s.source_id, "") for s in found],
+            "similar memory": [content.get(s.target_id, "") for s in found],
             "source": [s.source_id for s in found],
             "target": [s.target_id for s in found],
         }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 import textwrap
+from datetime import date
 
 
 def plot_text(value: object, width: int = 60, limit: int = 240) -> str:
@@ -42,3 +43,21 @@ def count(n: int, noun: str) -> str:
     """'1 memory', '3 memories', '2 stores'."""
     plural = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
     return f"{n} {noun if n == 1 else plural}"
+
+
+def day(value: date | None, never: str = "never") -> str:
+    """A date as people write it ("12 Mar 2026"), or `never` when there is none (None, NaT)."""
+    if value is None or value != value:  # NaT is not equal to itself
+        return never
+    return f"{value.day} {value:%b %Y}"
+
+
+def heading(column: str) -> str:
+    """A column name as a heading in words: "last_accessed" -> "last accessed", "memory_type" -> "type"."""
+    return {
+        "memory_type": "type",
+        "access_count": "accesses",
+        "created_at": "created",
+        "updated_at": "updated",
+        "expires_at": "expires",
+    }.get(column, column.replace("_", " "))

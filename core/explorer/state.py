@@ -41,25 +41,26 @@ def database() -> Database:
     return get_database()
 
 
+def failure_message(exc: Exception, action: str = "") -> str:
+    """One short sentence for what went wrong, with what to do; the log keeps the traceback."""
+    if isinstance(exc, Unavailable):
+        log.warning("database unreachable\n%s", traceback.format_exc())
+        return "The database is not reachable right now. It may be restarting: wait a moment and reload the page."
+    if isinstance(exc, MemexError):  # messages quote what the user typed: shown literally
+        message = markdown_literal(exc)
+        return f"{action}: {message}" if action else message
+    log.error("unexpected error\n%s", traceback.format_exc())
+    return f"Something unexpected failed ({type(exc).__name__}). The server log has the details; reloading the page usually helps."
+
+
 @contextmanager
 def guard(action: str = "") -> Iterator[None]:
     """Show what went wrong as one short message with what to do, never a traceback."""
     try:
         yield
-    except Unavailable:
-        log.warning("database unreachable\n%s", traceback.format_exc())
-        st.error(
-            "The database is not reachable right now. It may be restarting: wait a moment and reload the page.", icon=":material/cloud_off:"
-        )
-    except MemexError as exc:  # messages quote what the user typed: shown literally
-        message = markdown_literal(exc)
-        st.error(f"{action}: {message}" if action else message, icon=":material/error:")
-    except Exception as exc:  # noqa: BLE001 - the page must survive; the log keeps the traceback
-        log.error("unexpected error\n%s", traceback.format_exc())
-        st.error(
-            f"Something unexpected failed ({type(exc).__name__}). The server log has the details; reloading the page usually helps.",
-            icon=":material/error:",
-        )
+    except Exception as exc:  # noqa: BLE001 - the page must survive
+        icon = ":material/cloud_off:" if isinstance(exc, Unavailable) else ":material/error:"
+        st.error(failure_message(exc, action), icon=icon)
 
 
 def param(name: str, default: str | None = None) -> str | None:
@@ -86,14 +87,21 @@ def set_params(**values: Any) -> None:
 
 
 def _pick(label: str, options: list[str], key: str, help: str | None = None) -> str:
-    """A selectbox (of at least one option) whose value starts from the URL and is written back to it."""
+    """A selectbox (of at least one option) whose value starts from the URL and is written back to it.
+
+    The name last chosen is remembered while another tenant (or user) lacks it: switching to a
+    tenant with a user of that name selects that user again, and so does coming back after a tenant
+    without one. The sidebar says when the remembered name is missing here."""
     wanted = st.session_state.get(key) or param(key)
     index = options.index(wanted) if wanted in options else 0
     choice = st.sidebar.selectbox(label, options, index=index, key=f"pick_{key}", help=help)
-    if choice != st.session_state.get(key):
+    choice = choice or options[0]
+    if wanted in options or wanted is None or choice != options[index]:  # found, or the user chose another
         st.session_state[key] = choice
+    else:
+        st.sidebar.caption(markdown_literal(f"No {label.lower()} named {wanted} here: showing {choice}."))
     set_params(**{key: choice})
-    return choice or options[0]
+    return choice
 
 
 def offer_demo(db: Database) -> None:
@@ -131,18 +139,24 @@ def sidebar_scope() -> Scope | None:
         st.sidebar.warning("This user has no store yet: create one on the Admin page.")
         return None
     store = stores[_pick("Store", list(stores), "store")]
-    isolation_panel(svc, store)
+    isolation_panel(svc, store, tenant)
     return Scope(svc, tenant, user, store)
 
 
-def isolation_panel(svc: MemoryService, store: MemoryStore) -> None:
-    """What PostgreSQL itself reports for this page's queries: the role and the tenant in force."""
-    role, tenant_setting = svc.session_identity()
-    with st.sidebar.container(border=True):
-        st.caption(":material/shield: Isolation")
-        st.text(f"role    {role}\ntenant  {tenant_setting}")
-        st.caption(":material/memory: Store")
-        st.text(f"model   {store.embedding_model}\nvectors {store.embedding_dim}d\nsize    {store.total_memories} memories")
+def isolation_panel(svc: MemoryService, store: MemoryStore, tenant: Tenant) -> None:
+    """The store in plain words, and behind an expander what PostgreSQL itself reports for this
+    page's queries: the role they run as and the tenant set for them."""
+    st.sidebar.caption(
+        markdown_literal(f"{store.total_memories:,} memories · embedded with {store.embedding_model} ({store.embedding_dim} dimensions)")
+    )
+    with st.sidebar.expander("Isolation details", icon=":material/shield:"):
+        role, tenant_setting = svc.session_identity()
+        st.caption(
+            "Every query of this page runs as a database role that row-level security confines to one tenant; "
+            "this is what PostgreSQL reports for them."
+        )
+        name = tenant.name if tenant_setting == str(tenant.id) else "(not the selected tenant!)"
+        st.text(f"tenant     {name}\ntenant id  {tenant_setting}\nrole       {role}")
 
 
 def enter_through_app() -> None:

@@ -4,15 +4,56 @@ plotly charts is escaped first (plotly reads a subset of HTML in labels)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
 
 import pandas as pd
 import streamlit as st
 
+from core.explorer.debugger import superseded_cells
 from core.explorer.frames import memory_frame
-from core.explorer.labels import short
-from core.explorer.state import Scope, guard
+from core.explorer.graph import type_colours
+from core.explorer.labels import day
+from core.explorer.state import Scope, failure_message
 from core.models import Memory
+
+# Tables: a row this tall wraps long text over three lines (Streamlit wraps above 4rem); a cell
+# clicked shows its whole text.
+ROW_WRAP = 70
+DATE = "D MMM YYYY"  # "12 Mar 2026" (a DatetimeColumn's format: sorts as a date, reads as one)
+TEXT_COLUMNS: dict[str, Any] = {
+    "content": st.column_config.TextColumn("content", width="large", help="Long text wraps; click a cell to read all of it."),
+    "superseded": st.column_config.LinkColumn(
+        "superseded",
+        width=95,
+        display_text=r"#(.+)$",
+        help="A newer memory updated or contradicted this one, so an agent may answer from the past: the link opens the newer memory.",
+    ),
+    "id": None,
+}
+
+
+def table_height(rows: int, shown: int = 8) -> int:
+    """Pixels for a wrapped table showing up to `shown` rows before it scrolls."""
+    return 38 + ROW_WRAP * max(1, min(rows, shown))
+
+
+def date_columns(*names: str) -> dict[str, Any]:
+    """Date columns that read as dates ("12 Mar 2026"); pair with placeholder="never" on the table
+    when a missing date means never."""
+    return {n: st.column_config.DatetimeColumn(n, format=DATE) for n in names}
+
+
+def link_to_memory(memory_id: UUID | str) -> str:
+    """A link to this page as it is now, with that memory open."""
+    return "?" + urlencode({**st.query_params.to_dict(), "memory": str(memory_id)})
+
+
+def store_type_colours(scope: Scope) -> dict[str, str]:
+    """The colour of each memory type of the store, the same on every page."""
+    return type_colours(store_frame(scope)["memory_type"])
 
 
 def data_version() -> int:
@@ -48,11 +89,14 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
     )
     with st.container(border=True):
         st.text(memory.content)
+    newer = superseded_notice(scope, memory.id, key)
+    if newer is not None:
+        return newer
     cols = st.columns(4)
     cols[0].metric("Accesses", memory.access_count)
-    cols[1].metric("Last accessed", memory.last_accessed.strftime("%Y-%m-%d") if memory.last_accessed else "never")
-    cols[2].metric("Created", memory.created_at.strftime("%Y-%m-%d"))
-    cols[3].metric("Expires", memory.expires_at.strftime("%Y-%m-%d") if memory.expires_at else "never")
+    cols[1].metric("Last accessed", day(memory.last_accessed))
+    cols[2].metric("Created", day(memory.created_at))
+    cols[3].metric("Expires", day(memory.expires_at))
     st.caption("Metadata")
     st.json(memory.metadata, expanded=True)
     st.caption(f"id {memory.id}")
@@ -65,7 +109,7 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
             "direction": ["→ outgoing" if r.direction == "outgoing" else "← incoming" for r in related],
             "type": [r.relationship_type for r in related],
             "strength": [r.strength for r in related],
-            "memory": [short(r.memory.content, 120) for r in related],
+            "memory": [r.memory.content for r in related],
             "id": [str(r.memory.id) for r in related],
         }
     )
@@ -75,15 +119,47 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
         on_select="rerun",
         selection_mode="single-row",
         key=f"{key}-rel-{memory.id}",
-        column_config={"strength": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f"), "id": None},
+        row_height=ROW_WRAP if any(len(r.memory.content) > 90 for r in related) else None,
+        column_config={
+            "direction": st.column_config.TextColumn(width=100),
+            "type": st.column_config.TextColumn(width=100),
+            "strength": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f", width=110),
+            "memory": st.column_config.TextColumn("memory", width="large"),
+            "id": None,
+        },
     )
     rows = event.selection.rows if event else []
     return table.iloc[rows[0]]["id"] if rows else None
 
 
+def superseded_notice(scope: Scope, memory_id: UUID, key: str) -> str | None:
+    """Say so when a newer memory updates or contradicts this one, with that memory's text and a
+    button that opens it; returns its id when pressed."""
+    found = scope.svc.superseded_among([memory_id]).get(memory_id)
+    if found is None:
+        return None
+    newer = scope.svc.get_memory(found.newer_id)
+    with st.container(border=True):
+        st.warning(
+            f"Superseded: a newer memory {found.relationship_type} this one"
+            f" ({'created' if newer.store_id == scope.store.id else 'in another store, created'} {day(newer.created_at)}).",
+            icon=":material/history:",
+        )
+        st.text(newer.content)
+        if st.button("Open the newer memory", key=f"{key}-newer-{memory_id}", icon=":material/arrow_forward:"):
+            return str(found.newer_id)
+    return None
+
+
+def superseded_links(scope: Scope, ids: Sequence[str]) -> list[str | None]:
+    """For a table of these memories: a link to the newer memory of each superseded one."""
+    found = scope.svc.superseded_among(list(ids)) if ids else {}
+    return superseded_cells([UUID(str(i)) for i in ids], found, link_to_memory)
+
+
 # Writes: confirm first when destructive, then say what was done -------------------------------
 
-_PENDING, _FLASH = "confirm_pending", "flash_message"
+_PENDING, _FLASH, _FAILED = "confirm_pending", "flash_message", "flash_failure"
 
 
 def flash(message: str) -> None:
@@ -99,8 +175,11 @@ def done(message: str) -> None:
 
 
 def show_flash() -> None:
+    """What the last write did (a toast), or why a confirmed action failed (an error box)."""
     if message := st.session_state.pop(_FLASH, None):
         st.toast(message, icon=":material/check_circle:")
+    if failure := st.session_state.pop(_FAILED, None):
+        st.error(failure, icon=":material/error:")
 
 
 def ask(label: str, note: str, action: Callable[[], str], subject: str | None = None) -> None:
@@ -111,22 +190,37 @@ def ask(label: str, note: str, action: Callable[[], str], subject: str | None = 
 
 
 def _run_confirmed() -> None:
-    """Runs as the button's callback, before the page script: pages (and the sidebar) then draw
-    what the action changed."""
-    label, _, action, _ = st.session_state.pop(_PENDING)
-    with guard(f"Could not finish ({label.lower()})"):
+    """Runs as the button's callback, before anything is drawn: the action, then what to say
+    about it (shown by show_flash on the run that follows)."""
+    pending = st.session_state.pop(_PENDING, None)
+    if pending is None:  # a second click on a dialog that is closing
+        return
+    label, _, action, _ = pending
+    try:
         flash(action())
+    except Exception as exc:  # noqa: BLE001 - said on the page, as guard() says it; the log keeps the traceback
+        data_changed()  # a batch may have half-run before it failed: read the store again
+        st.session_state[_FAILED] = failure_message(exc, f"Could not finish ({label.lower()})")
 
 
-@st.dialog("Please confirm", on_dismiss=lambda: st.session_state.pop(_PENDING, None))
+def _cancel() -> None:
+    st.session_state.pop(_PENDING, None)
+
+
+@st.dialog("Please confirm", on_dismiss=_cancel)
 def _confirm_dialog() -> None:
-    label, note, _, subject = st.session_state[_PENDING]
+    pending = st.session_state.get(_PENDING)
+    if pending is None:
+        # The buttons' callbacks have run (confirmed or cancelled) and Streamlit reruns only this
+        # dialog: run the whole page again, which closes the dialog and draws what changed.
+        st.rerun()
+    label, note, _, subject = pending
     if subject is not None:
         st.text(subject)
     st.write(note)
     left, right = st.columns(2)
     left.button(label, key="confirm_yes", type="primary", width="stretch", on_click=_run_confirmed)
-    right.button("Cancel", key="confirm_no", width="stretch", on_click=lambda: st.session_state.pop(_PENDING, None))
+    right.button("Cancel", key="confirm_no", width="stretch", on_click=_cancel)
 
 
 def confirm_pending() -> None:

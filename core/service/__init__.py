@@ -10,7 +10,8 @@ Every call runs as the application role with this tenant set in each of its tran
 only there; what another tenant holds is invisible to it, whatever ids the caller passes. The
 operations are grouped by what they act on, one module each: users, stores, memories,
 relationships, search (and its explanation), log (the retrieval log and its replay), history
-(restore, purge), curation, evaluation, transfer (import, export).
+(restore, purge), curation, evaluation, transfer (import, export), indexing (rows bulk writes
+left out of the HNSW graph), projections (kept embedding maps).
 """
 
 from __future__ import annotations
@@ -18,17 +19,21 @@ from __future__ import annotations
 from core.service.curation import CurationOps
 from core.service.evaluation import EvaluationOps
 from core.service.history import HistoryOps
+from core.service.indexing import IndexOps
 from core.service.log import LogOps
 from core.service.memories import MemoryOps
+from core.service.projections import ProjectionOps
 from core.service.relationships import RelationshipOps
 from core.service.stores import StoreOps
 from core.service.transfer import TransferOps
 from core.service.users import UserOps
 
 
-class MemoryService(UserOps, StoreOps, MemoryOps, RelationshipOps, LogOps, HistoryOps, CurationOps, EvaluationOps, TransferOps):
-    """Users, stores, memories, relationships, search and its log, history, curation, evaluation
-    and transfer of one tenant."""
+class MemoryService(
+    UserOps, StoreOps, MemoryOps, RelationshipOps, LogOps, HistoryOps, CurationOps, EvaluationOps, TransferOps, IndexOps, ProjectionOps
+):
+    """Users, stores, memories, relationships, search and its log, history, curation, evaluation,
+    transfer, the HNSW graph's pending rows and the kept embedding maps of one tenant."""
 
 
 __all__ = ["MemoryService"]

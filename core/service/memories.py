@@ -15,6 +15,7 @@ from core import validation
 from core.errors import Conflict, InvalidInput, NotFound
 from core.fields import FIELDS, MemoryColumns, NewMemory
 from core.models import SORTABLE, Memory, MemoryPage, MemoryStore
+from core.service import indexing
 from core.service.base import UNSET, TenantBound, embed_texts, writes
 from core.sql import memories, stores
 from core.sql.bulk import CHUNK_ROWS
@@ -85,6 +86,8 @@ class MemoryOps(TenantBound):
             store = stores.same_model(conn, store)
             memories.write(conn, self.tenant_id, store, rows)
             written = memories.get_many(conn, [item.id for item in checked])  # type: ignore[misc]
+        if len(rows) >= memories.COPY_MIN_ROWS:
+            indexing.schedule(self, store.id, store.total_memories + len(rows))
         return [written[item.id] for item in checked]  # type: ignore[index]
 
     @writes
@@ -106,6 +109,8 @@ class MemoryOps(TenantBound):
                 columns = MemoryColumns.from_memories(checked, [m.embedding for m in checked])  # type: ignore[misc]
             store = stores.same_model(conn, store)
             memories.write(conn, self.tenant_id, store, columns, chunk_rows=chunk_rows)
+        if len(columns) >= memories.COPY_MIN_ROWS:
+            indexing.schedule(self, store.id, store.total_memories + len(columns))
         return len(columns)
 
     def get_memory(self, memory_id: UUID | str) -> Memory:

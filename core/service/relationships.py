@@ -10,6 +10,7 @@ from core.errors import NotFound
 from core.models import NewRelationship, RelatedMemory, Relationship
 from core.service.base import TenantBound, writes
 from core.sql import memories, relationships
+from core.supersede import Supersession, pairs, stale
 
 MAX_DEPTH = 3
 
@@ -85,3 +86,17 @@ class RelationshipOps(TenantBound):
         with self.transaction() as conn:
             if not relationships.delete(conn, relationship_id):
                 raise NotFound(f"relationship {relationship_id} not found in this tenant")
+
+    def superseded_among(self, memory_ids: Sequence[UUID | str]) -> dict[UUID, Supersession]:
+        """Which of these memories a newer live memory updates or contradicts, and which one
+        (core.supersede): the explorer marks them wherever they appear."""
+        ids = [validation.uuid(i, "memory id") for i in memory_ids]
+        with self.transaction() as conn:
+            return stale(relationships.supersession_links(conn, memory_ids=ids))
+
+    def supersessions(self, store_id: UUID | str) -> list[Supersession]:
+        """Every (older, newer) pair of the store's `updates` and `contradicts` relationships,
+        newest first, whatever the status of either memory."""
+        store_id = validation.uuid(store_id, "store id")
+        with self.transaction() as conn:
+            return pairs(relationships.supersession_links(conn, store_id=store_id))

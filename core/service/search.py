@@ -14,14 +14,15 @@ from sqlalchemy import Connection
 
 from core import validation
 from core.errors import Conflict, InvalidInput
-from core.explain import Explanation, explain
-from core.models import MemoryStore, SearchResult
+from core.explain import DETAIL, Explanation, explain, rows_to_read
+from core.models import Memory, MemoryStore, SearchResult
 from core.ranking import RRF_K, Weights
 from core.retrieval import NEAR_MISSES, entry, near_misses
 from core.search import Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
 from core.service.base import TenantBound, embed_texts
-from core.sql import log, memories, stores
+from core.sql import log, memories, relationships, stores
 from core.sql import search as sql
+from core.supersede import KEEP, settle, stale
 
 # A read that embeds checks the store's model again inside its transaction; if a re-embed
 # committed in between, the query is embedded again with the new model (at most this often).
@@ -52,7 +53,13 @@ def run_search(
         if query is None:
             raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
         text_hits = sql.text_candidates(conn, store, query, vector, params.pool, params.filters, vectors=params.needs_vectors)
-    ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=params.limit + NEAR_MISSES), datetime.now(UTC))
+    now = datetime.now(UTC)
+    if params.superseded == KEEP:
+        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=params.limit + NEAR_MISSES), now)
+    else:  # the whole pool in order, then superseded memories moved down or left out, then the limit
+        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=len(vector_hits) + len(text_hits) + 1), now)
+        superseded = stale(relationships.supersession_links(conn, memory_ids=[c.id for c in ranked]))
+        ranked = settle(ranked, [c.id for c in ranked], superseded, params.superseded)[: params.limit + NEAR_MISSES]
     kept = ranked[: params.limit]
     if record_access:
         memories.count_access(conn, [c.id for c in kept])
@@ -80,6 +87,7 @@ class SearchOps(TenantBound):
         mmr_lambda: float | None = None,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         tuning: SearchTuning | None = None,
+        superseded: str = KEEP,
         log: bool = True,
     ) -> list[SearchResult]:
         """The seed's searchMemories: the `limit` best live memories for the query, in `mode`
@@ -87,7 +95,9 @@ class SearchOps(TenantBound):
         their access counted unless `record_access` is False, so an analyst's inspection does
         not change the statistics it inspects. The search goes into the retrieval log unless
         `log` is False. `query_embedding` skips embedding the query (evaluation embeds many
-        queries in one batch)."""
+        queries in one batch). `superseded` keeps memories that a newer one updates or
+        contradicts where they rank ("keep"), moves them down ("demote") or leaves them out
+        ("skip"): core.supersede."""
         query = validation.query(query)
         params = SearchParams(
             limit,
@@ -98,6 +108,7 @@ class SearchOps(TenantBound):
             rrf_k,
             mmr_lambda,
             tuning or SearchTuning(),
+            superseded,
         ).checked()
         return self.search(store_id, query, params, record_access=record_access, query_embedding=query_embedding, log=log)
 
@@ -191,11 +202,13 @@ class SearchOps(TenantBound):
         *,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         now: datetime | None = None,
+        detail: int = DETAIL,
     ) -> Explanation:
         """Why search(store_id, query, params) returns what it does, for every memory of the store
         (core.explain). Read only: access statistics never change. The query is embedded once (or
         `query_embedding` is used as is): pass `explanation.vector` to search so both see the
-        same vector."""
+        same vector. The first `detail` memories of the order are read with it, any other when
+        the explanation is asked about it."""
         query = validation.query(query)
         params = params.checked()
         store = self._store(store_id)
@@ -205,5 +218,18 @@ class SearchOps(TenantBound):
             current = stores.fetch(conn, store.id)
             if (current.embedding_model, current.embedding_dim) != (store.embedding_model, store.embedding_dim):
                 raise Conflict("the store's embedding model changed meanwhile; explain the search again")
-            rows = sql.scan(conn, current, query, vector, params.filters, vectors=params.needs_vectors)
-        return explain(query, params, current, vector, rows, now)
+            scan = sql.scan(conn, current, query, vector, params.filters)
+            rows = sql.rows_by_id(conn, rows_to_read(params, scan, detail), vectors=params.needs_vectors)
+            superseded = stale(relationships.supersession_links(conn, store_id=current.id))
+
+            open_scope = [conn]  # the first `detail` are read in the scan's own snapshot, later ones in a scope of their own
+
+            def fetch(memory_ids: Sequence[UUID], vectors: bool) -> dict[UUID, tuple[Memory, np.ndarray | None]]:
+                if open_scope:
+                    return sql.rows_by_id(open_scope[0], memory_ids, vectors=vectors)
+                with self.transaction() as later:
+                    return sql.rows_by_id(later, memory_ids, vectors=vectors)
+
+            explanation = explain(query, params, current, vector, scan, rows, fetch, now, detail, superseded)
+            open_scope.clear()
+        return explanation

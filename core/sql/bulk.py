@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import orjson
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from sqlalchemy import Connection, text
@@ -53,6 +54,15 @@ def _vector_wire(vectors: np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in wire]
 
 
+def _json(metadata: dict[str, Any] | None) -> str:
+    """Checked metadata as JSON text: orjson (a tenth of json's time), json for what it leaves
+    to json (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(metadata or {}, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(metadata or {})
+
+
 def _chunk(rows: MemoryColumns, start: int, stop: int) -> list[tuple[Any, ...]]:
     """Rows start..stop as tuples in the staging table's column order, ready for COPY."""
     columns: list[Any] = []
@@ -64,7 +74,7 @@ def _chunk(rows: MemoryColumns, start: int, stop: int) -> list[tuple[Any, ...]]:
             default = DEFAULTS[field.name]
             columns.append([json.dumps(default or {}) if field.name == "metadata" else default] * (stop - start))
         elif field.name == "metadata":
-            columns.append([json.dumps(m or {}) for m in values[start:stop]])
+            columns.append([_json(m) for m in values[start:stop]])
         else:
             part = values[start:stop]
             columns.append(part.tolist() if isinstance(part, np.ndarray) else part)

@@ -4,7 +4,7 @@ change, delete."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -16,10 +16,12 @@ from sqlalchemy import Connection, Row, text
 from core.errors import InvalidInput
 from core.fields import DEFAULTS, NAMES, MemoryColumns
 from core.models import SORTABLE, Memory, MemoryStore
+from core.search import EXACT_MAX_ROWS
 from core.sql import bulk
 from core.status import IS_SQL, NOT_EXPIRED_SQL
 
-MEMORY_COLUMNS = ", ".join(f.name for f in fields(Memory))
+_MEMORY_FIELDS = tuple(f.name for f in fields(Memory))  # once: dataclasses.fields() per row cost 2x memory_from_row
+MEMORY_COLUMNS = ", ".join(_MEMORY_FIELDS)
 # Multi-row writes lock their rows in id order first (SELECT ... ORDER BY id FOR UPDATE). Without
 # it each statement locks rows in the order its plan visits them (index order, heap order), and
 # two of them on the same rows deadlock: expiring while a search counts accesses did, in the
@@ -49,23 +51,35 @@ def _value_sql(name: str, source: str) -> str:
     return source
 
 
+# A new row enters the HNSW graph (`indexed`, migration 010) at once only on this path, the small
+# writes of agents, and only for a store above the exact-search size; bulk writes leave it out.
 _UPSERT = text(
-    f"INSERT INTO memories ({INSERT_COLUMNS}) VALUES (:tenant_id, :store_id, :dim, "
+    f"INSERT INTO memories ({INSERT_COLUMNS}, indexed) VALUES (:tenant_id, :store_id, :dim, "
     + ", ".join(_value_sql(n, f":{n}") for n in NAMES)
-    + ")"
+    + ", :indexed)"
     + ON_CONFLICT_UPDATE
 )
 
 
 def memory_from_row(row: Row[Any]) -> Memory:
-    values = {f.name: getattr(row, f.name) for f in fields(Memory)}
+    values = {name: getattr(row, name) for name in _MEMORY_FIELDS}
     values["importance"] = float(values["importance"])
     return Memory(**values)
 
 
-def write(conn: Connection, tenant_id: UUID, store: MemoryStore, rows: MemoryColumns, *, chunk_rows: int = bulk.CHUNK_ROWS) -> None:
+def write(
+    conn: Connection,
+    tenant_id: UUID,
+    store: MemoryStore,
+    rows: MemoryColumns,
+    *,
+    chunk_rows: int = bulk.CHUNK_ROWS,
+    on_chunk: Callable[[int], object] | None = None,
+) -> None:
     """Insert or update (by id) checked rows with vectors of `store`'s model. An id that belongs
-    to another store of the tenant is refused (InvalidInput) and the transaction rolls back."""
+    to another store of the tenant is refused (InvalidInput) and the transaction rolls back.
+    From COPY_MIN_ROWS rows on, the rows go by COPY and stay out of the HNSW graph (`indexed`
+    false: searched exactly until index_pending); `on_chunk(rows)` is told as each chunk lands."""
     assert rows.id is not None  # checked rows carry their ids
     if len(rows) >= COPY_MIN_ROWS:
         move = {"t": tenant_id, "s": store.id, "dim": int(store.embedding_dim)}
@@ -76,12 +90,18 @@ def write(conn: Connection, tenant_id: UUID, store: MemoryStore, rows: MemoryCol
                     move,
                 )
                 raise foreign_id(foreign)
+            if on_chunk:
+                on_chunk(count)
         return
+    indexed = store.total_memories + len(rows) > EXACT_MAX_ROWS
     params: list[dict[str, Any]] = []
     for i in range(len(rows)):
         values = {n: (DEFAULTS[n] if getattr(rows, n) is None else getattr(rows, n)[i]) for n in NAMES if n != "embedding"}
         values["metadata"] = json.dumps(values["metadata"] or {})
-        params.append(values | {"embedding": rows.embedding[i], "tenant_id": tenant_id, "store_id": store.id, "dim": store.embedding_dim})
+        params.append(
+            values
+            | {"embedding": rows.embedding[i], "tenant_id": tenant_id, "store_id": store.id, "dim": store.embedding_dim, "indexed": indexed}
+        )
     params.sort(key=lambda p: p["id"])  # existing rows are locked in id order (see IN_ID_ORDER)
     conn.execute(_UPSERT, params)
     foreign = conn.scalar(
@@ -289,3 +309,50 @@ def orphan_ids(conn: Connection, store_id: UUID) -> set[UUID]:
             {"s": store_id},
         )
     )
+
+
+def index_batch(conn: Connection, store_id: UUID, rows: int) -> int:
+    """Put up to `rows` of the store's unindexed memories into the HNSW graph (migration 010),
+    locked in id order, skipping rows another transaction holds; returns how many. Neither
+    updated_at nor any field a history records changes: it is where a row is searched from."""
+    return conn.execute(
+        text(
+            "UPDATE memories SET indexed = true WHERE id IN"
+            " (SELECT id FROM memories WHERE store_id = :s AND NOT indexed ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)"
+        ),
+        {"s": store_id, "n": rows},
+    ).rowcount
+
+
+def unindexed_count(conn: Connection, store_id: UUID) -> int:
+    """The store's memories outside the HNSW graph (found through the partial index memories_unindexed)."""
+    return int(conn.scalar(text("SELECT count(*) FROM memories WHERE store_id = :s AND NOT indexed"), {"s": store_id}) or 0)
+
+
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
+
+
+def vectors(conn: Connection, store_id: UUID, dim: int) -> tuple[list[str], np.ndarray]:
+    """(ids as text, an (n, dim) float32 matrix) of every memory of the store, oldest first: one
+    binary COPY parsed by numpy as fixed-width records (no object per row; a map of 20k reads its
+    vectors this way instead of building 20k Memory objects)."""
+    raw: Any = conn.connection.driver_connection  # psycopg's connection: COPY is its own API
+    with raw.cursor() as cur:
+        sql = "COPY (SELECT id, embedding FROM memories WHERE store_id = %s ORDER BY created_at, id) TO STDOUT (FORMAT BINARY)"
+        with cur.copy(sql, (store_id,)) as copy:
+            data = b"".join(bytes(block) for block in copy)
+    if not data.startswith(_COPY_HEADER):
+        raise RuntimeError("unexpected COPY output")
+    start = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, header extension
+    record = np.dtype(
+        [("fields", ">i2"), ("id_len", ">i4"), ("id", "S16"), ("v_len", ">i4"), ("dim", ">i2"), ("unused", ">i2"), ("v", ">f4", (dim,))]
+    )
+    body = data[start:-2]  # the trailer is int16 -1
+    if len(body) % record.itemsize:
+        raise RuntimeError("COPY records of an unexpected size: a vector of another dimension?")
+    rows = np.frombuffer(body, dtype=record)
+    if len(rows) and not ((rows["fields"] == 2).all() and (rows["id_len"] == 16).all() and (rows["dim"] == dim).all()):
+        raise RuntimeError("COPY records of an unexpected layout")
+    hexed = np.ascontiguousarray(rows["id"]).tobytes().hex()  # not .tolist(): numpy strips trailing NUL bytes of S16
+    ids = [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}" for h in (hexed[i : i + 32] for i in range(0, len(hexed), 32))]
+    return ids, rows["v"].astype(np.float32)

@@ -11,6 +11,8 @@ from sqlalchemy import Connection, Row, text
 
 from core.errors import InvalidInput
 from core.models import NewRelationship, Relationship
+from core.status import IS_SQL, LIVE
+from core.supersede import SUPERSEDING, Link
 
 COLUMNS = "id, tenant_id, source_memory_id, target_memory_id, relationship_type, strength, created_at"
 _ENDS = {
@@ -130,3 +132,35 @@ def walk(
         if not frontier or len(reached) >= limit:
             break
     return sorted(reached, key=lambda r: (r.depth, -r.strength))[:limit]
+
+
+def _live(alias: str) -> str:
+    """core.status's definition of live, for the memories row named `alias`."""
+    return IS_SQL[LIVE].replace("archived", f"{alias}.archived").replace("expires_at", f"{alias}.expires_at")
+
+
+def supersession_links(conn: Connection, *, memory_ids: Sequence[UUID] | None = None, store_id: UUID | None = None) -> list[Link]:
+    """The `updates` and `contradicts` relationships touching these memories (or any memory of
+    the store), with both ends' creation time and whether each is live (core.supersede reads
+    which end is stale)."""
+    if (memory_ids is None) == (store_id is None):
+        raise InvalidInput("give memory ids or a store, not both")
+    if memory_ids is not None and not memory_ids:
+        return []
+    where = (
+        "(r.source_memory_id = ANY(:ids) OR r.target_memory_id = ANY(:ids))"
+        if memory_ids is not None
+        else "(s.store_id = :store OR t.store_id = :store)"
+    )
+    rows = conn.execute(
+        text(
+            "SELECT r.source_memory_id, r.target_memory_id, r.relationship_type, s.created_at AS source_created,"
+            f" t.created_at AS target_created, {_live('s')} AS source_live, {_live('t')} AS target_live"
+            " FROM memory_relationships r"
+            " JOIN memories s ON s.tenant_id = r.tenant_id AND s.id = r.source_memory_id"
+            " JOIN memories t ON t.tenant_id = r.tenant_id AND t.id = r.target_memory_id"
+            f" WHERE r.relationship_type = ANY(:types) AND {where} ORDER BY r.created_at, r.id"
+        ),
+        {"types": list(SUPERSEDING), **({"ids": list(memory_ids)} if memory_ids is not None else {"store": store_id})},
+    )
+    return [Link(*r) for r in rows]

@@ -9,13 +9,15 @@ iterative scan, so the store and expiry filters never leave fewer than k rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import numpy as np
 from sqlalchemy import Connection, text
 
-from core.models import MemoryStore
-from core.search import Filters, Hit, Scanned, SearchTuning
+from core.models import Memory, MemoryStore
+from core.search import Filters, Hit, Scan, SearchTuning
 from core.sql.memories import MEMORY_COLUMNS, memory_from_row
 from core.status import EXPIRED_SQL, IS_SQL
 
@@ -89,11 +91,20 @@ def vector_candidates(
             conn.execute(_RESTORE_INDEXSCAN, {"was": was})
             return [_hit(r, vectors=vectors) for r in rows]
     else:
+        # The HNSW graph holds the rows marked `indexed` (migration 010); rows a bulk write left
+        # out of it (until MemoryService.index_pending) are scanned exactly, through the partial
+        # index memories_unindexed (an empty delta costs one index probe). Both sides give
+        # (id, distance) only; the k best of the two are read by primary key.
         conn.execute(_INDEX_SETTINGS, {"scan": tuning.iterative_scan, "ef": str(max(40, 2 * k)), "floor": str(tuning.ef_search)})
         sql = text(
-            f"WITH nearest AS MATERIALIZED (SELECT {MEMORY_COLUMNS}{embedding}, {distance} AS distance FROM memories"
-            f" WHERE store_id = :s AND embedding_dim = {dim}{condition} ORDER BY {distance} LIMIT :k)"
-            f" SELECT *, 1 - distance AS similarity FROM nearest ORDER BY distance, id"
+            f"WITH ann AS MATERIALIZED (SELECT id, {distance} AS distance FROM memories"
+            f" WHERE store_id = :s AND embedding_dim = {dim} AND indexed{condition} ORDER BY {distance} LIMIT :k),"
+            f" delta AS MATERIALIZED (SELECT id, {distance} AS distance FROM memories"
+            f" WHERE store_id = :s AND embedding_dim = {dim} AND NOT indexed{condition}),"
+            f" nearest AS (SELECT id, distance FROM ann UNION ALL"
+            f" (SELECT id, distance FROM delta ORDER BY distance, id LIMIT :k) ORDER BY distance, id LIMIT :k)"
+            f" SELECT {MEMORY_COLUMNS}{embedding}, 1 - distance AS similarity FROM nearest JOIN memories USING (id)"
+            f" ORDER BY distance, id"
         )
     return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
 
@@ -114,29 +125,42 @@ def text_candidates(
     return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
 
 
-def scan(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, filters: Filters, *, vectors: bool) -> list[Scanned]:
-    """Every memory of the store with the service's own expressions (no index: exact)."""
+def scan(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, filters: Filters) -> Scan:
+    """Every memory of the store with the service's own expressions (no index: exact), narrow:
+    what ranking needs (distance, text match and rank, statuses), no content, metadata or vector;
+    the memories themselves are read by id, for the few that are shown (rows_by_id). The columns
+    come back as one row of binary strings, one per column (each aggregate sees the rows in the
+    same order), read by numpy: 20k memories cost no Python object each."""
     distance = distance_sql(store)
     condition, params = filter_sql(filters)
-    embedding = ", embedding" if vectors else ""
-    sql = text(
-        f"SELECT {MEMORY_COLUMNS}{embedding}, {distance} AS distance, 1 - {distance} AS similarity,"
-        f" coalesce(content_tsv @@ tsq, false) AS text_match,"
+    sql = (
+        "SELECT count(*), string_agg(uuid_send(id), ''), string_agg(float8send(distance), ''),"
+        " string_agg(boolsend(text_match), ''), string_agg(float4send(text_rank), ''), string_agg(boolsend(expired), ''),"
+        " string_agg(boolsend(archived), ''), string_agg(boolsend(allowed), '') FROM ("
+        f"SELECT id, {distance} AS distance, coalesce(content_tsv @@ tsq, false) AS text_match,"
         f" CASE WHEN content_tsv @@ tsq THEN ts_rank_cd(content_tsv, tsq) ELSE 0 END AS text_rank,"
-        f" {EXPIRED_SQL} AS expired, (TRUE{condition}) AS allowed"
-        f" FROM memories, {TSQUERY} AS tsq WHERE store_id = :s AND embedding_dim = {int(store.embedding_dim)}"
+        f" {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed"
+        f" FROM memories, {TSQUERY} AS tsq WHERE store_id = :s AND embedding_dim = {int(store.embedding_dim)}) AS scanned"
     )
     params.update(q=vector, s=store.id, query=query)
-    return [
-        Scanned(
-            memory_from_row(r),
-            float(r.similarity),
-            float(r.distance),
-            bool(r.text_match),
-            float(r.text_rank),
-            bool(r.expired),
-            bool(r.allowed),
-            r.embedding.to_numpy() if vectors else None,
-        )
-        for r in conn.execute(sql, params)
-    ]
+    n, ids, distances, matches, ranks, expired, archived, allowed = conn.execute(text(sql), params).one()
+
+    def flags(blob: bytes | None) -> np.ndarray:
+        return np.frombuffer(blob or b"", dtype=np.uint8).astype(bool)
+
+    return Scan(
+        keys=np.frombuffer(ids or b"", dtype=np.uint8).reshape(int(n), 16),
+        distance=np.frombuffer(distances or b"", dtype=">f8").astype(np.float64),
+        text_match=flags(matches),
+        text_rank=np.frombuffer(ranks or b"", dtype=">f4").astype(np.float64),
+        expired=flags(expired),
+        archived=flags(archived),
+        allowed=flags(allowed),
+    )
+
+
+def rows_by_id(conn: Connection, memory_ids: Sequence[UUID], *, vectors: bool) -> dict[UUID, tuple[Memory, np.ndarray | None]]:
+    """These memories (and their vectors when asked), by id."""
+    embedding = ", embedding" if vectors else ""
+    rows = conn.execute(text(f"SELECT {MEMORY_COLUMNS}{embedding} FROM memories WHERE id = ANY(:ids)"), {"ids": list(memory_ids)})
+    return {r.id: (memory_from_row(r), r.embedding.to_numpy() if vectors else None) for r in rows}
