@@ -35,17 +35,19 @@ def delete_set(set_id: str) -> str:
 sets = {}
 with guard("Could not read the evaluation sets"):
     sets = {str(s.id): s for s in svc.list_eval_sets(store.id)}
+writable = svc.may("write")  # a viewer runs sets, and neither saves nor deletes one
 pick, upload = st.columns([3, 2])
-with upload.expander("Upload questions (a JSONL file)", expanded=not sets):
-    st.caption('One question a line: {"query": "...", "expected_ids": ["<memory id>", ...], "kind": "optional label"}')
-    file = st.file_uploader("File of questions", type=["jsonl", "json", "txt"], key="cases_file")
-    name = st.text_input("Name of the set", key="new_set_name", placeholder="e.g. paraphrases")
-    if st.button("Save as an evaluation set", disabled=file is None, key="save_set") and file is not None:
-        with guard("Could not save the set"):
-            saved = svc.save_eval_set(store.id, name, load_cases(file.getvalue()))
-            st.session_state.pop("set", None)  # the selector starts again from the URL: the new set
-            set_params(set=saved.id)
-            done(f"Saved {count(len(saved.cases), 'question')}")
+if writable:
+    with upload.expander("Upload questions (a JSONL file)", expanded=not sets):
+        st.caption('One question a line: {"query": "...", "expected_ids": ["<memory id>", ...], "kind": "optional label"}')
+        file = st.file_uploader("File of questions", type=["jsonl", "json", "txt"], key="cases_file")
+        name = st.text_input("Name of the set", key="new_set_name", placeholder="e.g. paraphrases")
+        if st.button("Save as an evaluation set", disabled=file is None, key="save_set") and file is not None:
+            with guard("Could not save the set"):
+                saved = svc.save_eval_set(store.id, name, load_cases(file.getvalue()))
+                st.session_state.pop("set", None)  # the selector starts again from the URL: the new set
+                set_params(set=saved.id)
+                done(f"Saved {count(len(saved.cases), 'question')}")
 if not sets:
     with pick.container(border=True):
         st.markdown("**This store has no evaluation set yet.**")
@@ -75,7 +77,7 @@ chosen = pick.selectbox(
 )
 set_params(set=chosen)
 cases = sets[chosen].cases
-if pick.button("Delete this set", icon=":material/delete:", key="delete_set"):
+if writable and pick.button("Delete this set", icon=":material/delete:", key="delete_set"):
     ask(
         "Delete the set",
         f"Delete this evaluation set and its {count(len(cases), 'question')}? This cannot be undone; the memories are not touched.",

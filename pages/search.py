@@ -288,18 +288,19 @@ with st.expander("Compare with another query, mode or threshold"):
                 },
             )
 
-with st.expander("Add this query to an evaluation set"), guard("Could not add the case"):
-    st.caption("Mark the memories that should come back for this query; the Evaluate page then measures every mode on such cases.")
-    options = list(dict.fromkeys([*list(labels)[:50], *([chosen] if chosen else [])]))
-    expected = st.multiselect("Memories that should come back", options, format_func=lambda i: labels[i], key="expected")
-    sets = {str(s.id): s.name for s in scope.svc.list_eval_sets(scope.store.id)}
-    target = st.selectbox("Evaluation set", [None, *sets], format_func=lambda i: sets[i] if i else "A new set…", key="eval_set")
-    name = None if target else st.text_input("Name of the new set", key="eval_name", placeholder="e.g. travel questions")
-    if st.button("Add to evaluation set", disabled=not expected, icon=":material/playlist_add:"):
-        case = EvalCase.checked(query, expected)
-        if target:
-            scope.svc.add_eval_case(target, case)
-        else:
-            scope.svc.save_eval_set(scope.store.id, name or "", [case])
-        data_changed()
-        st.success("Added: run the set on the Evaluate page.")
+if scope.svc.may("write"):
+    with st.expander("Add this query to an evaluation set"), guard("Could not add the case"):
+        st.caption("Mark the memories that should come back for this query; the Evaluate page then measures every mode on such cases.")
+        options = list(dict.fromkeys([*list(labels)[:50], *([chosen] if chosen else [])]))
+        expected = st.multiselect("Memories that should come back", options, format_func=lambda i: labels[i], key="expected")
+        sets = {str(s.id): s.name for s in scope.svc.list_eval_sets(scope.store.id)}
+        target = st.selectbox("Evaluation set", [None, *sets], format_func=lambda i: sets[i] if i else "A new set…", key="eval_set")
+        name = None if target else st.text_input("Name of the new set", key="eval_name", placeholder="e.g. travel questions")
+        if st.button("Add to evaluation set", disabled=not expected, icon=":material/playlist_add:"):
+            case = EvalCase.checked(query, expected)
+            if target:
+                scope.svc.add_eval_case(target, case)
+            else:
+                scope.svc.save_eval_set(scope.store.id, name or "", [case])
+            data_changed()
+            st.success("Added: run the set on the Evaluate page.")

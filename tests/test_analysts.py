@@ -126,9 +126,7 @@ def test_an_editor_changes_memories_attributed_to_them_but_does_not_manage(
         conn.execute(text("SELECT * FROM memex_tenant_keys()"))
 
 
-def test_a_tenant_admin_manages_users_stores_and_keys_of_that_tenant_only(
-    db: Database, email: str, tenant: Tenant, second: Tenant
-) -> None:
+def test_a_tenant_admin_manages_users_stores_and_keys_of_that_tenant_only(db: Database, email: str, tenant: Tenant, second: Tenant) -> None:
     boss = as_role(db, email, tenant, "admin")
     assert boss.may("manage")
     user = boss.create_user("carol")
@@ -140,7 +138,7 @@ def test_a_tenant_admin_manages_users_stores_and_keys_of_that_tenant_only(
     boss.revoke_tenant_key(key_id)
     with pytest.raises(Unauthenticated):
         MemoryService.for_key(db, secret)
-    other_key, _ = admin.create_key(db, second.id, "other tenant's")
+    other_key, _ = admin.create_key(db, second.id, name="other tenant's")
     with pytest.raises(NotFound, match="not found in this tenant"):
         boss.revoke_tenant_key(other_key.id)
     assert admin.list_keys(db, second.id)[0].revoked_at is None
@@ -166,9 +164,7 @@ def test_passwords_are_stored_as_argon2_hashes(db: Database, email: str) -> None
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
 
 
-def test_sign_in_says_the_same_for_an_unknown_email_and_a_wrong_password(
-    db: Database, email: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sign_in_says_the_same_for_an_unknown_email_and_a_wrong_password(db: Database, email: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(access, "WRONG_PASSWORD_DELAY_S", 0)
     assert Access(db).sign_in(email.upper(), PASSWORD) == email
     with pytest.raises(Unauthenticated, match="^wrong email or password$"):

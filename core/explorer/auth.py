@@ -96,13 +96,17 @@ def sign_in(db: Database) -> Viewer:
     try:
         mode = login_mode(read_secrets())
     except UnreadableSecrets as exc:
-        _stop(f"The explorer does not open: {markdown_literal(exc)}. Fix the file (TOML syntax) or remove it, then restart. "
-              "The server log has the parser's message.")
+        _stop(
+            f"The explorer does not open: {markdown_literal(exc)}. Fix the file (TOML syntax) or remove it, then restart. "
+            "The server log has the parser's message."
+        )
     if mode is None:
         if not bound_to_localhost():
-            _stop("The explorer does not open: it is reachable beyond this machine and no sign-in is configured. Set "
-                  "MEMEX_EXPLORER_LOGIN=accounts (and add analysts with `memex analysts add EMAIL`), or an [auth] section for "
-                  "OpenID Connect in .streamlit/secrets.toml, or bind it to localhost (--server.address localhost).")
+            _stop(
+                "The explorer does not open: it is reachable beyond this machine and no sign-in is configured. Set "
+                "MEMEX_EXPLORER_LOGIN=accounts (and add analysts with `memex analysts add EMAIL`), or an [auth] section for "
+                "OpenID Connect in .streamlit/secrets.toml, or bind it to localhost (--server.address localhost)."
+            )
         return Viewer(None, operator=True)
     email = _oidc_email() if mode == "oidc" else _account_email(db)
     access = Access(db)

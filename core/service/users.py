@@ -6,12 +6,20 @@ from uuid import UUID
 
 from core import validation
 from core.errors import Conflict, NotFound
-from core.models import User
+from core.models import Tenant, User
 from core.service.base import TenantBound, manages
-from core.sql import users
+from core.sql import tenants, users
 
 
 class UserOps(TenantBound):
+    def get_tenant(self) -> Tenant:
+        """This service's own tenant, read in its scope (row-level security shows no other)."""
+        with self.transaction() as conn:
+            found = tenants.get(conn, self.tenant_id)
+        if found is None:
+            raise NotFound(f"tenant {self.tenant_id} not found")
+        return found
+
     @manages
     def create_user(self, name: str) -> User:
         name = validation.label(name, "user name", 100)
