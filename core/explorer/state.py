@@ -129,14 +129,11 @@ def sidebar_scope(viewer: Viewer) -> Scope | None:
     an explorer without sign-in); a link naming any other shows nothing of it."""
     db = database()
     st.session_state["tenant_service"] = None
-    if viewer.local:
-        tenants = {t.name: t.id for t in admin.list_tenants(db)}
-        if not tenants:
+    tenants = open_tenants(viewer)
+    if not tenants:
+        if viewer.local:
             offer_demo(db)
-    else:
-        assert viewer.email is not None
-        tenants = {m.tenant_name: m.tenant_id for m in Access(db).tenants(viewer.email)}
-        if not tenants:
+        else:
             st.title("Memex explorer")
             st.info(
                 "You may not open any tenant yet. Ask an operator to grant you one "
@@ -174,6 +171,14 @@ ROLE_MEANS = {
     "editor": "you may add, edit, curate and import",
     "admin": "you also manage its users, stores and keys",
 }
+
+
+def open_tenants(viewer: Viewer) -> dict[str, UUID]:
+    """The tenants this viewer may open, by name: PostgreSQL's answer for an analyst, every
+    tenant for the local operator."""
+    if viewer.email is None:
+        return {t.name: t.id for t in admin.list_tenants(database())}
+    return {m.tenant_name: m.tenant_id for m in Access(database()).tenants(viewer.email)}
 
 
 def service_for(viewer: Viewer, tenant_id: UUID) -> MemoryService:
