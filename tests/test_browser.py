@@ -97,14 +97,15 @@ def demo(db) -> dict[str, str]:
     return {"memory": str(hostile[0].id), "doomed": str(hostile[2].id), "store": str(store.id), "tenant": str(tenant.id)}
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str, float]:
-    """`streamlit run app.py` on the test database: (process, base URL, seconds until healthy)."""
+def start_server(data_dir: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], str, float]:
+    """`streamlit run app.py` on the test database (with these extra environment variables and
+    options): (process, base URL, seconds until healthy)."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing: apt-get install -y chromium (the browser tests must run in CI)")
         pytest.skip("Chromium is not installed (apt-get install -y chromium)")
     port = _free_port()
-    env = {**os.environ, "MEMEX_DATA_DIR": data_dir}
+    env = {**os.environ, "MEMEX_DATA_DIR": data_dir, **(env or {})}
     started = time.monotonic()
     proc = subprocess.Popen(
         [
@@ -121,6 +122,7 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str, float]:
             "127.0.0.1",
             "--browser.gatherUsageStats",
             "false",
+            *args,
         ],
         cwd=ROOT,
         env=env,
