@@ -49,8 +49,9 @@ class _Forward:
 def create_app(db: Database | None = None) -> FastAPI:
     """The whole app. Without `db` (uvicorn's factory, once per worker) it connects as the
     API role only (core.db.api_database): the owner's URL is never read here."""
-    db = db or api_database()
-    db.background_index = True  # bulk writes into big stores put their rows into the HNSW graph off the request (core.service.indexing)
+    if db is None:
+        db = api_database()
+        db.background_index = True  # bulk writes into big stores put their rows into the HNSW graph off the request (core.service.indexing)
     callers = Callers(db)
     mcp = build_server(callers)
     forward = _Forward()
