@@ -189,6 +189,11 @@ class Database:
         # the owner always connects directly: migrations hold a session-level advisory lock
         self.admin = make_engine(admin_url) if admin_url else None
 
+    @property
+    def has_owner(self) -> bool:
+        """Whether this process was given the schema owner's connection (operator work needs it)."""
+        return self.admin is not None
+
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
         settings = settings or get_settings()

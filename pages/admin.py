@@ -121,7 +121,7 @@ if not viewer.operator:  # a tenant's admin: that tenant's users, stores and key
     with guard("Could not read the tenant"):
         tenant = own.get_tenant()
         services, stores_of = {tenant.name: own}, {tenant.name: own.list_stores()}
-elif db.admin is None:
+elif not db.has_owner:
     st.error(
         "Managing tenants needs the schema owner's connection, which this explorer was started without: "
         "set MEMEX_ADMIN_DATABASE_URL for it, or use `memex tenants` and `memex keys`.",

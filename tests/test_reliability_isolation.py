@@ -930,6 +930,10 @@ OWNER_FUNCTIONS = (
     "migrate",
     "load_demo",
     "database_is_empty",
+    "add_analyst",
+    "set_analyst",
+    "remove_analyst",
+    "list_analysts",
 )
 OWNER_CONNECTION_FILES = {"core/db.py", "core/admin.py", "core/migrate.py"}
 OWNER_CALLER_FILES = {
@@ -941,6 +945,7 @@ OWNER_CALLER_FILES = {
     "core/explorer/state.py",
     "pages/admin.py",
     "core/explorer/keys.py",
+    "core/explorer/startup.py",
     "core/bench/harness.py",
 }
 
