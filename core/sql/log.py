@@ -14,11 +14,19 @@ from core.models import Retrieval
 COLUMNS = "id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model, results, near_misses, result_count, latency_ms"
 
 
+# Who searched, in one word: the API key's name, else the interface (cli, python, explorer).
+CALLER = "coalesce(key_name, interface)"
+
+
 def _entry(row: Row[Any]) -> Retrieval:
     return Retrieval(**row._mapping)
 
 
 def insert(conn: Connection, tenant_id: UUID, entry: Retrieval) -> None:
+    """Write an entry. The search's transaction then commits without waiting for the WAL flush:
+    a crash may lose the last few entries (and access counts), never a memory, and an otherwise
+    read-only search does not pay a disk sync for its log (docs/BENCHMARKS.md)."""
+    conn.execute(text("SET LOCAL synchronous_commit = off"))
     conn.execute(
         text(
             "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
@@ -68,6 +76,7 @@ def entries(
     limit: int,
     offset: int,
     user_id: UUID | None = None,
+    caller: str | None = None,
 ) -> tuple[list[Retrieval], int]:
     """Entries newest first matching every filter given, and how many match."""
     where, params = ["TRUE"], {}
@@ -82,6 +91,7 @@ def entries(
             None if contains is None else "%" + contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
         ),
         ("results @> CAST(:mention AS jsonb)", "mention", None if memory_id is None else json.dumps([{"id": str(memory_id)}])),
+        (f"{CALLER} = :caller", "caller", caller),
     ):
         if value is not None:
             where.append(condition)
@@ -95,6 +105,16 @@ def entries(
         {**params, "limit": limit, "offset": offset},
     )
     return [_entry(r) for r in rows], int(total or 0)
+
+
+def callers(conn: Connection, store_id: UUID | None, user_id: UUID | None) -> list[tuple[str, int]]:
+    """Who searched a store (or a user's stores), with how many searches each, busiest first."""
+    where = "store_id = :store" if store_id else "store_id IN (SELECT s.id FROM memory_stores s WHERE s.user_id = :user)"
+    rows = conn.execute(
+        text(f"SELECT {CALLER}, count(*) FROM retrieval_log WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1"),
+        {"store": store_id, "user": user_id},
+    )
+    return [(r[0], int(r[1])) for r in rows]
 
 
 def prune(conn: Connection, store_id: UUID | None) -> int:
