@@ -5,13 +5,13 @@ reads and writes the log, the history and today's search."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from core.explain import Explanation, below, ordinal
-from core.models import HistoryEvent, Memory, MemoryStore, Retrieval, SearchResult
+from core.models import HistoryEvent, Memory, MemoryStore, Retrieval, ScoreBreakdown, SearchResult
 from core.search import Candidate, Hit, SearchParams
 
 # How many of what search cut (beyond the limit, below the threshold) an entry keeps.
@@ -22,8 +22,11 @@ def model_of(store: MemoryStore) -> str:
     return f"{store.embedding_model}/{store.embedding_dim}"
 
 
+_BREAKDOWN = [f.name for f in fields(ScoreBreakdown)]
+
+
 def _result(rank: int, r: SearchResult) -> dict[str, Any]:
-    breakdown = {k: v for k, v in asdict(r.breakdown).items() if v is not None}
+    breakdown = {k: v for k in _BREAKDOWN if (v := getattr(r.breakdown, k)) is not None}  # asdict() deep-copies: slower
     return {"id": str(r.memory.id), "rank": rank, "score": r.score, "similarity": r.similarity, "breakdown": breakdown}
 
 

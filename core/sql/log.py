@@ -26,13 +26,12 @@ def insert(conn: Connection, tenant_id: UUID, entry: Retrieval) -> None:
     """Write an entry. The search's transaction then commits without waiting for the WAL flush:
     a crash may lose the last few entries (and access counts), never a memory, and an otherwise
     read-only search does not pay a disk sync for its log (docs/BENCHMARKS.md)."""
-    conn.execute(text("SET LOCAL synchronous_commit = off"))
     conn.execute(
         text(
             "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
-            " results, near_misses, result_count, latency_ms) VALUES (:t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
-            " :key_id, :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
-            " CAST(:near AS jsonb), :count, :latency)"
+            " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
+            " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
+            " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
         ),
         {
             "t": tenant_id,
