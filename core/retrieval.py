@@ -165,7 +165,9 @@ def replay(
             continue
         created = _latest(events, {"created"})
         if before is None:
-            if created is not None and logged.at is not None and created.at > logged.at:
+            named = memory_id in {UUID(m["id"]) for m in logged.near_misses}  # it existed then: search cut it
+            born = present[memory_id].created_at if memory_id in present else None  # an import keeps its own date
+            if not named and created is not None and logged.at is not None and created.at > logged.at and not (born and born < logged.at):
                 differences.append(Difference(memory_id, NEW, None, after, f"added since ({created.actor}), {ordinal(after or 0)} now"))
             elif _latest(events, {"unarchived"}):
                 differences.append(Difference(memory_id, UNARCHIVED, None, after, f"unarchived since, {ordinal(after or 0)} now"))

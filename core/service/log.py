@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -140,7 +141,16 @@ class LogOps(SearchOps):
     @writes
     def record_retrieval(self, entry: Retrieval) -> Retrieval:
         """Write a log entry made elsewhere (a log carried over from another system, the demo's)."""
-        with self.transaction() as conn:
-            stores.fetch(conn, entry.store_id)
-            log.insert(conn, self.tenant_id, entry)
+        self.record_retrievals([entry])
         return entry
+
+    @writes
+    def record_retrievals(self, entries: Sequence[Retrieval]) -> int:
+        """Write many such entries in one transaction (all or nothing): how many."""
+        if not entries:
+            return 0
+        with self.transaction() as conn:
+            for store_id in {e.store_id for e in entries}:
+                stores.fetch(conn, store_id)
+            log.insert(conn, self.tenant_id, *entries)
+        return len(entries)

@@ -22,17 +22,11 @@ def _entry(row: Row[Any]) -> Retrieval:
     return Retrieval(**row._mapping)
 
 
-def insert(conn: Connection, tenant_id: UUID, entry: Retrieval) -> None:
-    """Write an entry. The search's transaction then commits without waiting for the WAL flush:
-    a crash may lose the last few entries (and access counts), never a memory, and an otherwise
+def insert(conn: Connection, tenant_id: UUID, *entries: Retrieval) -> None:
+    """Write entries. The transaction then commits without waiting for the WAL flush: a crash
+    may lose the last few entries (and access counts), never a memory, and an otherwise
     read-only search does not pay a disk sync for its log (docs/BENCHMARKS.md)."""
-    conn.execute(
-        text(
-            "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
-            " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
-            " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
-            " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
-        ),
+    rows = [
         {
             "t": tenant_id,
             "id": entry.id,
@@ -50,7 +44,17 @@ def insert(conn: Connection, tenant_id: UUID, entry: Retrieval) -> None:
             "near": json.dumps(entry.near_misses),
             "count": entry.result_count,
             "latency": entry.latency_ms,
-        },
+        }
+        for entry in entries
+    ]
+    conn.execute(
+        text(
+            "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
+            " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
+            " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
+            " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
+        ),
+        rows[0] if len(rows) == 1 else rows,  # one search: no executemany
     )
 
 
