@@ -28,9 +28,9 @@ EVAL_SET = "questions agents asked"
 # (interface, API key name or None, share of the searches, the caller's habitual search)
 CALLERS = [
     ("api", "trip-planner", 0.45, SearchParams(limit=5, min_similarity=0.4, mode="hybrid")),
-    ("mcp", "support-bot", 0.3, SearchParams(limit=10, min_similarity=0.5, mode="vector")),
+    ("mcp", "support-bot", 0.3, SearchParams(limit=10, min_similarity=0.35, mode="vector")),
     ("cli", None, 0.1, SearchParams(limit=5, min_similarity=0.3, mode="vector")),
-    ("python", None, 0.15, SearchParams(limit=8, min_similarity=0.0, mode="text")),
+    ("python", None, 0.15, SearchParams(limit=8, min_similarity=0.3, mode="weighted")),
 ]
 OFF_TOPIC = [
     "quarterly revenue forecast for the board",

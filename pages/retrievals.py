@@ -8,7 +8,7 @@ import streamlit as st
 from core.explorer import retrievals as rx
 from core.explorer.labels import count, markdown_literal, short
 from core.explorer.state import current_scope, guard, param, set_params
-from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, add_to_eval_set, store_frame, table_height
+from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, add_to_eval_set, date_columns, store_frame, table_height
 from core.models import Retrieval
 
 SHOWN, CHARTED = 200, 1000
@@ -117,6 +117,7 @@ with guard("Could not read the log"):
         selection_mode="single-row",
         key="log_table",
         height=table_height(len(shown), 12),
+        placeholder="–",
         column_config={
             "at": st.column_config.DatetimeColumn("at", format="D MMM YYYY, HH:mm", width=140),
             "query": st.column_config.TextColumn("query", width="large"),
@@ -144,4 +145,10 @@ with guard("Could not read the log"):
         st.plotly_chart(rx.most_retrieved_figure(counts, contents), key="most")
         never = rx.never_retrieved_frame(memories, counts)
         st.caption(f"Never retrieved by these searches: {count(len(never), 'live memory')} of {len(memories):,}")
-        st.dataframe(never, hide_index=True, row_height=ROW_WRAP, height=table_height(len(never), 6), column_config=TEXT_COLUMNS)
+        st.dataframe(
+            never,
+            hide_index=True,
+            row_height=ROW_WRAP,
+            height=table_height(len(never), 6),
+            column_config={**TEXT_COLUMNS, **date_columns("created")},
+        )

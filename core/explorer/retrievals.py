@@ -101,9 +101,14 @@ def retrieved_counts(entries: Sequence[Retrieval]) -> Counter[str]:
 def most_retrieved_figure(counts: Counter[str], contents: Mapping[str, str], top: int = 10) -> go.Figure:
     """The memories returned most often, their text on the bars' axis (escaped)."""
     best = counts.most_common(top)[::-1]
-    labels = [plot_text(short(contents.get(i, GONE), 60), 40) for i, _ in best]
+    labels = [plot_text(short(contents.get(i, GONE), 55), 60) for i, _ in best]
     fig = go.Figure(go.Bar(x=[n for _, n in best], y=labels, orientation="h", hovertemplate="%{y}<br>returned %{x} times<extra></extra>"))
-    fig.update_layout(title=f"Most retrieved memories (top {len(best)})", xaxis_title="times returned", height=120 + 32 * len(best))
+    fig.update_layout(
+        title=f"Most retrieved memories (top {len(best)})",
+        xaxis_title="times returned",
+        height=140 + 30 * len(best),
+        yaxis={"automargin": True},
+    )
     return fig
 
 
