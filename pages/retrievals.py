@@ -28,7 +28,9 @@ def show_entry(entry: Retrieval) -> None:
         st.info("This search was made in another store of the tenant; pick that store in the sidebar to see its log.")
     st.text(f"Query: {entry.query or '(a query vector)'}")
     facts = st.columns(5)
-    facts[0].metric("When", f"{entry.at:%d %b %Y %H:%M}" if entry.at else "?")
+    facts[0].metric(
+        "When", f"{entry.at:%d %b, %H:%M}" if entry.at else "?", help=f"{entry.at:%A %d %B %Y, %H:%M:%S} UTC" if entry.at else None
+    )
     facts[1].metric("Caller", rx.caller(entry), help=f"interface {entry.interface}, actor {entry.actor}")
     facts[2].metric("Mode", entry.mode)
     facts[3].metric("Results", entry.result_count)
@@ -43,6 +45,7 @@ def show_entry(entry: Retrieval) -> None:
         hide_index=True,
         row_height=ROW_WRAP,
         height=table_height(len(answer), 10),
+        placeholder="–",
         column_config={**TEXT_COLUMNS, "rank": st.column_config.TextColumn(width=45), "score": SCORE, "similarity": SCORE},
     )
     st.subheader("Replay against today's memories")
@@ -58,7 +61,19 @@ def show_entry(entry: Retrieval) -> None:
             left, right = st.columns(2)
             for side, title, frame in ((left, "Then", then), (right, "Now", now)):
                 side.caption(title)
-                side.dataframe(frame, hide_index=True, row_height=ROW_WRAP, column_config={**TEXT_COLUMNS, "score": SCORE})
+                side.dataframe(
+                    frame,
+                    hide_index=True,
+                    row_height=ROW_WRAP,
+                    placeholder="–",
+                    column_config={
+                        **TEXT_COLUMNS,
+                        "rank": st.column_config.NumberColumn(width=45),
+                        "content": st.column_config.TextColumn("content", width="medium"),
+                        "score": SCORE,
+                        "since": st.column_config.TextColumn(width=110),
+                    },
+                )
             if replayed.differences:
                 st.caption("Each difference, and why")
                 st.dataframe(rx.differences_frame(replayed, contents), hide_index=True, row_height=ROW_WRAP, column_config=TEXT_COLUMNS)
