@@ -106,3 +106,10 @@ def test_memory_detail_shows_history_with_diffs_and_restores_a_version(svc, stor
     assert not at.exception, at.exception
     assert svc.get_memory(memory.id).content == "Lives in Lyon"
     assert [e.event for e in svc.get_memory_history(memory.id)][-1] == "restored"
+
+
+def test_a_store_without_searches_says_where_the_log_comes_from(svc, store, user, tenant) -> None:
+    svc.add_memory(store.id, "tea green tea")
+    at = open_retrievals(tenant, user)
+    assert "No logged search matches these filters" in at.info[0].value
+    assert not at.error

@@ -117,7 +117,6 @@ class EvaluationOps(TenantBound):
             raise NotFound(f"evaluation set {set_id} not found in this tenant")
         return found[0]
 
-    @writes
     def eval_runs(self, set_id: UUID | str) -> list[EvalRun]:
         """The kept runs of a set, oldest first: one per configuration run."""
         set_id = validation.uuid(set_id, "evaluation set id")
