@@ -17,6 +17,7 @@ PAGES = {
         st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
         st.Page("pages/memories.py", title="Memories", icon=":material/table_rows:"),
         st.Page("pages/search.py", title="Search", icon=":material/manage_search:"),
+        st.Page("pages/retrievals.py", title="Retrievals", icon=":material/history_edu:"),
         st.Page("pages/graph.py", title="Graph", icon=":material/hub:"),
         st.Page("pages/map.py", title="Embedding map", icon=":material/scatter_plot:"),
     ],

@@ -116,7 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         report = load_demo(db, progress=progress)
     print(
         f"demo loaded: {report.tenants} tenants, {report.users} users, {report.stores} stores,"
-        f" {report.memories} memories, {report.relationships} relationships"
+        f" {report.memories} memories, {report.relationships} relationships, {report.searches} logged searches"
     )
 
 

@@ -128,6 +128,15 @@ if len(set(names)) < len(names):
     st.warning("Two configurations have the same name: rename one so the charts can tell them apart.")
     st.stop()
 
+with st.expander("Kept runs of this set over time", expanded=True), guard("Could not read the kept runs"):
+    runs = svc.eval_runs(chosen)
+    if not runs:
+        st.caption("No run kept yet: each run of the evaluation below is kept and charted here.")
+    else:
+        shown = st.selectbox("Measure", CHARTED, index=len(CHARTED) - 1, format_func=dx.metric_label, key="runs_metric")
+        st.plotly_chart(dx.runs_figure(runs, shown), key="runs_chart")
+        st.caption(f"{count(len(runs), 'configuration run')} kept; a drop after a change of settings, model or memories shows here.")
+
 signature = (chosen, tuple(configs), data_version())
 if st.button("Run the evaluation", type="primary", icon=":material/play_arrow:", key="run"):
     bar = st.progress(0.0, text="Embedding the queries…")
@@ -138,8 +147,10 @@ if st.button("Run the evaluation", type="primary", icon=":material/play_arrow:",
             configs,
             DEFAULT_KS,
             progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} searches"),
+            keep_as=chosen if writable else None,  # a viewer's run is shown, not kept
         )
         st.session_state["eval_run"] = (signature, reports)
+        st.rerun()  # the kept runs' chart above shows this one
     bar.empty()
 run = st.session_state.get("eval_run")
 if not run or run[0] != signature:

@@ -49,6 +49,7 @@ PAGES = [  # (url path, page state in the URL, text that must be on the page)
     ("", {}, "memex is long-term memory for AI agents"),
     ("memories", {}, "memories match"),
     ("search", {"q": "Where does Alice live now?", "mode": "hybrid", "threshold": "0.3"}, "Near misses"),
+    ("retrievals", {}, "searches match"),
     ("graph", {}, "Components"),
     ("map", {"q": "flights to Lisbon"}, "UMAP"),
     ("quality", {}, "Near-duplicates"),
@@ -261,6 +262,31 @@ def test_every_page_opens_on_the_demo_data(demo, server, page, path, params, exp
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator("[data-testid='stAlertContentError']").count() == 0, text[:500]
     assert page.dialogs == []
+
+
+def test_a_logged_search_of_the_demo_opens_and_replays(db, demo, server, page) -> None:
+    svc = MemoryService(db, demo["tenant"])
+    entry = next(e for e in svc.retrievals(demo["store"], limit=500).entries if e.near_misses and e.result_count)
+    text = open_view(page, server, "retrievals", entry=str(entry.id))
+    assert f"Query: {entry.query}" in text and "near miss" in text
+    page.get_by_text("Replay", exact=True).click()
+    settle(page)
+    page.get_by_text("Then", exact=True).wait_for(timeout=60_000)
+    shoot(page, "retrievals-entry-replayed")
+    no_error_box(page)
+
+
+def test_the_history_timeline_of_an_edited_demo_memory_shows_the_diff_and_restore(db, demo, server, page) -> None:
+    svc = MemoryService(db, demo["tenant"])
+    edited = next(e for e in svc.store_history(demo["store"], limit=500) if e.event == "updated" and "content" in e.changes)
+    open_view(page, server, "memories", memory=str(edited.memory_id))
+    page.get_by_text("History:").first.click()
+    page.get_by_text("edited").first.wait_for(timeout=30_000)
+    text = page.inner_text("[data-testid='stMain']")
+    assert "{+Confirmed again with the user last week.+}" in text and "Restore version 1" in text
+    assert "Retrieved" in text  # the log's count, linked to the last search that returned it
+    shoot(page, "memory-history-timeline")
+    no_error_box(page)
 
 
 def test_script_and_html_in_memories_render_as_text_and_run_nothing(demo, server, page) -> None:

@@ -111,14 +111,17 @@ def offer_demo(db: Database) -> None:
     st.title("Memex explorer")
     st.info(
         "The database is empty. Load the demo data set to look around: three tenants of assistant memories, "
-        "with users, stores, relationships, expired and archived memories.",
+        "with users, stores, relationships, expired and archived memories, and weeks of logged searches, edits and evaluation runs.",
         icon=":material/database:",
     )
     if st.button("Load the demo data", type="primary", icon=":material/download:"):
         bar = st.progress(0.0, text="Embedding the demo memories with the local model…")
         with guard("Loading the demo failed"):
             report = load_demo(db, progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"))
-            st.success(f"Loaded {report.memories} memories and {report.relationships} relationships for {report.tenants} tenants.")
+            st.success(
+                f"Loaded {report.memories} memories, {report.relationships} relationships and {report.searches} logged searches"
+                f" for {report.tenants} tenants."
+            )
             st.rerun()
     st.stop()
 

@@ -3,6 +3,7 @@ or a delete undone), purge (nothing of the memory left anywhere), prune."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,6 +65,27 @@ class HistoryOps(TenantBound):
         with self.transaction() as conn:
             stores.fetch(conn, store_id)
             return history.in_store(conn, store_id, validation.limit(limit))
+
+    def contents_at(self, memory_ids: Sequence[UUID | str], at: datetime | str) -> dict[UUID, str]:
+        """The text each memory had at a moment (what a logged search returned then), walked back
+        from today through the edits since; a memory deleted since speaks from its snapshot. Memories
+        created after the moment, or purged, are left out."""
+        ids = [validation.uuid(m, "memory id") for m in memory_ids]
+        when = validation.timestamp(at, "at")
+        if when is None:
+            raise InvalidInput("at is required")
+        with self.transaction() as conn:
+            later = history.since(conn, ids, when)
+            found = memories.get_many(conn, ids)
+        text: dict[UUID, str | None] = {i: found[i].content if i in found else None for i in ids}
+        for event in reversed(later):
+            if event.event in ("deleted", "merged"):
+                text[event.memory_id] = (event.snapshot or {}).get("content")
+            elif event.event == "created":
+                text[event.memory_id] = None
+            elif "content" in event.changes:
+                text[event.memory_id] = event.changes["content"][0]
+        return {i: t for i, t in text.items() if t is not None}
 
     @writes
     def restore_memory(self, memory_id: UUID | str, version: int | None = None) -> Memory:
