@@ -436,8 +436,11 @@ def test_quality_lists_superseded_pairs_and_archives_the_older_in_one_click(db, 
     no_error_box(page)
 
 
-def test_evaluate_says_what_a_set_is_and_what_each_configuration_achieves(demo, server, page) -> None:
-    text = open_view(page, server, "evaluate", user="bob")
+def test_evaluate_says_what_a_set_is_and_what_each_configuration_achieves(db, demo, server, page) -> None:
+    svc, _ = memory_service(db, demo)
+    newcomer = svc.create_user(f"newcomer-{os.getpid()}")  # every demo store has a set: a store of its own has none
+    svc.get_or_create_store(newcomer.id, "default")
+    text = open_view(page, server, "evaluate", user=newcomer.name)
     assert "An evaluation set is a list of questions" in text
     shoot(page, "evaluate-empty")
     open_view(page, server, "evaluate")
