@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -161,14 +162,21 @@ def server(db, data_dir) -> Iterator[str]:
     stop_server(proc)
 
 
-@pytest.fixture(scope="module")
-def browser(server) -> Iterator[object]:
+@contextmanager
+def launch_chromium() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield instance
         instance.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server) -> Iterator[object]:
+    with launch_chromium() as instance:
+        yield instance
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from core import MemoryService, admin
 from tests.conftest import unique
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, settle, shoot, start_server, stop_server
+from tests.test_browser import launch_chromium, settle, shoot, start_server, stop_server
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a-long-enough-demo-passphrase"
@@ -48,12 +48,8 @@ def login_server(db, data_dir, people) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def chromium(login_server) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with launch_chromium() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture
