@@ -6,13 +6,18 @@ from core.explorer import auth, startup, state
 
 st.set_page_config(page_title="Memex explorer", page_icon=":material/neurology:", layout="wide")
 
-auth.require_login()
+viewer = auth.sign_in(state.database())
+st.session_state["viewer"] = viewer
+st.session_state["scope"] = None  # set on every run of app.py, even when the sidebar fails
+with state.guard():
+    st.session_state["scope"] = state.sidebar_scope(viewer)
 
 PAGES = {
     "Inspect": [
         st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", default=True),
         st.Page("pages/memories.py", title="Memories", icon=":material/table_rows:"),
         st.Page("pages/search.py", title="Search", icon=":material/manage_search:"),
+        st.Page("pages/retrievals.py", title="Retrievals", icon=":material/history_edu:"),
         st.Page("pages/graph.py", title="Graph", icon=":material/hub:"),
         st.Page("pages/map.py", title="Embedding map", icon=":material/scatter_plot:"),
     ],
@@ -21,15 +26,13 @@ PAGES = {
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
     ],
     "Manage": [
-        st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
+        # operators manage every tenant, a tenant's admins its users, stores and keys; viewers and editors do neither
+        *([st.Page("pages/admin.py", title="Admin", icon=":material/admin_panel_settings:")] if state.may_administer(viewer) else []),
         st.Page("pages/import_export.py", title="Import / export", icon=":material/swap_vert:"),
     ],
 }
 
 page = st.navigation(PAGES)
-st.session_state["scope"] = None  # set on every run of app.py, even when the sidebar fails
-with state.guard():
-    st.session_state["scope"] = state.sidebar_scope()
 try:
     page.run()
 finally:  # after the first page, which it would slow down: once per server, UMAP warmed up and pending rows indexed

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from core import validation
 from core.db import Database
 from core.errors import ConfigError, Conflict, InvalidInput, NotFound
-from core.keys import digest, new_key, visible_prefix
-from core.models import ApiKey, Tenant
-from core.sql import keys, log, tenants
+from core.keys import key_values
+from core.models import Analyst, ApiKey, Tenant
+from core.passwords import hash_password
+from core.sql import analysts, keys, log, tenants
 
 
 def create_tenant(db: Database, name: str) -> Tenant:
@@ -98,16 +98,10 @@ def create_key(
     """A new API key of the tenant (optionally bound to a user and/or store, read-only, expiring):
     the key's record and the key itself, which is shown now and never again."""
     tenant_id = validation.uuid(tenant_id, "tenant id")
-    name = validation.label(name, "key name", 100) if name else ""
-    user = None if user_id is None else validation.uuid(user_id, "user id")
-    store = None if store_id is None else validation.uuid(store_id, "store id")
-    if expires_in_days is not None and (not isinstance(expires_in_days, int | float) or not 0 < expires_in_days <= 3650):
-        raise InvalidInput(f"expires-in-days must be a number of days from 1 to 3650, not {expires_in_days!r}")
-    expires_at = None if expires_in_days is None else datetime.now(UTC) + timedelta(days=float(expires_in_days))
-    secret = new_key()
+    values = key_values(name, user_id, store_id, read_only, expires_in_days)
     with db.owner(tenant_id) as conn:
-        record = keys.insert(conn, tenant_id, name, visible_prefix(secret), digest(secret), user, store, bool(read_only), expires_at)
-    return record, secret
+        record = keys.insert(conn, tenant_id, **{k: v for k, v in values.items() if k != "secret"})
+    return record, values["secret"]
 
 
 def list_keys(db: Database, tenant_id: UUID | str | None = None) -> list[ApiKey]:
@@ -124,3 +118,65 @@ def revoke_key(db: Database, key_id: UUID | str) -> ApiKey:
     if record is None:
         raise NotFound(f"API key {key_id} not found")
     return record
+
+
+ROLES = ("viewer", "editor", "admin")
+
+
+def _email(email: str) -> str:
+    address = validation.label(email, "email", 320).lower()
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        raise InvalidInput(f"{address!r} is not an email address")
+    return address
+
+
+def add_analyst(db: Database, email: str, password: str | None = None, *, operator: bool = False) -> Analyst:
+    """A new analyst: with a password, a local account; without, signed in by OpenID Connect."""
+    email = _email(email)
+    hashed = None if password is None else hash_password(password)
+    with db.owner() as conn:
+        made = analysts.add(conn, email, hashed, operator)
+    if made is None:
+        raise Conflict(f"analyst {email} already exists")
+    return made
+
+
+def set_analyst(db: Database, email: str, *, password: str | None = None, operator: bool | None = None) -> None:
+    """A new password (it also unlocks the account), or the operator flag on or off."""
+    email = _email(email)
+    hashed = None if password is None else hash_password(password)
+    with db.owner() as conn:
+        if not analysts.update(conn, email, password_hash=hashed, operator=operator):
+            raise NotFound(f"analyst {email} not found")
+
+
+def remove_analyst(db: Database, email: str) -> None:
+    email = _email(email)
+    with db.owner() as conn:
+        if not analysts.remove(conn, email):
+            raise NotFound(f"analyst {email} not found")
+
+
+def grant(db: Database, email: str, tenant_id: UUID | str, role: str) -> None:
+    """Let an analyst open a tenant as viewer, editor or admin (a second grant changes the role)."""
+    email = _email(email)
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    tenant_id = validation.uuid(tenant_id, "tenant id")
+    with db.owner() as conn:
+        if not analysts.grant(conn, email, tenant_id, role):
+            raise NotFound(f"analyst {email} not found")
+
+
+def revoke(db: Database, email: str, tenant_id: UUID | str) -> None:
+    """End an analyst's membership of a tenant: their next page shows nothing of it."""
+    email = _email(email)
+    tenant_id = validation.uuid(tenant_id, "tenant id")
+    with db.owner() as conn:
+        if not analysts.revoke(conn, email, tenant_id):
+            raise NotFound(f"analyst {email} is not a member of tenant {tenant_id}")
+
+
+def list_analysts(db: Database) -> list[Analyst]:
+    with db.owner() as conn:
+        return analysts.list_all(conn)

@@ -116,7 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         report = load_demo(db, progress=progress)
     print(
         f"demo loaded: {report.tenants} tenants, {report.users} users, {report.stores} stores,"
-        f" {report.memories} memories, {report.relationships} relationships"
+        f" {report.memories} memories, {report.relationships} relationships, {report.searches} logged searches"
     )
 
 
@@ -566,6 +566,67 @@ def cmd_keys(args: argparse.Namespace) -> None:
         print(f"revoked API key {record.id} ({record.prefix}…)")
 
 
+def _read_password(prompt: str) -> str:
+    """A password from stdin (a pipe), or typed without echo at a terminal."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_analysts(args: argparse.Namespace) -> None:
+    from core import admin
+    from core.db import get_database
+
+    db = get_database()
+    if args.action == "list":
+        found = admin.list_analysts(db)
+        if args.json:
+            print_json(
+                [
+                    {
+                        "email": a.email,
+                        "operator": a.operator,
+                        "local_account": a.local_account,
+                        "memberships": [{"tenant": m.tenant_name, "tenant_id": m.tenant_id, "role": m.role} for m in a.memberships],
+                    }
+                    for a in found
+                ]
+            )
+            return
+        for a in found:
+            roles = ", ".join(f"{m.tenant_name} ({m.role})" for m in a.memberships) or "no tenant"
+            print(f"{a.email:<40} {'operator ' if a.operator else ''}{'local' if a.local_account else 'OpenID Connect'}: {roles}")
+        return
+    email = _need(args.email, "the analyst's email")
+    if args.action == "add":
+        password = None if args.no_password else _read_password(f"password for {email}: ")
+        made = admin.add_analyst(db, email, password, operator=args.operator)
+        print(
+            f"analyst {made.email} added"
+            + (" (operator)" if made.operator else "")
+            + ("" if made.local_account else ", signing in by OpenID Connect")
+        )
+    elif args.action == "passwd":
+        admin.set_analyst(db, email, password=_read_password(f"new password for {email}: "))
+        print(f"password of {email} changed")
+    elif args.action == "operator":
+        admin.set_analyst(db, email, operator=not args.off)
+        print(f"{email} is {'no longer ' if args.off else ''}an operator")
+    elif args.action == "grant":
+        tenant = admin.find_tenant(db, _need(args.tenant, "--tenant"))
+        admin.grant(db, email, tenant.id, _need(args.role, "--role"))
+        print(f"{email} may open {tenant.name} as {args.role}")
+    elif args.action == "revoke":
+        tenant = admin.find_tenant(db, _need(args.tenant, "--tenant"))
+        admin.revoke(db, email, tenant.id)
+        print(f"{email} may no longer open {tenant.name}")
+    elif args.action == "remove":
+        admin.remove_analyst(db, email)
+        print(f"analyst {email} removed")
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from core import validation
 
@@ -727,6 +788,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires-in-days", type=float, help="the key stops working after this many days")
     p.add_argument("--name", help="a label to tell keys apart")
     p.add_argument("--json", action="store_true", help="one JSON object (create) or list on stdout")
+
+    p = command("analysts", cmd_analysts, "who may open which tenant in the explorer: accounts and memberships")
+    p.add_argument("action", choices=["add", "grant", "revoke", "list", "passwd", "operator", "remove"])
+    p.add_argument("email", nargs="?")
+    p.add_argument("--tenant", help="tenant name or UUID (grant, revoke)")
+    p.add_argument("--role", choices=["viewer", "editor", "admin"], help="viewer reads; editor also changes; admin also manages")
+    p.add_argument("--operator", action="store_true", help="add: manages tenants, analysts and keys, opens every tenant")
+    p.add_argument("--off", action="store_true", help="operator: take the flag away")
+    p.add_argument("--no-password", action="store_true", help="add: signs in by OpenID Connect only (else the password is read from stdin)")
+    p.add_argument("--json", action="store_true")
 
     p = command("serve", cmd_serve, "serve the HTTP API (/v1) and MCP (/mcp)")
     p.add_argument("--host", default="127.0.0.1")

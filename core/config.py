@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     database_pooler: bool = Field(default=False, alias="MEMEX_DATABASE_POOLER")
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("memex")), alias="MEMEX_DATA_DIR")
     default_embedding_model: str = Field(default="all-MiniLM-L6-v2", alias="MEMEX_EMBEDDING_MODEL")
-    app_password: str | None = Field(default=None, alias="MEMEX_APP_PASSWORD", repr=False)
+    # the explorer's sign-in when no [auth] (OpenID Connect) is configured: "accounts" for local
+    # analyst accounts; unset, the explorer opens only on localhost, as one local operator
+    explorer_login: str | None = Field(default=None, alias="MEMEX_EXPLORER_LOGIN")
 
 
 @lru_cache(maxsize=1)

@@ -39,6 +39,7 @@ DATABASE_NAME = "memex"
 _SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant_id, true), set_config('app.actor', :actor, true)")
 # The one door for API keys (migration 008): checks the key and sets the tenant, the key's user,
 # store and read-only scope and the actor for this transaction; raises SQLSTATE 28000 otherwise.
+_ENTER = text("SELECT memex_enter_tenant(:email, :tenant)")
 _AUTHENTICATE = text("SELECT key_id, tenant_id, key_name, user_id, store_id, read_only FROM memex_authenticate(:key)")
 
 
@@ -188,6 +189,11 @@ class Database:
         # the owner always connects directly: migrations hold a session-level advisory lock
         self.admin = make_engine(admin_url) if admin_url else None
 
+    @property
+    def has_owner(self) -> bool:
+        """Whether this process was given the schema owner's connection (operator work needs it)."""
+        return self.admin is not None
+
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Database:
         settings = settings or get_settings()
@@ -214,6 +220,21 @@ class Database:
         with database_errors(), self.app.begin() as conn:
             row = conn.execute(_AUTHENTICATE, {"key": key}).one()
             yield conn, Principal(row.key_id, row.tenant_id, row.key_name, row.user_id, row.store_id, row.read_only)
+
+    @contextmanager
+    def as_analyst(self, email: str, tenant_id: UUID | str) -> Iterator[tuple[Connection, str]]:
+        """One transaction as the application role in a tenant an analyst may open: PostgreSQL
+        checks the membership (memex_enter_tenant) and sets the tenant, the role (a viewer's
+        transaction is read-only) and the analyst as the actor. NotFound without a membership."""
+        role = None
+        try:
+            with database_errors(), self.app.begin() as conn:
+                role = conn.scalar(_ENTER, {"email": email, "tenant": str(tenant_id)})
+                yield conn, str(role)
+        except Forbidden as exc:
+            if role == "viewer" and "read-only" in str(exc):  # the read-only policies of migration 008 say "API key"
+                raise Forbidden("a viewer may look, not change") from exc.__cause__
+            raise
 
     @contextmanager
     def owner(self, tenant_id: UUID | str | None = None, actor: str = "") -> Iterator[Connection]:
@@ -326,8 +347,10 @@ def database_errors() -> Iterator[None]:
             message = str(getattr(diag, "message_primary", None) or orig or exc)
             if "_read_only_" in message:
                 raise Forbidden("this API key is read-only") from exc
-            if "no scope signed" in message:
+            if "no scope signed" in message or "the API may not" in message or "only an admin" in message:
                 raise Forbidden(message) from exc
+            if "no access to this tenant" in message:  # said as for a tenant that does not exist
+                raise NotFound("tenant not found") from exc
             if "row-level security" in message:
                 raise NotFound("the database refused the write: it is outside the tenant in force") from exc
             raise ConfigError(f"the database role lacks a privilege ({message}); run `memex migrate` as the owner, or grant it") from exc

@@ -1,7 +1,8 @@
 """The demo data set: three tenants of assistant memories, written by hand in data/demo.json.
 
 Loading is idempotent: tenants, users and stores are found by name, memories get ids derived
-from their keys, so loading twice leaves one copy.
+from their keys, and a store that already has its retrieval log (written last, by
+core.demo_activity) is left as it is, so loading twice leaves one copy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from uuid import UUID, uuid5
 
 from core.admin import find_tenant, list_tenants
 from core.db import Database
+from core.demo_activity import record_activity
 from core.fields import NewMemory
 from core.models import NewRelationship, Progress
 from core.service import MemoryService
@@ -30,6 +32,7 @@ class DemoReport:
     stores: int
     memories: int
     relationships: int
+    searches: int  # logged searches written by this load (none for stores loaded before)
 
 
 def database_is_empty(db: Database) -> bool:
@@ -37,11 +40,11 @@ def database_is_empty(db: Database) -> bool:
 
 
 def load_demo(db: Database, *, progress: Progress | None = None) -> DemoReport:
-    """Load (or reload) the demo tenants; `progress(done, total)` counts memories."""
+    """Load the demo tenants with weeks of activity (core.demo_activity); `progress(done, total)` counts memories."""
     data = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
     now = datetime.now(UTC).replace(microsecond=0)
     total = sum(len(s["memories"]) for t in data["tenants"] for u in t["users"] for s in u["stores"])
-    counts = dict(tenants=0, users=0, stores=0, memories=0, relationships=0)
+    counts = dict(tenants=0, users=0, stores=0, memories=0, relationships=0, searches=0)
     for tenant_data in data["tenants"]:
         tenant = find_tenant(db, tenant_data["name"], create=True)
         svc = MemoryService(db, tenant.id, actor="demo", interface="python")
@@ -52,6 +55,12 @@ def load_demo(db: Database, *, progress: Progress | None = None) -> DemoReport:
             for store_data in user_data["stores"]:
                 store = svc.get_or_create_store(user.id, store_data["name"])
                 counts["stores"] += 1
+                if svc.retrievals(store.id, limit=1).total:  # loaded before, activity included: leave it as it is
+                    counts["memories"] += len(store_data["memories"])
+                    counts["relationships"] += len(store_data["relationships"])
+                    if progress:
+                        progress(counts["memories"], total)
+                    continue
                 ids = {m["key"]: uuid5(_NAMESPACE, f"{tenant.name}/{m['key']}") for m in store_data["memories"]}
                 items = []
                 for m in store_data["memories"]:
@@ -81,6 +90,9 @@ def load_demo(db: Database, *, progress: Progress | None = None) -> DemoReport:
                     NewRelationship(ids[r["source"]], ids[r["target"]], r["relationship_type"], r["strength"])
                     for r in store_data["relationships"]
                 )
+                linked = {ids[r[end]] for r in store_data["relationships"] for end in ("source", "target")}
+                activity = record_activity(svc, store, linked, f"{tenant.name}/{user.name}/{store.store_name}", now)
+                counts["searches"] += activity.searches
                 counts["memories"] += len(items)
                 counts["relationships"] += len(store_data["relationships"])
                 if progress:

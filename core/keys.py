@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from core import validation
+from core.errors import InvalidInput
 
 PREFIX = "mx_"
 VISIBLE = 11
@@ -25,3 +31,23 @@ def digest(key: str) -> bytes:
 
 def visible_prefix(key: str) -> str:
     return key[:VISIBLE]
+
+
+def key_values(
+    name: str, user_id: UUID | str | None, store_id: UUID | str | None, read_only: bool, expires_in_days: float | None
+) -> dict[str, Any]:
+    """A new key's checked record (`secret`: the key itself, never stored) and its hash."""
+    name = validation.label(name, "key name", 100) if name else ""
+    if expires_in_days is not None and (not isinstance(expires_in_days, int | float) or not 0 < expires_in_days <= 3650):
+        raise InvalidInput(f"expires-in-days must be a number of days from 1 to 3650, not {expires_in_days!r}")
+    secret = new_key()
+    return {
+        "secret": secret,
+        "name": name,
+        "prefix": visible_prefix(secret),
+        "digest": digest(secret),
+        "user_id": None if user_id is None else validation.uuid(user_id, "user id"),
+        "store_id": None if store_id is None else validation.uuid(store_id, "store id"),
+        "read_only": bool(read_only),
+        "expires_at": None if expires_in_days is None else datetime.now(UTC) + timedelta(days=float(expires_in_days)),
+    }

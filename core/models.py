@@ -250,3 +250,23 @@ class HistoryEvent:
     changes: dict[str, list[Any]]  # {field: [old, new]}
     snapshot: dict[str, Any] | None  # the memory as it was before it went (deleted, merged)
     merged_into: UUID | None
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A tenant an analyst may open, and the role there: viewer, editor or admin."""
+
+    tenant_id: UUID
+    tenant_name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Analyst:
+    """A person who uses the explorer: an email, a local password or OpenID Connect, operator or not."""
+
+    id: UUID
+    email: str
+    operator: bool
+    local_account: bool
+    memberships: list[Membership]

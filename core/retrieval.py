@@ -5,13 +5,13 @@ reads and writes the log, the history and today's search."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from core.explain import Explanation, below, ordinal
-from core.models import HistoryEvent, Memory, MemoryStore, Retrieval, SearchResult
+from core.models import HistoryEvent, Memory, MemoryStore, Retrieval, ScoreBreakdown, SearchResult
 from core.search import Candidate, Hit, SearchParams
 
 # How many of what search cut (beyond the limit, below the threshold) an entry keeps.
@@ -22,8 +22,11 @@ def model_of(store: MemoryStore) -> str:
     return f"{store.embedding_model}/{store.embedding_dim}"
 
 
+_BREAKDOWN = [f.name for f in fields(ScoreBreakdown)]
+
+
 def _result(rank: int, r: SearchResult) -> dict[str, Any]:
-    breakdown = {k: v for k, v in asdict(r.breakdown).items() if v is not None}
+    breakdown = {k: v for k in _BREAKDOWN if (v := getattr(r.breakdown, k)) is not None}  # asdict() deep-copies: slower
     return {"id": str(r.memory.id), "rank": rank, "score": r.score, "similarity": r.similarity, "breakdown": breakdown}
 
 
@@ -162,7 +165,9 @@ def replay(
             continue
         created = _latest(events, {"created"})
         if before is None:
-            if created is not None and logged.at is not None and created.at > logged.at:
+            named = memory_id in {UUID(m["id"]) for m in logged.near_misses}  # it existed then: search cut it
+            born = present[memory_id].created_at if memory_id in present else None  # an import keeps its own date
+            if not named and created is not None and logged.at is not None and created.at > logged.at and not (born and born < logged.at):
                 differences.append(Difference(memory_id, NEW, None, after, f"added since ({created.actor}), {ordinal(after or 0)} now"))
             elif _latest(events, {"unarchived"}):
                 differences.append(Difference(memory_id, UNARCHIVED, None, after, f"unarchived since, {ordinal(after or 0)} now"))

@@ -14,9 +14,10 @@ from core import MemoryService, admin
 from core.config import get_settings
 from core.embeddings import MODELS
 from core.errors import Conflict
-from core.explorer.keys import keys_section
+from core.explorer.auth import Viewer
+from core.explorer.keys import KeyBook, keys_section
 from core.explorer.labels import count
-from core.explorer.state import database, enter_through_app, guard, set_params
+from core.explorer.state import database, enter_through_app, guard, service_for, set_params
 from core.explorer.widgets import ask, confirm_pending, data_version, date_columns, done, flash, show_flash
 from core.models import User
 
@@ -111,36 +112,53 @@ st.caption(
 show_flash()
 
 tenant = user = store = None
-with guard("Could not read the tenants"):
-    tenants = {t.name: t for t in admin.list_tenants(db)}
-    services = {name: MemoryService(db, t.id, actor="explorer", interface="explorer") for name, t in tenants.items()}
-    stores_of = {name: svc.list_stores() for name, svc in services.items()}
-    st.subheader("Tenants")
-    st.dataframe(
-        pd.DataFrame(
-            [
-                (n, len(services[n].list_users()), len(stores_of[n]), sum(s.total_memories for s in stores_of[n]), t.created_at)
-                for n, t in tenants.items()
-            ],
-            columns=["tenant", "users", "stores", "memories", "created"],
-        ),
-        hide_index=True,
-        column_config=date_columns("created"),
+viewer: Viewer = st.session_state["viewer"]
+own: MemoryService | None = st.session_state.get("tenant_service")
+if not viewer.operator:  # a tenant's admin: that tenant's users, stores and keys, nothing of the others
+    if own is None or own.role != "admin":
+        st.info("Only operators and a tenant's admins manage users, stores and keys.", icon=":material/lock:")
+        st.stop()
+    with guard("Could not read the tenant"):
+        tenant = own.get_tenant()
+        services, stores_of = {tenant.name: own}, {tenant.name: own.list_stores()}
+elif not db.has_owner:
+    st.error(
+        "Managing tenants needs the schema owner's connection, which this explorer was started without: "
+        "set MEMEX_ADMIN_DATABASE_URL for it, or use `memex tenants` and `memex keys`.",
+        icon=":material/key_off:",
     )
-    tenant = selected("tenant", tenants)
-    tenant_stores = stores_of[tenant.name] if tenant else []
-    crud(
-        "tenant",
-        tenant.name if tenant else None,
-        lambda new: act(
-            "create the tenant", lambda: admin.create_tenant(db, new), "Tenant created", tenant=new.strip(), user=None, store=None
-        ),
-        lambda old, new: act(
-            "rename the tenant", lambda: admin.rename_tenant(db, tenants[old].id, new), "Tenant renamed", tenant=new.strip()
-        ),
-        f"all its users, {count(len(tenant_stores), 'store')} and {count(sum(s.total_memories for s in tenant_stores), 'memory')}.",
-        lambda old: change(lambda: admin.delete_tenant(db, tenants[old].id), "Tenant deleted", tenant=None, user=None, store=None),
-    )
+    st.stop()
+else:
+    with guard("Could not read the tenants"):
+        tenants = {t.name: t for t in admin.list_tenants(db)}
+        services = {name: service_for(viewer, t.id) for name, t in tenants.items()}
+        stores_of = {name: svc.list_stores() for name, svc in services.items()}
+        st.subheader("Tenants")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    (n, len(services[n].list_users()), len(stores_of[n]), sum(s.total_memories for s in stores_of[n]), t.created_at)
+                    for n, t in tenants.items()
+                ],
+                columns=["tenant", "users", "stores", "memories", "created"],
+            ),
+            hide_index=True,
+            column_config=date_columns("created"),
+        )
+        tenant = selected("tenant", tenants)
+        tenant_stores = stores_of[tenant.name] if tenant else []
+        crud(
+            "tenant",
+            tenant.name if tenant else None,
+            lambda new: act(
+                "create the tenant", lambda: admin.create_tenant(db, new), "Tenant created", tenant=new.strip(), user=None, store=None
+            ),
+            lambda old, new: act(
+                "rename the tenant", lambda: admin.rename_tenant(db, tenants[old].id, new), "Tenant renamed", tenant=new.strip()
+            ),
+            f"all its users, {count(len(tenant_stores), 'store')} and {count(sum(s.total_memories for s in tenant_stores), 'memory')}.",
+            lambda old: change(lambda: admin.delete_tenant(db, tenants[old].id), "Tenant deleted", tenant=None, user=None, store=None),
+        )
 
 if tenant is not None:
     with guard("Could not read the users"):
@@ -169,7 +187,8 @@ if tenant is not None:
         )
         if not users:
             st.info("This tenant has no users yet: create the first one above.")
-        keys_section(db, tenant, users, stores_of[tenant.name])
+        book = KeyBook.of_operator(db, tenant.id) if viewer.local else KeyBook.of_tenant_admin(svc)
+        keys_section(book, users, stores_of[tenant.name])
 
     if user is not None:
         with guard("Could not read the stores"):

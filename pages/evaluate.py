@@ -35,17 +35,19 @@ def delete_set(set_id: str) -> str:
 sets = {}
 with guard("Could not read the evaluation sets"):
     sets = {str(s.id): s for s in svc.list_eval_sets(store.id)}
+writable = svc.may("write")  # a viewer runs sets, and neither saves nor deletes one
 pick, upload = st.columns([3, 2])
-with upload.expander("Upload questions (a JSONL file)", expanded=not sets):
-    st.caption('One question a line: {"query": "...", "expected_ids": ["<memory id>", ...], "kind": "optional label"}')
-    file = st.file_uploader("File of questions", type=["jsonl", "json", "txt"], key="cases_file")
-    name = st.text_input("Name of the set", key="new_set_name", placeholder="e.g. paraphrases")
-    if st.button("Save as an evaluation set", disabled=file is None, key="save_set") and file is not None:
-        with guard("Could not save the set"):
-            saved = svc.save_eval_set(store.id, name, load_cases(file.getvalue()))
-            st.session_state.pop("set", None)  # the selector starts again from the URL: the new set
-            set_params(set=saved.id)
-            done(f"Saved {count(len(saved.cases), 'question')}")
+if writable:
+    with upload.expander("Upload questions (a JSONL file)", expanded=not sets):
+        st.caption('One question a line: {"query": "...", "expected_ids": ["<memory id>", ...], "kind": "optional label"}')
+        file = st.file_uploader("File of questions", type=["jsonl", "json", "txt"], key="cases_file")
+        name = st.text_input("Name of the set", key="new_set_name", placeholder="e.g. paraphrases")
+        if st.button("Save as an evaluation set", disabled=file is None, key="save_set") and file is not None:
+            with guard("Could not save the set"):
+                saved = svc.save_eval_set(store.id, name, load_cases(file.getvalue()))
+                st.session_state.pop("set", None)  # the selector starts again from the URL: the new set
+                set_params(set=saved.id)
+                done(f"Saved {count(len(saved.cases), 'question')}")
 if not sets:
     with pick.container(border=True):
         st.markdown("**This store has no evaluation set yet.**")
@@ -75,7 +77,7 @@ chosen = pick.selectbox(
 )
 set_params(set=chosen)
 cases = sets[chosen].cases
-if pick.button("Delete this set", icon=":material/delete:", key="delete_set"):
+if writable and pick.button("Delete this set", icon=":material/delete:", key="delete_set"):
     ask(
         "Delete the set",
         f"Delete this evaluation set and its {count(len(cases), 'question')}? This cannot be undone; the memories are not touched.",
@@ -126,6 +128,15 @@ if len(set(names)) < len(names):
     st.warning("Two configurations have the same name: rename one so the charts can tell them apart.")
     st.stop()
 
+with st.expander("Kept runs of this set over time", expanded=True), guard("Could not read the kept runs"):
+    runs = svc.eval_runs(chosen)
+    if not runs:
+        st.caption("No run kept yet: each run of the evaluation below is kept and charted here.")
+    else:
+        shown = st.selectbox("Measure", CHARTED, index=len(CHARTED) - 1, format_func=dx.metric_label, key="runs_metric")
+        st.plotly_chart(dx.runs_figure(runs, shown), key="runs_chart")
+        st.caption(f"{count(len(runs), 'configuration run')} kept; a drop after a change of settings, model or memories shows here.")
+
 signature = (chosen, tuple(configs), data_version())
 if st.button("Run the evaluation", type="primary", icon=":material/play_arrow:", key="run"):
     bar = st.progress(0.0, text="Embedding the queries…")
@@ -136,8 +147,10 @@ if st.button("Run the evaluation", type="primary", icon=":material/play_arrow:",
             configs,
             DEFAULT_KS,
             progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} searches"),
+            keep_as=chosen if writable else None,  # a viewer's run is shown, not kept
         )
         st.session_state["eval_run"] = (signature, reports)
+        st.rerun()  # the kept runs' chart above shows this one
     bar.empty()
 run = st.session_state.get("eval_run")
 if not run or run[0] != signature:

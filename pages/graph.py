@@ -198,7 +198,7 @@ with guard("Could not read the store's graph"):
                     },
                 )
                 chosen = edited[edited["save"]]
-                if st.button(
+                if scope.svc.may("write") and st.button(
                     f"Save {count(len(chosen), 'selected link')}", type="primary", disabled=chosen.empty, icon=":material/add_link:"
                 ):
                     pairs = zip(chosen["source"], chosen["target"], chosen["similarity"])

@@ -49,68 +49,82 @@ if report := st.session_state.pop("import_report", None):
 
 import_tab, export_tab = st.tabs(["Import", "Export"])
 with import_tab:
-    upload = st.file_uploader(
-        "JSONL file",
-        type=["jsonl", "json", "txt"],
-        key=f"import_file_{st.session_state.get('import_n', 0)}",
-        help=f"Embeddings, when present, must have {store.embedding_dim} dimensions "
-        f"({store.embedding_model}); lines without one are embedded on import.",
-    )
-    if upload is None:
-        st.info("Choose a file to see what it holds. Nothing is written before you press Import.")
+    if not svc.may("write"):
+        st.info("Your role in this tenant is viewer: you may export, not import. An editor or admin imports.", icon=":material/lock:")
     else:
-        with guard("Could not read the file"):
-            parsed = check(upload.getvalue(), store.embedding_dim)
-            counts = st.columns(3)
-            counts[0].metric("Memories", len(parsed.memories))
-            counts[1].metric("Relationships", len(parsed.relationships))
-            counts[2].metric("Bad lines", len(parsed.errors))
-            preview = pd.DataFrame(
-                [
-                    (n, m.content, m.memory_type, m.source, m.importance, m.archived, m.embedding is not None, str(m.id) if m.id else "")
-                    for n, m in parsed.memories[:PREVIEW_ROWS]
-                ],
-                columns=["line", "content", "type", "source", "importance", "archived", "has embedding", "id"],
-            )
-            st.caption(
-                f"Preview: the first {min(PREVIEW_ROWS, len(parsed.memories))} of the file's {count(len(parsed.memories), 'memory')}"
-            )
-            st.dataframe(preview, hide_index=True, placeholder="", column_config={"content": st.column_config.TextColumn(width="large")})
-            if parsed.errors:
-                st.error(
-                    f"{len(parsed.errors)} lines cannot be imported. Fix them, or tick 'Skip bad lines' to import the rest.",
-                    icon=":material/rule:",
+        upload = st.file_uploader(
+            "JSONL file",
+            type=["jsonl", "json", "txt"],
+            key=f"import_file_{st.session_state.get('import_n', 0)}",
+            help=f"Embeddings, when present, must have {store.embedding_dim} dimensions "
+            f"({store.embedding_model}); lines without one are embedded on import.",
+        )
+        if upload is None:
+            st.info("Choose a file to see what it holds. Nothing is written before you press Import.")
+        else:
+            with guard("Could not read the file"):
+                parsed = check(upload.getvalue(), store.embedding_dim)
+                counts = st.columns(3)
+                counts[0].metric("Memories", len(parsed.memories))
+                counts[1].metric("Relationships", len(parsed.relationships))
+                counts[2].metric("Bad lines", len(parsed.errors))
+                preview = pd.DataFrame(
+                    [
+                        (
+                            n,
+                            m.content,
+                            m.memory_type,
+                            m.source,
+                            m.importance,
+                            m.archived,
+                            m.embedding is not None,
+                            str(m.id) if m.id else "",
+                        )
+                        for n, m in parsed.memories[:PREVIEW_ROWS]
+                    ],
+                    columns=["line", "content", "type", "source", "importance", "archived", "has embedding", "id"],
                 )
-                numbered = [e.split(": ", 1) for e in parsed.errors]
+                st.caption(
+                    f"Preview: the first {min(PREVIEW_ROWS, len(parsed.memories))} of the file's {count(len(parsed.memories), 'memory')}"
+                )
                 st.dataframe(
-                    pd.DataFrame({"line": [int(n.removeprefix("line ")) for n, _ in numbered], "problem": [p for _, p in numbered]}),
-                    hide_index=True,
+                    preview, hide_index=True, placeholder="", column_config={"content": st.column_config.TextColumn(width="large")}
                 )
-            options = st.columns(2)
-            skip = options[0].checkbox("Skip bad lines", key="import_skip", disabled=not parsed.errors)
-            new_ids = options[1].checkbox(
-                "New ids (copy into this store)",
-                key="import_new_ids",
-                help="Give the file's memories new ids, so a file exported from another store of "
-                "this tenant is copied instead of clashing with the originals.",
-            )
-            blocked = bool(parsed.errors) and not skip
-            if st.button(
-                "Import", type="primary", icon=":material/upload:", disabled=blocked or not (parsed.memories or parsed.relationships)
-            ):
-                bar = st.progress(0.0, text="Embedding and writing…")
-                with guard("The import stopped (batches already written stay; importing the same file again completes it)"):
-                    result = svc.import_memories(
-                        store.id,
-                        parsed,
-                        skip_bad=skip,
-                        new_ids=new_ids,
-                        progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"),
+                if parsed.errors:
+                    st.error(
+                        f"{len(parsed.errors)} lines cannot be imported. Fix them, or tick 'Skip bad lines' to import the rest.",
+                        icon=":material/rule:",
                     )
-                    data_changed()
-                    st.session_state["import_report"] = result
-                    st.session_state["import_n"] = st.session_state.get("import_n", 0) + 1  # an empty uploader again
-                    st.rerun()
+                    numbered = [e.split(": ", 1) for e in parsed.errors]
+                    st.dataframe(
+                        pd.DataFrame({"line": [int(n.removeprefix("line ")) for n, _ in numbered], "problem": [p for _, p in numbered]}),
+                        hide_index=True,
+                    )
+                options = st.columns(2)
+                skip = options[0].checkbox("Skip bad lines", key="import_skip", disabled=not parsed.errors)
+                new_ids = options[1].checkbox(
+                    "New ids (copy into this store)",
+                    key="import_new_ids",
+                    help="Give the file's memories new ids, so a file exported from another store of "
+                    "this tenant is copied instead of clashing with the originals.",
+                )
+                blocked = bool(parsed.errors) and not skip
+                if st.button(
+                    "Import", type="primary", icon=":material/upload:", disabled=blocked or not (parsed.memories or parsed.relationships)
+                ):
+                    bar = st.progress(0.0, text="Embedding and writing…")
+                    with guard("The import stopped (batches already written stay; importing the same file again completes it)"):
+                        result = svc.import_memories(
+                            store.id,
+                            parsed,
+                            skip_bad=skip,
+                            new_ids=new_ids,
+                            progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"),
+                        )
+                        data_changed()
+                        st.session_state["import_report"] = result
+                        st.session_state["import_n"] = st.session_state.get("import_n", 0) + 1  # an empty uploader again
+                        st.rerun()
 
 with export_tab:
     st.caption(

@@ -52,6 +52,7 @@ DATES = ("last accessed", "created")
 WIDTHS = {"type": 90, "source": 65, "accesses": 70, "last accessed": 85, "created": 85, "status": 85}  # content takes the rest
 scope = current_scope()
 svc, store = scope.svc, scope.store
+writable = svc.may("write")  # a viewer looks; the actions below are not drawn for them
 
 
 class Filters(TypedDict):
@@ -211,7 +212,7 @@ with guard("Could not list the memories"):
         set_params(memory=selected[0] if len(selected) == 1 else None)
     st.session_state["memories_last"] = (key, selected)
 
-    if len(selected) > 1:
+    if len(selected) > 1 and writable:
         n, ids = len(selected), list(selected)
         st.caption(f"{count(n, 'memory')} selected: every bulk action asks for confirmation first")
         bulk: list[tuple[str, str, Callable[[list[str]], int]]] = [
@@ -225,11 +226,12 @@ with guard("Could not list the memories"):
                 if st.button(f"{verb} {n} memories", icon=icon):
                     confirm(verb, f"{n} memories", partial(bulk_action, verb, run, ids))
 
-with st.expander("Add a memory", icon=":material/add:", expanded=frame.empty):
-    if (fields := memory_form("memories_add", types)) is not None:
-        with guard("Could not add the memory"):
-            set_params(memory=str(svc.add_memory(store.id, **fields).id))
-            done("Memory added and embedded")
+if writable:
+    with st.expander("Add a memory", icon=":material/add:", expanded=frame.empty):
+        if (fields := memory_form("memories_add", types)) is not None:
+            with guard("Could not add the memory"):
+                set_params(memory=str(svc.add_memory(store.id, **fields).id))
+                done("Memory added and embedded")
 
 if memory_id := param("memory"):
     memory = None
@@ -242,22 +244,24 @@ if memory_id := param("memory"):
         st.subheader("Selected memory")
         mid = str(memory.id)
         with st.container(horizontal=True):
-            if st.button("Unarchive" if memory.archived else "Archive", icon=":material/archive:"):
-                with guard("Could not change the archive flag"):
-                    svc.set_archived([mid], not memory.archived)
-                    done("Memory unarchived" if memory.archived else "Memory archived: search skips it")
-            if st.button("Expire now", icon=":material/timer_off:"):
-                confirm("Expire", "this memory", partial(expire_open, mid))
-            if st.button("Delete", icon=":material/delete:"):
-                confirm("Delete", "this memory", partial(delete_open, mid))
+            if writable:
+                if st.button("Unarchive" if memory.archived else "Archive", icon=":material/archive:"):
+                    with guard("Could not change the archive flag"):
+                        svc.set_archived([mid], not memory.archived)
+                        done("Memory unarchived" if memory.archived else "Memory archived: search skips it")
+                if st.button("Expire now", icon=":material/timer_off:"):
+                    confirm("Expire", "this memory", partial(expire_open, mid))
+                if st.button("Delete", icon=":material/delete:"):
+                    confirm("Delete", "this memory", partial(delete_open, mid))
             st.button("Close", icon=":material/close:", on_click=set_params, kwargs={"memory": None})
         if memory.store_id != store.id:
             st.info("This memory belongs to another store of this tenant (reached through a relationship).")
-        with st.expander("Edit this memory", icon=":material/edit:"):
-            if (fields := memory_form(f"memories_edit_{mid}", types, memory)) is not None:
-                with guard("Could not save the memory"):
-                    svc.update_memory(mid, **fields)
-                    done("Memory saved" + (" and re-embedded" if fields["content"] != memory.content else ""))
+        if writable:
+            with st.expander("Edit this memory", icon=":material/edit:"):
+                if (fields := memory_form(f"memories_edit_{mid}", types, memory)) is not None:
+                    with guard("Could not save the memory"):
+                        svc.update_memory(mid, **fields)
+                        done("Memory saved" + (" and re-embedded" if fields["content"] != memory.content else ""))
         with guard("Could not read the relationships"):
             if (related := memory_detail(scope, memory, key="memories")) is not None:
                 set_params(memory=related)

@@ -4,21 +4,21 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import MemoryService, admin
+from core.explorer.auth import Viewer
 from core.explorer.frames import creation_timeline
 from core.explorer.labels import markdown_literal, plot_text
-from core.explorer.state import current_scope, database, guard
+from core.explorer.state import current_scope, guard, open_tenants, service_for
 from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, data_version, date_columns, store_frame, store_type_colours
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def totals(version: int) -> dict[str, int]:
-    """Tenants, users, stores and memories across every tenant the explorer lists (one service per tenant)."""
-    db = database()
-    tenants = admin.list_tenants(db)
+def totals(_viewer: Viewer, who: str | None, version: int) -> dict[str, int]:
+    """Tenants, users, stores and memories across the tenants this viewer may open (`who`, their
+    email, keys the cache), one service per tenant."""
+    tenants = open_tenants(_viewer)
     users = stores = memories = 0
-    for tenant in tenants:
-        svc = MemoryService(db, tenant.id)
+    for tenant_id in tenants.values():
+        svc = service_for(_viewer, tenant_id)
         users += len(svc.list_users())
         held = svc.list_stores()
         stores += len(held)
@@ -33,10 +33,11 @@ st.markdown(
     "returns what it does, and clean up what misleads it."
 )
 with guard("Could not count the tenants"):
-    held = totals(data_version())
+    viewer = st.session_state["viewer"]
+    held = totals(viewer, viewer.email, data_version())
     across = st.columns(4)
     across[0].metric("Tenants", held["tenants"], help="Organisations whose memories are kept apart from each other's.")
-    across[1].metric("Users", held["users"], help="The people the agents remember things about, across all tenants.")
+    across[1].metric("Users", held["users"], help="The people the agents remember things about, across the tenants you may open.")
     across[2].metric("Memory stores", held["stores"], help="Separate collections of one user's memories (one per agent or purpose).")
     across[3].metric("Memories in all", f"{held['memories']:,}")
 

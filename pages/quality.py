@@ -52,6 +52,7 @@ CONFIG = {
 COLUMNS = ("content", "memory_type", "source", "importance", "access_count", "last_accessed", "created_at", "status")
 EXPIRY_COLUMNS = ("content", "expires_at", "days_left", "memory_type", "source", "importance", "created_at")
 scope = current_scope()
+writable = scope.svc.may("write")  # a viewer looks; the curation actions are not drawn for them
 svc, store = scope.svc, scope.store
 
 
@@ -116,11 +117,12 @@ def curate(rows: pd.DataFrame, key: str, empty: str, columns: tuple[str, ...] = 
         ("Archive", ":material/archive:", lambda: svc.set_archived(ids, True), "Archived"),
         ("Unarchive", ":material/unarchive:", lambda: svc.set_archived(ids, False), "Unarchived"),
     ]
-    with st.container(horizontal=True):
-        for label, icon, run, verb in actions:
-            if st.button(label, icon=icon, key=f"{key}_{label}", disabled=not ids):
-                with guard(f"Could not {label.lower()}"):
-                    done(f"{verb} {count(run(), 'memory')}")
+    if writable:
+        with st.container(horizontal=True):
+            for label, icon, run, verb in actions:
+                if st.button(label, icon=icon, key=f"{key}_{label}", disabled=not ids):
+                    with guard(f"Could not {label.lower()}"):
+                        done(f"{verb} {count(run(), 'memory')}")
     return ids
 
 
@@ -169,6 +171,8 @@ with dup_tab, guard("Could not compare the memories"):
             st.caption("Select one row to keep it alone or to merge the others into it; several to curate or delete them.")
             members = by_id.reindex([str(i) for i in group.ids]).dropna(subset=["content"])
             ids = curate(members, f"dup{n}", "")
+            if not writable:
+                continue  # a viewer sees the groups, not the actions
             keep = ids[0] if len(ids) == 1 else ""
             others = [i for i in members["id"] if i != keep]
             if keep:
@@ -227,8 +231,8 @@ with superseded_tab, guard("Could not read the relationships"):
         )
         chosen = [listed.iloc[i]["older id"] for i in event.selection.rows if i < len(listed)]
         live = [i for i in dict.fromkeys(listed["older id"]) if by_id["status"].get(i) != "archived"]
-        buttons = st.container(horizontal=True)
-        if buttons.button(
+        row = st.container(horizontal=True) if writable else None
+        if row is not None and row.button(
             f"Archive the older of the {count(len(chosen), 'selected pair')}" if chosen else "Archive the older (select pairs)",
             icon=":material/archive:",
             type="primary",
@@ -237,7 +241,7 @@ with superseded_tab, guard("Could not read the relationships"):
         ):
             with guard("Could not archive"):
                 done(f"Archived {count(svc.set_archived(list(dict.fromkeys(chosen)), True), 'older memory')}")
-        if buttons.button(
+        if row is not None and row.button(
             f"Archive every older memory listed ({len(live)})", icon=":material/archive:", disabled=not live, key="superseded_all_archive"
         ):
             with guard("Could not archive"):
@@ -258,7 +262,7 @@ with expiry_tab, guard("Could not list the memories"):
     st.caption("Search skips expired memories; they stay in the store until purged.")
     gone = rows[rows["days_left"] < 0]
     curate(gone, "gone", "No memory has expired.", EXPIRY_COLUMNS)
-    if not gone.empty and st.button(f"Purge expired memories ({len(gone)})", icon=":material/delete_sweep:"):
+    if writable and not gone.empty and st.button(f"Purge expired memories ({len(gone)})", icon=":material/delete_sweep:"):
         confirm(f"Delete {count(len(gone), 'expired memory')}", lambda: f"Purged {count(svc.purge_expired(store.id), 'expired memory')}")
 
 with orphan_tab, guard("Could not read the graph"):

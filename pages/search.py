@@ -6,12 +6,20 @@ import streamlit as st
 from core import MemoryService
 from core.embeddings import get_embedder
 from core.errors import InvalidInput, NotFound
-from core.evaluation import EvalCase
 from core.explain import Explanation, ordinal
 from core.explorer import debugger as dx
 from core.explorer.labels import count, markdown_literal, short
 from core.explorer.state import current_scope, guard, param, set_params, url_number
-from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, data_changed, data_version, link_to_memory, memory_detail, store_frame
+from core.explorer.widgets import (
+    ROW_WRAP,
+    TEXT_COLUMNS,
+    add_to_eval_set,
+    data_changed,
+    data_version,
+    link_to_memory,
+    memory_detail,
+    store_frame,
+)
 from core.ranking import MODES, Weights
 from core.search import Filters, SearchParams
 from core.supersede import KEEP, POLICIES, POLICY_LABELS
@@ -288,18 +296,6 @@ with st.expander("Compare with another query, mode or threshold"):
                 },
             )
 
-with st.expander("Add this query to an evaluation set"), guard("Could not add the case"):
-    st.caption("Mark the memories that should come back for this query; the Evaluate page then measures every mode on such cases.")
-    options = list(dict.fromkeys([*list(labels)[:50], *([chosen] if chosen else [])]))
-    expected = st.multiselect("Memories that should come back", options, format_func=lambda i: labels[i], key="expected")
-    sets = {str(s.id): s.name for s in scope.svc.list_eval_sets(scope.store.id)}
-    target = st.selectbox("Evaluation set", [None, *sets], format_func=lambda i: sets[i] if i else "A new set…", key="eval_set")
-    name = None if target else st.text_input("Name of the new set", key="eval_name", placeholder="e.g. travel questions")
-    if st.button("Add to evaluation set", disabled=not expected, icon=":material/playlist_add:"):
-        case = EvalCase.checked(query, expected)
-        if target:
-            scope.svc.add_eval_case(target, case)
-        else:
-            scope.svc.save_eval_set(scope.store.id, name or "", [case])
-        data_changed()
-        st.success("Added: run the set on the Evaluate page.")
+if scope.svc.may("write"):
+    with st.expander("Add this query to an evaluation set"), guard("Could not add the case"):
+        add_to_eval_set(scope, query, {i: labels[i] for i in dict.fromkeys([*list(labels)[:50], *([chosen] if chosen else [])])}, "eval")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from core import NewMemory
-from core.evaluation import EvalCase
+from core.evaluation import EvalCase, ModeConfig
 from tests.apptest import open_page, texts
 
 
@@ -56,7 +56,7 @@ def test_a_saved_set_runs_and_shows_metrics_and_failures(svc, store, user, tenan
         "**vector ≥0.00** finds an expected memory in the top 5 for 100% of questions, and returns one first for"
     )
     assert {m.id: m.access_count for m in svc.get_memories([m.id for m in memories])} == before
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2  # the kept runs over time, then this run's measures
 
     at.selectbox(key="drill_config").select(1).run()
     assert "of 3 questions missed at least one expected memory in the top 10" in texts(at)
@@ -107,3 +107,17 @@ def test_an_uploaded_set_is_selected_next_to_existing_ones(svc, store, user, ten
     at.button(key="save_set").click().run()
     assert "line 1: expected_ids must be a non-empty list of memory ids" in at.error[0].value
     assert [s.name for s in svc.list_eval_sets(store.id)] == ["first", "second"]
+
+
+def test_kept_runs_are_charted_over_time_per_configuration(svc, store, user, tenant) -> None:
+    _, saved = seeded(svc, store)
+    svc.evaluate(store.id, saved.cases, [ModeConfig("before", "vector")], keep_as=saved.id, kept_at="2026-01-05T10:00:00+00:00")
+    at = open_evaluate(tenant, user)
+    at.slider(key="n_configs").set_value(2).run()
+    at.button(key="run").click().run()
+    assert not at.exception and not at.error
+    runs = svc.eval_runs(saved.id)
+    assert [r.config["name"] for r in runs] == ["before", "vector ≥0.00", "text ≥0.00"]  # oldest first, every configuration kept
+    chart = json.loads(next(c for c in at.get("plotly_chart") if c.key == "runs_chart").proto.spec)
+    assert {t["name"] for t in chart["data"]} == {"before (vector)", "vector ≥0.00 (vector)", "text ≥0.00 (text)"}
+    assert "3 configuration runs kept" in texts(at)

@@ -53,7 +53,7 @@ def test_an_empty_database_opens_on_the_offer_of_the_demo(empty_database) -> Non
 def test_one_click_loads_the_demo_into_the_empty_database(empty_database) -> None:
     # AppTest reruns a multipage app's page without its entry script after the first run, so the
     # click (a widget of app.py's first run) is driven on the offer itself.
-    at = AppTest.from_function(offer_script, default_timeout=300)
+    at = AppTest.from_function(offer_script, default_timeout=600)  # the demo's weeks of searches are real searches
     at.run()
     at.button[0].click().run()
     assert not at.exception and not at.error

@@ -97,7 +97,7 @@ def test_marked_memories_are_added_to_an_evaluation_set(svc, store, user, tenant
     memories = planted(svc, store)
     at = open_search(tenant, user, q="alpha beta gamma", threshold="0.3")
     wanted = str(memories["alpha beta gamma delta"].id)
-    at.multiselect(key="expected").select(wanted).run()
+    at.multiselect(key="eval_expected").select(wanted).run()
     at.text_input(key="eval_name").input("smoke").run()
     next(b for b in at.button if b.label == "Add to evaluation set").click().run()
     assert not at.exception and not at.error

@@ -1,7 +1,7 @@
-"""Access to the explorer and secrets: with a password (MEMEX_APP_PASSWORD or secrets'
-app_password) or OIDC configured, nothing but the sign-in shows until the visitor is in; the
-password never reaches the page; DATABASE_URL's password never reaches an error, a log line or
-a traceback."""
+"""Access to the explorer and secrets: with local accounts or OIDC configured, nothing but the
+sign-in shows until an analyst is in, who then sees only the tenants PostgreSQL lets them open,
+in their role; without a login the explorer opens only on localhost; a password never reaches
+the page; DATABASE_URL's password never reaches an error, a log line or a traceback."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from uuid import uuid4
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import MemoryService, admin
 from core.config import Settings, get_settings
 from core.db import Database
+from core.service import access
 from tests.apptest import APP
+from tests.conftest import unique
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES: Counter[str] = Counter()  # written to test-output/reliability/ by conftest
@@ -69,51 +72,145 @@ def assert_locked(at: AppTest, secret_memory: str) -> None:
     assert secret_memory not in output and "memex_app" not in output
 
 
-def submit(at: AppTest, password: str) -> AppTest:
-    at.text_input[0].input(password)
+def sign_in(at: AppTest, email: str, password: str) -> AppTest:
+    at.text_input(key="login_email").input(email)
+    at.text_input(key="login_password").input(password)
     return at.button[0].click().run()
 
 
-@pytest.mark.parametrize("where", ["MEMEX_APP_PASSWORD", "secrets app_password"])
-def test_with_a_password_the_app_shows_only_the_password_form_until_the_right_one(
-    monkeypatch, settings_from, svc, store, user, tenant, where
-) -> None:
+@pytest.fixture
+def analyst(db: Database, monkeypatch, settings_from) -> Iterator[str]:
+    """A local account (sign-in by accounts configured), member of nothing yet."""
+    monkeypatch.setenv("MEMEX_EXPLORER_LOGIN", "accounts")
+    monkeypatch.setattr(access, "WRONG_PASSWORD_DELAY_S", 0)
+    email = f"{uuid4().hex[:10]}@example.com"
+    admin.add_analyst(db, email, PASSWORD)
+    yield email
+    admin.remove_analyst(db, email)
+
+
+def signed_in(tenant, user, email: str, page: str | None = None, **params: str) -> AppTest:
+    """The explorer as `email` after the sign-in form, on the Overview or `page`."""
+    at = sign_in(app(tenant, user), email, PASSWORD)
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        for key, value in params.items():
+            at.query_params[key] = value
+        at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_with_accounts_the_app_shows_only_the_sign_in_until_a_member_signs_in(db, analyst, svc, store, user, tenant) -> None:
     secret_memory = f"only for the signed-in {uuid4().hex}"
     svc.add_memory(store.id, secret_memory)
-    secrets = {}
-    if where == "MEMEX_APP_PASSWORD":
-        monkeypatch.setenv("MEMEX_APP_PASSWORD", PASSWORD)
-    else:
-        monkeypatch.delenv("MEMEX_APP_PASSWORD", raising=False)
-        secrets["app_password"] = PASSWORD
-    at = app(tenant, user, **secrets)
-    assert [t.label for t in at.text_input] == ["Password"] and at.text_input[0].proto.type == at.text_input[0].proto.PASSWORD
-    assert [b.label for b in at.button] == ["Enter"]
+    admin.grant(db, analyst, tenant.id, "viewer")
+    at = app(tenant, user)
+    assert [t.label for t in at.text_input] == ["Email", "Password"] and at.text_input[1].proto.type == at.text_input[1].proto.PASSWORD
     assert_locked(at, secret_memory)
-    for wrong in ("", "wrong", PASSWORD[:-1], PASSWORD + " ", PASSWORD.upper()):
-        at = submit(at, wrong)
-        assert [e.value for e in at.error] == ["Wrong password."]
+    for email, wrong in ((analyst, ""), (analyst, "wrong"), (analyst, PASSWORD[:-1]), ("nobody@example.com", PASSWORD)):
+        at = sign_in(at, email, wrong)
+        assert [e.value for e in at.error] == ["Wrong email or password."]  # the same whether the account exists or not
         assert_locked(at, secret_memory)
         FIGURES["access: wrong passwords refused"] += 1
-    assert PASSWORD not in page_output(at)
-    at = submit(at, PASSWORD)
+    admin.set_analyst(db, analyst, password=PASSWORD)  # the failures above locked the account: a new password unlocks it
+    at = sign_in(at, analyst, PASSWORD)
     assert not at.exception and not at.error
     assert [s.value for s in at.sidebar.selectbox] == [tenant.name, user.name, "default"]
     assert {m.label: m.value for m in at.metric}["Memories"] == "1"
-    assert secret_memory in page_output(at)
-    assert PASSWORD not in page_output(at)
+    assert secret_memory in page_output(at) and PASSWORD not in page_output(at)
     assert all(PASSWORD not in repr(at.session_state[k]) for k in at.session_state)  # not even kept in the session
+    assert f"Signed in as {analyst}" in [c.value.replace("\\", "") for c in at.sidebar.caption]
     at.run()  # signed in for the rest of the session
-    assert not at.exception and [t.value for t in at.title] == ["Overview"]
-    assert not [t for t in at.text_input if t.label == "Password"]
+    assert not at.exception and not at.text_input and {m.label: m.value for m in at.metric}["Memories"] == "1"
+    at = sign_in(app(tenant, user), analyst, PASSWORD)
+    at = next(b for b in at.button if b.label == "Sign out").click().run()
+    assert_locked(at, secret_memory)
     FIGURES["access: sign-ins checked"] += 1
 
 
-def test_without_a_password_or_oidc_the_app_is_open(monkeypatch, settings_from, svc, store, user, tenant) -> None:
-    monkeypatch.delenv("MEMEX_APP_PASSWORD", raising=False)
+def test_an_analyst_sees_only_their_tenants_and_a_link_to_another_shows_nothing_of_it(db, analyst, svc, store, user, tenant) -> None:
+    other = admin.create_tenant(db, unique("not-theirs"))
+    other_svc = MemoryService(db, other.id)
+    other_user = other_svc.create_user("alice")
+    other_store = other_svc.get_or_create_store(other_user.id, "default", embedding_model="test-hashing")
+    other_svc.add_memory(other_store.id, f"another tenant's secret {uuid4().hex}")
+    admin.grant(db, analyst, tenant.id, "viewer")
+    at = signed_in(tenant, user, analyst)
+    assert at.sidebar.selectbox[0].options == [tenant.name]  # the only tenant PostgreSQL lets them open
+    at = sign_in(app(other, other_user), analyst, PASSWORD)  # a deep link to the other tenant
+    assert not at.exception and at.sidebar.selectbox[0].value == tenant.name
+    output = page_output(at)
+    assert other.name not in output and str(other.id) not in output and "another tenant's secret" not in output
+    FIGURES["access: deep links to other tenants shown nothing"] += 1
+    admin.revoke(db, analyst, tenant.id)  # revoked: no tenant at all
+    at = sign_in(app(tenant, user), analyst, PASSWORD)
+    assert not at.exception and not at.sidebar.selectbox and not at.metric
+    assert "You may not open any tenant yet" in "\n".join(i.value for i in at.info)
+    FIGURES["access: revoked memberships applied on the next page"] += 1
+
+
+def _write_actions(at: AppTest) -> set[str]:
+    labels = {b.label for b in at.button} | {e.label for e in at.expander}
+    return labels & {"Add a memory", "Edit this memory", "Delete", "Archive", "Expire now"}
+
+
+def test_a_viewer_gets_no_write_action_and_no_admin_page_an_editor_writes_attributed(db, analyst, svc, store, user, tenant) -> None:
+    memory = svc.add_memory(store.id, "a memory to look at")
+    admin.grant(db, analyst, tenant.id, "viewer")
+    at = signed_in(tenant, user, analyst)
+    assert "Your role here: viewer (you may look, not change)" in [c.value for c in at.sidebar.caption]
+    at = signed_in(tenant, user, analyst, "memories", memory=str(memory.id))
+    assert "Selected memory" in [s.value for s in at.subheader] and _write_actions(at) == set()
+    at.switch_page("pages/import_export.py").run()
+    assert "you may export, not import" in "\n".join(i.value for i in at.info)
+    at.switch_page("pages/admin.py").run()  # not in their navigation; the page itself refuses too
+    assert not at.dataframe and "Only operators and a tenant's admins" in "\n".join(i.value for i in at.info)
+    admin.grant(db, analyst, tenant.id, "editor")
+    at = signed_in(tenant, user, analyst, "memories", memory=str(memory.id))
+    assert _write_actions(at) == {"Add a memory", "Edit this memory", "Delete", "Archive", "Expire now"}
+    at.button(key=next(b.key for b in at.button if b.label == "Archive")).click().run()
+    assert svc.get_memory(memory.id).archived
+    assert svc.get_memory_history(memory.id)[-1].actor == f"analyst {analyst}"
+    FIGURES["access: roles enforced on pages"] += 1
+
+
+def test_a_tenant_admin_manages_their_tenant_only_and_an_operator_every_tenant(db, analyst, svc, store, user, tenant) -> None:
+    admin.grant(db, analyst, tenant.id, "admin")
+    at = signed_in(tenant, user, analyst, "admin")
+    subheaders = [s.value for s in at.subheader]
+    assert "Tenants" not in subheaders and "Users of the selected tenant" in subheaders and "API keys of the selected tenant" in subheaders
+    assert all(t.name not in page_output(at) for t in admin.list_tenants(db) if t.id != tenant.id)
+    admin.set_analyst(db, analyst, operator=True)
+    at = signed_in(tenant, user, analyst)
+    assert set(at.sidebar.selectbox[0].options) == {t.name for t in admin.list_tenants(db)}
+    at = signed_in(tenant, user, analyst, "admin")
+    assert "Tenants" in [s.value for s in at.subheader]
+
+
+def test_bound_beyond_localhost_without_a_login_the_explorer_refuses_to_open(monkeypatch, settings_from, svc, store, user, tenant) -> None:
+    from streamlit import config
+
+    monkeypatch.delenv("MEMEX_EXPLORER_LOGIN", raising=False)
+    secret_memory = f"not for the network {uuid4().hex}"
+    svc.add_memory(store.id, secret_memory)
+    saved = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        at = app(tenant, user)
+    finally:
+        config.set_option("server.address", saved)
+    assert_locked(at, secret_memory)
+    (error,) = at.error
+    assert "reachable beyond this machine and no sign-in is configured" in error.value
+    FIGURES["access: open explorers beyond localhost refused"] += 1
+
+
+def test_without_a_login_on_localhost_the_app_is_open(monkeypatch, settings_from, svc, store, user, tenant) -> None:
+    monkeypatch.delenv("MEMEX_EXPLORER_LOGIN", raising=False)
     svc.add_memory(store.id, "open on localhost")
     at = app(tenant, user)
-    assert not at.exception and not [t for t in at.text_input if t.label == "Password"]
+    assert not at.exception and not at.text_input
     assert {m.label: m.value for m in at.metric}["Memories"] == "1"
 
 
@@ -127,9 +224,12 @@ OIDC = {
 
 
 def test_with_oidc_configured_nothing_shows_until_signed_in_and_no_secret_reaches_the_page(
-    monkeypatch, settings_from, svc, store, user, tenant
+    db, monkeypatch, settings_from, svc, store, user, tenant
 ) -> None:
-    monkeypatch.setenv("MEMEX_APP_PASSWORD", PASSWORD)  # OIDC wins over the password
+    monkeypatch.setenv("MEMEX_EXPLORER_LOGIN", "accounts")  # OIDC wins over local accounts
+    email = f"{uuid4().hex[:10]}@example.com"
+    admin.add_analyst(db, email)
+    admin.grant(db, email, tenant.id, "viewer")
     secret_memory = f"only for OIDC users {uuid4().hex}"
     svc.add_memory(store.id, secret_memory)
     at = AppTest.from_file(APP, default_timeout=120)
@@ -140,13 +240,14 @@ def test_with_oidc_configured_nothing_shows_until_signed_in_and_no_secret_reache
     assert [b.label for b in at.button] == ["Sign in"] and not at.text_input
     assert_locked(at, secret_memory)
     output = page_output(at)
-    assert all(OIDC[k] not in output for k in ("cookie_secret", "client_secret")) and PASSWORD not in output
-    at.user = {"is_logged_in": True, "email": "ana@example.com", "name": "Ana"}
+    assert all(OIDC[k] not in output for k in ("cookie_secret", "client_secret"))
+    at.user = {"is_logged_in": True, "email": email.upper(), "name": "Ana"}  # providers' case is not ours
     at.run()
     assert not at.exception and not at.error
-    assert "Signed in as ana@example.com" in [c.value for c in at.sidebar.caption]
+    assert f"Signed in as {email}" in [c.value.replace("\\", "") for c in at.sidebar.caption]
     assert {m.label: m.value for m in at.metric}["Memories"] == "1"
     assert all(OIDC[k] not in page_output(at) for k in ("cookie_secret", "client_secret"))
+    admin.remove_analyst(db, email)
     FIGURES["access: sign-ins checked"] += 1
 
 
@@ -210,11 +311,10 @@ def test_no_error_or_log_line_shows_the_database_password(monkeypatch, settings_
 def test_settings_and_engines_mask_the_passwords(monkeypatch, settings_from) -> None:
     monkeypatch.setenv("DATABASE_URL", UNREACHABLE)
     monkeypatch.setenv("MEMEX_ADMIN_DATABASE_URL", UNREACHABLE.replace("memex_app", "memex_owner"))
-    monkeypatch.setenv("MEMEX_APP_PASSWORD", PASSWORD)
     settings = Settings()
-    assert settings.database_url == UNREACHABLE and settings.app_password == PASSWORD  # the values are intact
+    assert settings.database_url == UNREACHABLE  # the value is intact
     for shown in (repr(settings), str(settings), repr(get_settings())):
-        assert DB_PASSWORD not in shown and PASSWORD not in shown, shown
+        assert DB_PASSWORD not in shown, shown
     db = Database(settings.database_url, settings.admin_database_url)
     try:
         for shown in (repr(db.app), str(db.app.url), repr(db.admin), str(db.admin.url), repr(db.app.pool)):
@@ -242,7 +342,7 @@ def test_a_database_url_of_the_owner_is_refused_without_showing_its_password(db:
 def test_nothing_in_core_logs_or_prints_a_url_or_the_settings() -> None:
     """A static check over core/, app.py and pages/: no logging or printing of settings, URLs or
     passwords (str(url) masks the password, url.render_as_string(hide_password=False) would not)."""
-    suspicious = ("hide_password=False", "get_settings())", "print(settings", "log.info(settings", ".database_url)", "app_password)")
+    suspicious = ("hide_password=False", "get_settings())", "print(settings", "log.info(settings", ".database_url)")
     offenders = []
     for path in sorted([*(ROOT / "core").rglob("*.py"), *(ROOT / "pages").rglob("*.py"), ROOT / "app.py"]):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -255,7 +355,7 @@ def test_nothing_in_core_logs_or_prints_a_url_or_the_settings() -> None:
     "content",
     [
         b'[auth]\nclient_id = "memex"\nclient_secret = "s3cret-in-a-broken-file"\nserver_metadata_url = \n',  # no value
-        b"app_password = 'unterminated\n",
+        b"explorer_login = 'unterminated\n",
         b"\xff\xfe not UTF-8 at all",
     ],
 )
@@ -266,7 +366,7 @@ def test_a_secrets_file_that_cannot_be_read_stops_the_explorer_instead_of_openin
     import streamlit as st
     from streamlit import config
 
-    monkeypatch.delenv("MEMEX_APP_PASSWORD", raising=False)
+    monkeypatch.delenv("MEMEX_EXPLORER_LOGIN", raising=False)
     secret_memory = f"behind a broken login {uuid4().hex}"
     svc.add_memory(store.id, secret_memory)
     broken = tmp_path / "secrets.toml"

@@ -5,8 +5,9 @@ each kind of difference; and the CLI over it."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from sqlalchemy import text
@@ -172,3 +173,26 @@ def test_log_entries_of_the_past_keep_their_time(svc, store, planted) -> None:
     )
     logged = latest(svc, store)
     assert (logged.at, logged.interface, logged.latency_ms) == (when, "api", 12.5)
+
+
+def test_entries_made_elsewhere_keep_their_time_and_caller_and_filter_by_caller(svc, store) -> None:
+    svc.add_memory(store.id, "tea green tea")
+    svc.search_memories(store.id, "tea", min_similarity=0.1)
+    made = latest(svc, store)
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    carried = [replace(made, id=uuid4(), at=week_ago - timedelta(hours=n), interface="api", key_name="support-bot") for n in range(3)]
+    assert svc.record_retrievals(carried) == 3
+    assert svc.retrieval_callers(store.id) == [("support-bot", 3), ("python", 1)]
+    assert [e.at for e in svc.retrievals(store.id, caller="support-bot").entries] == [e.at for e in carried]
+    assert svc.retrievals(store.id, caller="python").total == 1
+    assert svc.retrievals(store.id, since=datetime.now(UTC) - timedelta(days=1)).total == 1
+
+
+def test_contents_at_gives_the_text_a_memory_had_when_a_search_returned_it(svc, store) -> None:
+    edited, deleted = svc.add_memories(store.id, [NewMemory("Lives in Lyon"), NewMemory("Drinks tea")])
+    then = datetime.now(UTC)
+    svc.update_memory(edited.id, content="Lives in Paris")
+    svc.delete_memory(deleted.id)
+    later = svc.add_memory(store.id, "Born after")
+    assert svc.contents_at([edited.id, deleted.id, later.id], then) == {edited.id: "Lives in Lyon", deleted.id: "Drinks tea"}
+    assert svc.contents_at([edited.id], datetime.now(UTC)) == {edited.id: "Lives in Paris"}

@@ -56,7 +56,7 @@ def test_two_processes_migrating_a_new_database_together_apply_each_file_once(db
 
 
 # Tables only the owner reads (memex_app has no privilege on them at all)
-OWNER_ONLY = ("schema_migrations", "api_keys", "memex_scope_key")
+OWNER_ONLY = ("schema_migrations", "api_keys", "memex_scope_key", "analysts", "memberships")
 
 
 def tenant_tables(db: Database) -> list[str]:

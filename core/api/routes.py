@@ -22,7 +22,7 @@ from core.embeddings import resolve_model
 from core.errors import Conflict, InvalidInput
 from core.fields import NewMemory
 from core.jsonl import parse_jsonl
-from core.models import NewRelationship
+from core.models import NewRelationship, StoreStats
 from core.search import Filters, SearchParams
 from core.service import MemoryService
 from core.service.base import UNSET
@@ -67,10 +67,10 @@ def create_store(body: s.StoreIn, svc: Caller) -> s.StoreOut:
     return s.StoreOut.model_validate(store, from_attributes=True)
 
 
-@router.get("/stats", response_model=s.StatsOut, responses=responses(404), tags=["stores"])
-def store_stats(svc: Caller, user: UserParam = None, store: StoreParam = None) -> s.StatsOut:
+@router.get("/stats", response_model=StoreStats, responses=responses(404), tags=["stores"])
+def store_stats(svc: Caller, user: UserParam = None, store: StoreParam = None) -> StoreStats:
     """A store's figures: statuses (they add up to the total), types, sources, relationships, usage."""
-    return s.StatsOut.of(svc.store_stats(resolve_store(svc, user, store, create=False).id))
+    return svc.store_stats(resolve_store(svc, user, store, create=False).id)
 
 
 @router.post("/memories", status_code=201, response_model=s.MemoryOut, responses=responses(*BODY, 404, 409), tags=["memories"])

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core import validation
 from core.fields import NAMES
-from core.models import SORTABLE, Memory, RelatedMemory, SearchResult, StoreStats
+from core.models import SORTABLE, Memory, RelatedMemory, SearchResult
 from core.ranking import MODES
 
 MAX_BATCH = 1_000
@@ -210,26 +210,6 @@ class StoreOut(BaseModel):
 
 class StoreList(BaseModel):
     stores: list[StoreOut]
-
-
-class StatsOut(BaseModel):
-    store_id: UUID
-    total: int
-    live: int
-    expired: int
-    archived: int
-    by_type: dict[str, int]
-    by_source: dict[str, int]
-    relationships_by_type: dict[str, int]
-    mean_importance: float | None
-    total_accesses: int
-    never_accessed: int
-    oldest: datetime | None
-    newest: datetime | None
-
-    @classmethod
-    def of(cls, s: StoreStats) -> StatsOut:
-        return cls.model_validate(s, from_attributes=True)
 
 
 class ImportOut(BaseModel):

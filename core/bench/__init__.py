@@ -89,6 +89,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result.update(measures.measure_concurrency(bench, queries))
         log(f"{result['concurrent_qps']} searches/s with 4 threads")
         result.update(measures.measure_record_access(bench, queries[: min(100, len(queries))]))
+        result.update(measures.measure_log(bench, queries))
+        log(
+            f"retrieval log: p50 {result['search_logged_p50_ms']} ms with it, {result['search_unlogged_p50_ms']} ms without"
+            f" (+{result['log_cost_p50_ms']} ms); p99 {result['search_logged_p99_ms']} / {result['search_unlogged_p99_ms']} ms"
+        )
         if args.ef_sweep:
             result.update(measures.sweep_ef(bench, queries, [int(v) for v in args.ef_sweep.split(",")]))
         if args.crossover:

@@ -277,12 +277,21 @@ class Bench:
 
     # asking ------------------------------------------------------------------------------------
 
-    def search(self, query: Query, tuning: SearchTuning | None = None, *, record_access: bool = False) -> tuple[list[UUID], float]:
-        """memex's search of the query's store (k = K, no threshold): the ids found and the ms taken."""
+    def search(
+        self, query: Query, tuning: SearchTuning | None = None, *, record_access: bool = False, log: bool = True
+    ) -> tuple[list[UUID], float]:
+        """memex's search of the query's store (k = K, no threshold), logged as any caller's search
+        is unless `log` is False: the ids found and the ms taken."""
         svc = self.service(query.store.tenant_id)
         t0 = time.perf_counter()
         hits = svc.search_by_embedding(
-            query.store.store_id, query.vector, limit=K, min_similarity=-1, record_access=record_access, tuning=tuning or self.tuning
+            query.store.store_id,
+            query.vector,
+            limit=K,
+            min_similarity=-1,
+            record_access=record_access,
+            tuning=tuning or self.tuning,
+            log=log,
         )
         return [h.memory.id for h in hits], (time.perf_counter() - t0) * 1000
 

@@ -159,6 +159,20 @@ def measure_record_access(bench: Bench, queries: Sequence[Query]) -> dict[str, A
     return latency([bench.search(q, record_access=True)[1] for q in queries], (50,), prefix="search_record_access_")
 
 
+def measure_log(bench: Bench, queries: Sequence[Query]) -> dict[str, Any]:
+    """What the retrieval log costs a search: the same searches with and without it, alternated
+    query by query so both see the same load and the same warm pages."""
+    logged: list[float] = []
+    unlogged: list[float] = []
+    for n, q in enumerate(queries):
+        first, second = (True, False) if n % 2 else (False, True)
+        for flag in (first, second):
+            (logged if flag else unlogged).append(bench.search(q, log=flag)[1])
+    out = {**latency(logged, (50, 99), prefix="search_logged_"), **latency(unlogged, (50, 99), prefix="search_unlogged_")}
+    out["log_cost_p50_ms"] = round(out["search_logged_p50_ms"] - out["search_unlogged_p50_ms"], 2)
+    return out
+
+
 def explain_plans(bench: Bench, queries: Sequence[Query], verbose: bool) -> dict[str, Any]:
     """EXPLAIN ANALYZE of the service's own vector query, once per store size class: which
     indexes each uses (small stores must not touch the HNSW index); plans on stderr if `verbose`."""

@@ -59,6 +59,10 @@ def print_table(r: dict[str, Any]) -> None:
         ),
         ("HNSW index build", f"{r['index_build_s']} s ({r['index_mb']} MB)"),
         ("search p50 / p95 / p99", f"{r['search_p50_ms']} / {r['search_p95_ms']} / {r['search_p99_ms']} ms"),
+        (
+            "search with / without the retrieval log",
+            f"p50 {r['search_logged_p50_ms']} / {r['search_unlogged_p50_ms']} ms, p99 {r['search_logged_p99_ms']} / {r['search_unlogged_p99_ms']} ms",
+        ),
         ("recall@10", f"{r['recall_at_10']}"),
         ("short results", f"{r['short_results']}"),
         ("seed ivfflat recall@10", f"{r.get('seed_ivfflat_recall_at_10', 'n/a')} (short results: {r.get('seed_short_results', 'n/a')})"),

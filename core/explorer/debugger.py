@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.errors import NotFound
-from core.evaluation import NDCG_DEPTH, CaseResult, ModeConfig, ModeReport, config_params
+from core.evaluation import NDCG_DEPTH, CaseResult, EvalRun, ModeConfig, ModeReport, config_params
 from core.explain import (
     ARCHIVED,
     BELOW_THRESHOLD,
@@ -314,6 +314,36 @@ def metrics_frame(reports: Sequence[ModeReport]) -> pd.DataFrame:
     """Long form (configuration, metric, value) of evaluation reports, for grouped bar charts."""
     rows = [(r.name, metric, value) for r in reports for metric, value in r.metrics.items() if metric != "n"]
     return pd.DataFrame(rows, columns=["configuration", "metric", "value"])
+
+
+def runs_figure(runs: Sequence[EvalRun], metric: str) -> go.Figure:
+    """One metric of the kept runs of a set over time, a line per configuration (named with its
+    mode): a change that hurts recall shows as a drop."""
+    frame = pd.DataFrame(
+        {
+            "at": [r.at for r in runs],
+            "configuration": [plot_text(f"{r.config.get('name', '?')} ({r.config.get('mode', '?')})") for r in runs],
+            "value": [r.metrics.get(metric) for r in runs],
+            "model": [plot_text(r.model) for r in runs],
+            "cases": [r.cases for r in runs],
+        }
+    )
+    fig = go.Figure()
+    for name, rows in frame.groupby("configuration", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["at"],
+                y=rows["value"],
+                name=str(name),
+                mode="lines+markers",
+                customdata=rows[["model", "cases"]],
+                hovertemplate="%{x|%d %b %Y %H:%M}: %{y:.3f}<br>%{customdata[1]} questions, %{customdata[0]}<extra>%{fullData.name}</extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"{metric_label(metric)} of each kept run", yaxis={"range": [0, 1.02], "title": "mean over questions"}, legend_title=""
+    )
+    return fig
 
 
 def expected_places(case_result: CaseResult, depth: int) -> str:

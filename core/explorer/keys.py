@@ -1,10 +1,15 @@
 """The Admin page's API keys of a tenant: list them (prefixes, scopes, use; never a secret),
-create one (shown once), revoke one (after confirmation). Owner connection: operators only."""
+create one (shown once), revoke one (after confirmation). An operator's go through the owner's
+connection (core.admin); a tenant admin's through the service, which PostgreSQL confines to
+their tenant (KeyBook says which)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from uuid import UUID
 
 import pandas as pd
 import streamlit as st
@@ -14,7 +19,8 @@ from core.db import Database
 from core.explorer.labels import count
 from core.explorer.state import guard
 from core.explorer.widgets import ask, flash
-from core.models import ApiKey, MemoryStore, Tenant, User
+from core.models import ApiKey, MemoryStore, User
+from core.service import MemoryService
 
 _SHOWN = "admin_new_key"
 
@@ -25,12 +31,33 @@ def _state(key: ApiKey, now: datetime) -> str:
     return "expired" if key.expires_at and key.expires_at <= now else "active"
 
 
-def _revoke(db: Database, key_id: str) -> str:
-    record = admin.revoke_key(db, key_id)
-    return f"Key {record.prefix}… revoked: requests with it are refused from now on"
+@dataclass(frozen=True)
+class KeyBook:
+    """How this page lists, creates (returning the secret) and revokes one tenant's keys."""
+
+    list: Callable[[], list[ApiKey]]
+    create: Callable[..., str]
+    revoke: Callable[[str], object]
+
+    @classmethod
+    def of_operator(cls, db: Database, tenant_id: UUID) -> KeyBook:
+        return cls(
+            lambda: admin.list_keys(db, tenant_id),
+            lambda **values: admin.create_key(db, tenant_id, **values)[1],
+            partial(admin.revoke_key, db),
+        )
+
+    @classmethod
+    def of_tenant_admin(cls, svc: MemoryService) -> KeyBook:
+        return cls(svc.tenant_keys, lambda **values: svc.create_tenant_key(**values)[1], svc.revoke_tenant_key)
 
 
-def keys_section(db: Database, tenant: Tenant, users: dict[str, User], stores: list[MemoryStore]) -> None:
+def _revoke(book: KeyBook, key_id: str) -> str:
+    book.revoke(key_id)
+    return "Key revoked: requests with it are refused from now on"
+
+
+def keys_section(book: KeyBook, users: dict[str, User], stores: list[MemoryStore]) -> None:
     st.subheader("API keys of the selected tenant")
     st.caption(
         "Agents reach memex over HTTP or MCP with a key; the key decides the tenant (PostgreSQL checks it on "
@@ -41,7 +68,7 @@ def keys_section(db: Database, tenant: Tenant, users: dict[str, User], stores: l
         st.code(shown, language=None)
     with guard("Could not read the keys"):
         now = datetime.now(UTC)
-        keys = admin.list_keys(db, tenant.id)
+        keys = book.list()
         names = {u.id: u.name for u in users.values()}
         store_names = {s.id: f"{names.get(s.user_id, '?')} / {s.store_name}" for s in stores}
         if keys:
@@ -81,9 +108,7 @@ def keys_section(db: Database, tenant: Tenant, users: dict[str, User], stores: l
         if st.form_submit_button("Create key", icon=":material/key:", type="primary"):
             with guard("Could not create the key"):
                 chosen = next((s for s in stores if s.id == store), None)
-                record, secret = admin.create_key(
-                    db,
-                    tenant.id,
+                secret = book.create(
                     name=name.strip(),
                     read_only=read_only,
                     expires_in_days=days or None,
@@ -91,7 +116,7 @@ def keys_section(db: Database, tenant: Tenant, users: dict[str, User], stores: l
                     store_id=chosen.id if chosen else None,
                 )
                 st.session_state[_SHOWN] = secret
-                flash(f"Key {record.prefix}… created")
+                flash("Key created")
                 st.rerun()
     with right.container(border=True):
         active = [k for k in keys if _state(k, now) == "active"] if keys else []
@@ -108,6 +133,6 @@ def keys_section(db: Database, tenant: Tenant, users: dict[str, User], stores: l
             ask(
                 "Revoke this key",
                 "Agents using it are refused from their next request. This cannot be undone.",
-                partial(_revoke, db, chosen_key),
+                partial(_revoke, book, chosen_key),
                 subject=chosen_key,
             )

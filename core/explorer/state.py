@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import streamlit as st
 
@@ -19,9 +20,11 @@ from core import admin
 from core.db import Database, get_database
 from core.demo import load_demo
 from core.errors import MemexError, Unavailable
+from core.explorer.auth import Viewer
 from core.explorer.labels import markdown_literal
 from core.models import MemoryStore, Tenant, User
 from core.service import MemoryService
+from core.service.access import Access
 
 log = logging.getLogger("memex.explorer")
 
@@ -108,39 +111,92 @@ def offer_demo(db: Database) -> None:
     st.title("Memex explorer")
     st.info(
         "The database is empty. Load the demo data set to look around: three tenants of assistant memories, "
-        "with users, stores, relationships, expired and archived memories.",
+        "with users, stores, relationships, expired and archived memories, and weeks of logged searches, edits and evaluation runs.",
         icon=":material/database:",
     )
     if st.button("Load the demo data", type="primary", icon=":material/download:"):
         bar = st.progress(0.0, text="Embedding the demo memories with the local model…")
         with guard("Loading the demo failed"):
             report = load_demo(db, progress=lambda done, total: bar.progress(done / total, text=f"{done} of {total} memories"))
-            st.success(f"Loaded {report.memories} memories and {report.relationships} relationships for {report.tenants} tenants.")
+            st.success(
+                f"Loaded {report.memories} memories, {report.relationships} relationships and {report.searches} logged searches"
+                f" for {report.tenants} tenants."
+            )
             st.rerun()
     st.stop()
 
 
-def sidebar_scope() -> Scope | None:
-    """Tenant, then user, then store; None when the chosen user has no store yet."""
+def sidebar_scope(viewer: Viewer) -> Scope | None:
+    """Tenant, then user, then store; None when the chosen user has no store yet. The tenants
+    offered are those PostgreSQL lets this viewer open (every tenant for the local operator of
+    an explorer without sign-in); a link naming any other shows nothing of it."""
     db = database()
-    tenants = {t.name: t for t in admin.list_tenants(db)}
+    st.session_state["tenant_service"] = None
+    tenants = open_tenants(viewer)
     if not tenants:
-        offer_demo(db)
+        if viewer.local:
+            offer_demo(db)
+        else:
+            st.title("Memex explorer")
+            st.info(
+                "You may not open any tenant yet. Ask an operator to grant you one "
+                "(`memex analysts grant EMAIL --tenant T --role viewer`).",
+                icon=":material/lock:",
+            )
+            st.stop()
     st.sidebar.header("Scope")
-    tenant = tenants[_pick("Tenant", list(tenants), "tenant")]
-    svc = MemoryService(db, tenant.id, actor="explorer", interface="explorer")
+    wanted = st.session_state.get("tenant") or param("tenant")
+    if wanted is not None and wanted not in tenants:  # not even its name is repeated: it may exist, and not be theirs
+        st.session_state.pop("tenant", None)
+        st.query_params.pop("tenant", None)
+        st.sidebar.caption("That link's tenant is not one you may open: showing one of yours.")
+    svc = service_for(viewer, tenants[_pick("Tenant", list(tenants), "tenant")])
+    st.session_state["tenant_service"] = svc  # the Admin page's, even before the tenant has a user
+    tenant = svc.get_tenant()
     users = {u.name: u for u in svc.list_users()}
     if not users:
-        st.sidebar.warning("This tenant has no users yet: add one on the Admin page.")
+        st.sidebar.warning("This tenant has no users yet" + (": add one on the Admin page." if svc.may("manage") else "."))
         return None
     user = users[_pick("User", list(users), "user")]
     stores = {s.store_name: s for s in svc.list_stores(user.id)}
     if not stores:
-        st.sidebar.warning("This user has no store yet: create one on the Admin page.")
+        st.sidebar.warning("This user has no store yet" + (": create one on the Admin page." if svc.may("manage") else "."))
         return None
     store = stores[_pick("Store", list(stores), "store")]
+    if svc.role is not None:
+        st.sidebar.caption(f"Your role here: {svc.role} ({ROLE_MEANS[svc.role]})")
     isolation_panel(svc, store, tenant)
     return Scope(svc, tenant, user, store)
+
+
+ROLE_MEANS = {
+    "viewer": "you may look, not change",
+    "editor": "you may add, edit, curate and import",
+    "admin": "you also manage its users, stores and keys",
+}
+
+
+def open_tenants(viewer: Viewer) -> dict[str, UUID]:
+    """The tenants this viewer may open, by name: PostgreSQL's answer for an analyst, every
+    tenant for the local operator."""
+    if viewer.email is None:
+        return {t.name: t.id for t in admin.list_tenants(database())}
+    return {m.tenant_name: m.tenant_id for m in Access(database()).tenants(viewer.email)}
+
+
+def service_for(viewer: Viewer, tenant_id: UUID) -> MemoryService:
+    """A tenant's service as this viewer may use it: an analyst's asks PostgreSQL on every
+    transaction (a revoked membership applies at once) and signs their changes."""
+    if viewer.email is None:
+        return MemoryService(database(), tenant_id, actor="explorer", interface="explorer")
+    return MemoryService.for_analyst(database(), viewer.email, tenant_id)
+
+
+def may_administer(viewer: Viewer) -> bool:
+    """Whether the Admin page is offered: operators manage every tenant, a tenant's admins its
+    users, stores and keys."""
+    svc = st.session_state.get("tenant_service")
+    return viewer.operator or (svc is not None and svc.role == "admin")
 
 
 def isolation_panel(svc: MemoryService, store: MemoryStore, tenant: Tenant) -> None:

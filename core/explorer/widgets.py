@@ -5,6 +5,7 @@ plotly charts is escaped first (plotly reads a subset of HTML in labels)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -12,11 +13,14 @@ from uuid import UUID
 import pandas as pd
 import streamlit as st
 
+from core.errors import NotFound
+from core.evaluation import EvalCase
 from core.explorer.debugger import superseded_cells
 from core.explorer.frames import memory_frame
 from core.explorer.graph import type_colours
-from core.explorer.labels import day
-from core.explorer.state import Scope, failure_message
+from core.explorer.labels import count, day, markdown_literal, short
+from core.explorer.retrievals import changes_text, event_summary
+from core.explorer.state import Scope, failure_message, guard
 from core.models import Memory
 
 # Tables: a row this tall wraps long text over three lines (Streamlit wraps above 4rem); a cell
@@ -100,6 +104,10 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
     st.caption("Metadata")
     st.json(memory.metadata, expanded=True)
     st.caption(f"id {memory.id}")
+    with guard("Could not read the log"):
+        retrieved_line(scope, memory.id)
+    with guard("Could not read the history"):
+        history_timeline(scope, memory, key)
     related = scope.svc.neighbours(memory.id, depth=1, direction="both", limit=100)
     st.caption(f"Relationships: {len(related)} (select a row to open that memory)")
     if not related:
@@ -130,6 +138,81 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
     )
     rows = event.selection.rows if event else []
     return table.iloc[rows[0]]["id"] if rows else None
+
+
+def retrieved_line(scope: Scope, memory_id: UUID) -> None:
+    """ "Retrieved N times, last for <query> by <caller>", linked to that entry of the log."""
+    found = scope.svc.memory_retrievals(memory_id)
+    if found.last is None:
+        st.caption("Never returned by a logged search.")
+        return
+    last = found.last
+    who = last.key_name or last.interface
+    st.page_link(
+        "pages/retrievals.py",
+        label=markdown_literal(f"Retrieved {count(found.count, 'time')}, last on {day(last.at)} for “{short(last.query, 80)}” by {who}"),
+        query_params={"entry": str(last.id)},
+        icon=":material/history_edu:",
+        help="Open that search on the Retrievals page: what came back then, and a replay against today's memories.",
+    )
+
+
+def _restore(scope: Scope, memory_id: UUID, version: int) -> str:
+    scope.svc.restore_memory(memory_id, version)
+    return f"Restored version {version}"
+
+
+def history_timeline(scope: Scope, memory: Memory, key: str) -> None:
+    """Every change the database recorded for the memory, newest first, a diff per edit, and a
+    Restore button per earlier version (asks first)."""
+    try:
+        events = scope.svc.get_memory_history(memory.id)
+    except NotFound:  # written before history was kept
+        st.caption("No history recorded for this memory.")
+        return
+    with st.expander(f"History: {count(len(events), 'change')}", icon=":material/history:"):
+        latest = events[-1].version
+        for event in reversed(events):
+            with st.container(border=True):
+                st.text(event_summary(event))
+                if diff := changes_text(event.changes):
+                    st.text(diff)
+                if event.version < latest and event.event not in ("deleted", "merged") and scope.svc.may("write"):
+                    if st.button(
+                        f"Restore version {event.version}", key=f"{key}-restore-{memory.id}-{event.version}", icon=":material/undo:"
+                    ):
+                        ask(
+                            f"Restore version {event.version}",
+                            f"Set this memory back to how it was right after version {event.version}? "
+                            "The restore is itself recorded, so it can be undone the same way.",
+                            partial(_restore, scope, memory.id, event.version),
+                            subject=short(memory.content, 200),
+                        )
+                        st.rerun()
+
+
+def add_to_eval_set(scope: Scope, query: str, options: dict[str, str], key: str, picked: Sequence[str] = ()) -> None:
+    """Mark the memories that should come back for `query` (ids -> labels) and add the case to an
+    evaluation set of the store, existing or new."""
+    st.caption("Mark the memories that should come back for this query; the Evaluate page then measures every mode on such cases.")
+    expected = st.multiselect(
+        "Memories that should come back",
+        list(options),
+        default=[i for i in picked if i in options],
+        format_func=lambda i: options[i],
+        key=f"{key}_expected",
+    )
+    sets = {str(s.id): s.name for s in scope.svc.list_eval_sets(scope.store.id)}
+    target = st.selectbox("Evaluation set", [None, *sets], format_func=lambda i: sets[i] if i else "A new set…", key=f"{key}_set")
+    name = None if target else st.text_input("Name of the new set", key=f"{key}_name", placeholder="e.g. travel questions")
+    if st.button("Add to evaluation set", disabled=not expected, icon=":material/playlist_add:", key=f"{key}_add"):
+        case = EvalCase.checked(query, expected)
+        if target:
+            scope.svc.add_eval_case(target, case)
+        else:
+            scope.svc.save_eval_set(scope.store.id, name or "", [case])
+        data_changed()
+        st.success("Added: run the set on the Evaluate page.")
 
 
 def superseded_notice(scope: Scope, memory_id: UUID, key: str) -> str | None:

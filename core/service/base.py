@@ -41,13 +41,24 @@ class TenantBound:
     must not hold a connection), then works in a second scope that checks the model is still the
     store's. `actor` names who acts, for the history of what changes (a key names itself)."""
 
-    def __init__(self, db: Database, tenant_id: UUID | str, *, actor: str = "python", key: str | None = None, interface: str = "python"):
+    def __init__(
+        self,
+        db: Database,
+        tenant_id: UUID | str,
+        *,
+        actor: str = "python",
+        key: str | None = None,
+        interface: str = "python",
+        analyst: str | None = None,
+    ):
         self.db = db
         self.tenant_id = validation.uuid(tenant_id, "tenant id")
         self.actor = actor
         self.interface = interface  # python, cli, api, mcp, explorer: what the retrieval log says searched
         self._key = key
         self.principal: Principal | None = None
+        self.analyst = analyst  # an explorer's analyst: every transaction enters the tenant as them
+        self.role: str | None = None  # the analyst's role here: viewer, editor or admin
 
     @classmethod
     def for_key(cls, db: Database, key: str, interface: str = "api") -> Self:
@@ -59,10 +70,23 @@ class TenantBound:
         svc.principal = principal
         return svc
 
+    @classmethod
+    def for_analyst(cls, db: Database, email: str, tenant_id: UUID | str) -> Self:
+        """The service of a tenant as an analyst sees it: every transaction asks PostgreSQL again
+        whether the analyst may open the tenant (a revoked membership applies at once) and in
+        which role. NotFound when they may not, as for a tenant that does not exist."""
+        svc = cls(db, tenant_id, actor=f"analyst {email}", interface="explorer", analyst=email)
+        with db.as_analyst(email, svc.tenant_id) as (_, role):
+            svc.role = role
+        return svc
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """The tenant scope: for the service's own methods (and tests that probe RLS with raw SQL)."""
-        if self._key is not None:
+        if self.analyst is not None:
+            with self.db.as_analyst(self.analyst, self.tenant_id) as (conn, _):
+                yield conn
+        elif self._key is not None:
             with self.db.with_key(self._key) as (conn, _):
                 yield conn
         else:
@@ -71,7 +95,16 @@ class TenantBound:
 
     @property
     def read_only(self) -> bool:
-        return self.principal is not None and self.principal.read_only
+        return (self.principal is not None and self.principal.read_only) or self.role == "viewer"
+
+    def may(self, action: str) -> bool:
+        """Whether this caller may `write` (add, edit, curate, import) or `manage` (users, stores,
+        keys of the tenant): what the explorer's pages ask before they show an action."""
+        if action == "write":
+            return not self.read_only
+        if action == "manage":
+            return self.role in (None, "admin") and not self.read_only
+        raise ValueError(f"unknown action {action!r}")
 
     def _store(self, store_id: UUID | str) -> MemoryStore:
         """A store, read in a scope of its own: for calls that embed before they write."""
@@ -89,15 +122,30 @@ def embed_texts(store: MemoryStore, texts: list[str]) -> np.ndarray:
     return get_embedder(store.embedding_model, store.embedding_dim).embed(texts)
 
 
-def writes(method: Callable[P, R]) -> Callable[P, R]:
-    """Marks a method that changes something: a read-only API key is refused before any work (the
-    database refuses it too, migration 008; this says so in words instead of 'not found')."""
+def _guard(action: str, refusal: Callable[[TenantBound], str]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            svc = args[0]
+            if isinstance(svc, TenantBound) and not svc.may(action):
+                raise Forbidden(refusal(svc))
+            return method(*args, **kwargs)
 
-    @functools.wraps(method)
-    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        svc = args[0]
-        if isinstance(svc, TenantBound) and svc.read_only:
-            raise Forbidden("this API key is read-only")
-        return method(*args, **kwargs)
+        return checked
 
-    return checked
+    return decorate
+
+
+def _refusal(svc: TenantBound) -> str:
+    if svc.principal is not None:
+        return "this API key is read-only"
+    if svc.role == "viewer":
+        return "a viewer may look, not change"
+    return f"only an admin of this tenant may do this, not an {svc.role}"
+
+
+# A method that changes something: a read-only API key or a viewer is refused before any work
+# (the database refuses them too, migrations 008 and 012; this says so in words).
+writes = _guard("write", _refusal)
+# A method that manages the tenant (its users, stores, keys, log retention): tenant admins only.
+manages = _guard("manage", _refusal)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 from core import validation
@@ -40,14 +41,17 @@ class EvaluationOps(TenantBound):
         progress: Progress | None = None,
         *,
         keep_as: UUID | str | None = None,
+        kept_at: datetime | str | None = None,
     ) -> list[ModeReport]:
         """Run every case through every configuration in one transaction, the queries embedded in
         batches first; access statistics are left untouched, nothing goes into the retrieval log.
         `keep_as`: the id of the evaluation set the cases come from, to keep each
-        configuration's metrics as a run of it (the Evaluate page charts them over time)."""
+        configuration's metrics as a run of it (the Evaluate page charts them over time), dated
+        `kept_at` when given (runs carried over from elsewhere, the demo's), else now."""
         if not cases:
             raise InvalidInput("no evaluation case to run")
         ks = sorted({validation.limit(k, "k") for k in ks})
+        when = validation.timestamp(kept_at, "kept_at")
         depth = evaluation_depth(ks)
         store = self._store(store_id)
         vectors = [
@@ -73,7 +77,7 @@ class EvaluationOps(TenantBound):
                 set_id = validation.uuid(keep_as, "evaluation set id")
                 if not sql.set_exists(conn, set_id):
                     raise NotFound(f"evaluation set {set_id} not found in this tenant")
-                sql.insert_runs(conn, self.tenant_id, set_id, self.actor, model_of(current), reports)
+                sql.insert_runs(conn, self.tenant_id, set_id, self.actor, model_of(current), reports, when)
         if progress:
             progress(total, total)
         return reports
@@ -113,7 +117,6 @@ class EvaluationOps(TenantBound):
             raise NotFound(f"evaluation set {set_id} not found in this tenant")
         return found[0]
 
-    @writes
     def eval_runs(self, set_id: UUID | str) -> list[EvalRun]:
         """The kept runs of a set, oldest first: one per configuration run."""
         set_id = validation.uuid(set_id, "evaluation set id")

@@ -3,6 +3,7 @@ or a delete undone), purge (nothing of the memory left anywhere), prune."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from core import validation
 from core.errors import InvalidInput, NotFound
 from core.fields import FIELDS, MemoryColumns, NewMemory
 from core.models import HistoryEvent, Memory
-from core.service.base import TenantBound, embed_texts, writes
+from core.service.base import TenantBound, embed_texts, manages, writes
 from core.sql import history, memories, stores
 
 # What a restore sets back: the fields a caller writes (the vector follows the content).
@@ -65,6 +66,27 @@ class HistoryOps(TenantBound):
             stores.fetch(conn, store_id)
             return history.in_store(conn, store_id, validation.limit(limit))
 
+    def contents_at(self, memory_ids: Sequence[UUID | str], at: datetime | str) -> dict[UUID, str]:
+        """The text each memory had at a moment (what a logged search returned then), walked back
+        from today through the edits since; a memory deleted since speaks from its snapshot. Memories
+        created after the moment, or purged, are left out."""
+        ids = [validation.uuid(m, "memory id") for m in memory_ids]
+        when = validation.timestamp(at, "at")
+        if when is None:
+            raise InvalidInput("at is required")
+        with self.transaction() as conn:
+            later = history.since(conn, ids, when)
+            found = memories.get_many(conn, ids)
+        text: dict[UUID, str | None] = {i: found[i].content if i in found else None for i in ids}
+        for event in reversed(later):
+            if event.event in ("deleted", "merged"):
+                text[event.memory_id] = (event.snapshot or {}).get("content")
+            elif event.event == "created":
+                text[event.memory_id] = None
+            elif "content" in event.changes:
+                text[event.memory_id] = event.changes["content"][0]
+        return {i: t for i, t in text.items() if t is not None}
+
     @writes
     def restore_memory(self, memory_id: UUID | str, version: int | None = None) -> Memory:
         """Set a memory back to how it was right after event `version` of its history (default:
@@ -103,7 +125,7 @@ class HistoryOps(TenantBound):
         assert restored is not None
         return restored
 
-    @writes
+    @manages
     def purge_memory(self, memory_id: UUID | str) -> PurgeReport:
         """The right to be forgotten: the memory, its whole history and every mention of it in the
         retrieval log go, in one transaction. Nothing of it is left anywhere."""
@@ -114,7 +136,7 @@ class HistoryOps(TenantBound):
             raise NotFound(f"memory {memory_id} not found in this tenant")
         return PurgeReport(*removed)
 
-    @writes
+    @manages
     def prune_history(self, older_than: datetime | str) -> int:
         """Drop history recorded before a time (a memory deleted before it can no longer be restored)."""
         when = validation.timestamp(older_than, "older_than")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -11,7 +12,7 @@ from core.errors import InvalidInput, NotFound
 from core.models import HistoryEvent, Retrieval
 from core.retrieval import Replay, model_of, replay
 from core.search import SearchParams
-from core.service.base import writes
+from core.service.base import manages, writes
 from core.service.search import SearchOps
 from core.sql import history, log, memories, stores
 
@@ -43,12 +44,13 @@ class LogOps(SearchOps):
         empty: bool | None = None,
         memory_id: UUID | str | None = None,
         user_id: UUID | str | None = None,
+        caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> RetrievalPage:
         """Logged searches, newest first: of one store (or a user's stores), in a time window, whose
         query contains a text, that returned nothing (`empty` True) or something, that returned a
-        memory."""
+        memory, made by a caller (an API key's name or an interface: see `retrieval_callers`)."""
         store = None if store_id is None else validation.uuid(store_id, "store id")
         user = None if user_id is None else validation.uuid(user_id, "user id")
         limit = validation.limit(limit, maximum=MAX_ENTRIES)
@@ -58,11 +60,24 @@ class LogOps(SearchOps):
         before = validation.timestamp(until, "until")
         text = validation.text_field(contains, "contains", 1000) if contains is not None else None
         memory = None if memory_id is None else validation.uuid(memory_id, "memory id")
+        who = None if caller is None else validation.text_field(caller, "caller", 100)
         with self.transaction() as conn:
             if store is not None:
                 stores.fetch(conn, store)
-            entries, total = log.entries(conn, store, after, before, text, empty, memory, limit, offset, user)
+            entries, total = log.entries(conn, store, after, before, text, empty, memory, limit, offset, user, who)
         return RetrievalPage(entries, total)
+
+    def retrieval_callers(self, store_id: UUID | str | None = None, *, user_id: UUID | str | None = None) -> list[tuple[str, int]]:
+        """Who searched a store (or all of a user's stores): each caller (API key name, else the
+        interface) with its number of logged searches, busiest first."""
+        if (store_id is None) == (user_id is None):
+            raise InvalidInput("give a store id or a user id")
+        store = None if store_id is None else validation.uuid(store_id, "store id")
+        user = None if user_id is None else validation.uuid(user_id, "user id")
+        with self.transaction() as conn:
+            if store is not None:
+                stores.fetch(conn, store)
+            return log.callers(conn, store, user)
 
     def retrieval(self, entry_id: UUID | str) -> Retrieval:
         entry_id = validation.uuid(entry_id, "log entry id")
@@ -97,7 +112,7 @@ class LogOps(SearchOps):
             by_memory.setdefault(event.memory_id, []).append(event)
         return replay(logged, now, explanation, model_of(store), by_memory, present)
 
-    @writes
+    @manages
     def prune_log(self, store_id: UUID | str | None = None) -> int:
         """Apply each store's retention (days and/or entries): how many entries it removed."""
         store = None if store_id is None else validation.uuid(store_id, "store id")
@@ -106,7 +121,7 @@ class LogOps(SearchOps):
                 stores.fetch(conn, store)
             return log.prune(conn, store)
 
-    @writes
+    @manages
     def set_log_retention(self, store_id: UUID | str, *, days: int | None, entries: int | None) -> None:
         """How long a store keeps its log: entries older than `days`, beyond the newest `entries`
         go at the next prune (None: no limit of that kind)."""
@@ -126,7 +141,16 @@ class LogOps(SearchOps):
     @writes
     def record_retrieval(self, entry: Retrieval) -> Retrieval:
         """Write a log entry made elsewhere (a log carried over from another system, the demo's)."""
-        with self.transaction() as conn:
-            stores.fetch(conn, entry.store_id)
-            log.insert(conn, self.tenant_id, entry)
+        self.record_retrievals([entry])
         return entry
+
+    @writes
+    def record_retrievals(self, entries: Sequence[Retrieval]) -> int:
+        """Write many such entries in one transaction (all or nothing): how many."""
+        if not entries:
+            return 0
+        with self.transaction() as conn:
+            for store_id in {e.store_id for e in entries}:
+                stores.fetch(conn, store_id)
+            log.insert(conn, self.tenant_id, *entries)
+        return len(entries)

@@ -107,6 +107,10 @@ class SearchOps(TenantBound):
     def embed_query(self, store: MemoryStore, query: str) -> np.ndarray:
         return embed_texts(store, [validation.query(query)])[0]
 
+    def embed_queries(self, store: MemoryStore, queries: Sequence[str]) -> np.ndarray:
+        """Many queries in one model call (a model call per query costs far more)."""
+        return embed_texts(store, [validation.query(q) for q in queries])
+
     def search_memories(
         self,
         store_id: UUID | str,

@@ -9,16 +9,17 @@ import numpy as np
 from core import validation
 from core.config import get_settings
 from core.embeddings import get_embedder, resolve_model
-from core.errors import Conflict, NotFound
-from core.models import MemoryStore, Progress, StoreStats
-from core.service.base import TenantBound, writes
-from core.sql import stores
+from core.errors import Conflict, Forbidden, NotFound
+from core.keys import key_values
+from core.models import ApiKey, MemoryStore, Progress, StoreStats
+from core.service.base import TenantBound, manages
+from core.sql import analysts, stores
 
 REEMBED_BATCH = 256
 
 
 class StoreOps(TenantBound):
-    @writes
+    @manages
     def get_or_create_store(
         self,
         user_id: UUID | str,
@@ -54,7 +55,7 @@ class StoreOps(TenantBound):
         with self.transaction() as conn:
             return stores.list_all(conn, None if user_id is None else validation.uuid(user_id, "user id"))
 
-    @writes
+    @manages
     def rename_store(self, store_id: UUID | str, store_name: str) -> MemoryStore:
         store_id = validation.uuid(store_id, "store id")
         store_name = validation.label(store_name, "store name", 100)
@@ -64,7 +65,7 @@ class StoreOps(TenantBound):
                 raise Conflict(f"this user already has a store named {store_name!r}")
             return stores.rename(conn, store_id, store_name)
 
-    @writes
+    @manages
     def delete_store(self, store_id: UUID | str) -> int:
         """Deletes the store with its memories and their relationships; returns the memories removed."""
         store_id = validation.uuid(store_id, "store id")
@@ -74,7 +75,7 @@ class StoreOps(TenantBound):
             raise NotFound(f"memory store {store_id} not found in this tenant")
         return removed
 
-    @writes
+    @manages
     def set_store_model(
         self,
         store_id: UUID | str,
@@ -107,6 +108,40 @@ class StoreOps(TenantBound):
             if stores.snapshot(conn, store_id) != before:
                 raise Conflict("memories of the store changed while it was re-embedded; nothing was changed, run it again")
             return stores.set_model(conn, store_id, embedding_model, dim, vectors)
+
+    def tenant_keys(self) -> list[ApiKey]:
+        """The API keys of this tenant, for its admins (records and prefixes, never a secret)."""
+        self._require_analyst_admin()
+        with self.transaction() as conn:
+            return analysts.tenant_keys(conn, self.tenant_id)
+
+    @manages
+    def create_tenant_key(
+        self,
+        name: str = "",
+        *,
+        user_id: UUID | str | None = None,
+        store_id: UUID | str | None = None,
+        read_only: bool = False,
+        expires_in_days: float | None = None,
+    ) -> tuple[UUID, str]:
+        """A new API key of this tenant made by its admin: its id and the key, shown only now."""
+        self._require_analyst_admin()
+        values = key_values(name, user_id, store_id, read_only, expires_in_days)
+        with self.transaction() as conn:
+            return analysts.create_tenant_key(conn, values), values["secret"]
+
+    @manages
+    def revoke_tenant_key(self, key_id: UUID | str) -> None:
+        self._require_analyst_admin()
+        key_id = validation.uuid(key_id, "key id")
+        with self.transaction() as conn:
+            if not analysts.revoke_tenant_key(conn, key_id):
+                raise NotFound(f"API key {key_id} not found in this tenant")
+
+    def _require_analyst_admin(self) -> None:
+        if self.analyst is None:
+            raise Forbidden("keys are managed by the tenant's admins in the explorer, or by operators (memex keys)")
 
     def store_stats(self, store_id: UUID | str) -> StoreStats:
         """Counts by status (live + expired + archived = total), type and source, and usage."""

@@ -6,13 +6,21 @@ from uuid import UUID
 
 from core import validation
 from core.errors import Conflict, NotFound
-from core.models import User
-from core.service.base import TenantBound, writes
-from core.sql import users
+from core.models import Tenant, User
+from core.service.base import TenantBound, manages
+from core.sql import tenants, users
 
 
 class UserOps(TenantBound):
-    @writes
+    def get_tenant(self) -> Tenant:
+        """This service's own tenant, read in its scope (row-level security shows no other)."""
+        with self.transaction() as conn:
+            found = tenants.get(conn, self.tenant_id)
+        if found is None:
+            raise NotFound(f"tenant {self.tenant_id} not found")
+        return found
+
+    @manages
     def create_user(self, name: str) -> User:
         name = validation.label(name, "user name", 100)
         with self.transaction() as conn:
@@ -48,7 +56,7 @@ class UserOps(TenantBound):
             raise NotFound(f"user {name!r} not found in this tenant (pass --create to create it)")
         return user
 
-    @writes
+    @manages
     def rename_user(self, user_id: UUID | str, name: str) -> User:
         user_id = validation.uuid(user_id, "user id")
         name = validation.label(name, "user name", 100)
@@ -60,7 +68,7 @@ class UserOps(TenantBound):
             raise NotFound(f"user {user_id} not found in this tenant")
         return user
 
-    @writes
+    @manages
     def delete_user(self, user_id: UUID | str) -> None:
         """Deletes the user with their stores, memories and relationships."""
         user_id = validation.uuid(user_id, "user id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -59,17 +60,20 @@ def delete_set(conn: Connection, set_id: UUID) -> bool:
     return conn.execute(text("DELETE FROM evaluation_sets WHERE id = :id"), {"id": set_id}).rowcount > 0
 
 
-def insert_runs(conn: Connection, tenant_id: UUID, set_id: UUID, actor: str, model: str, reports: Sequence[ModeReport]) -> None:
-    """Keep each configuration's metrics of one run of a set."""
+def insert_runs(
+    conn: Connection, tenant_id: UUID, set_id: UUID, actor: str, model: str, reports: Sequence[ModeReport], at: datetime | None = None
+) -> None:
+    """Keep each configuration's metrics of one run of a set (at `at`, default now)."""
     conn.execute(
         text(
-            "INSERT INTO evaluation_runs (tenant_id, set_id, actor, config, metrics, by_kind, model, cases)"
-            " VALUES (:t, :s, :actor, CAST(:config AS jsonb), CAST(:metrics AS jsonb), CAST(:by_kind AS jsonb), :model, :cases)"
+            "INSERT INTO evaluation_runs (tenant_id, set_id, at, actor, config, metrics, by_kind, model, cases)"
+            " VALUES (:t, :s, coalesce(:at, clock_timestamp()), :actor, CAST(:config AS jsonb), CAST(:metrics AS jsonb), CAST(:by_kind AS jsonb), :model, :cases)"
         ),
         [
             {
                 "t": tenant_id,
                 "s": set_id,
+                "at": at,
                 "actor": actor,
                 "config": json.dumps(asdict(r.config)),
                 "metrics": json.dumps(r.metrics),

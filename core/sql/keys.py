@@ -21,6 +21,7 @@ def _key(row: Row[Any]) -> ApiKey:
 def insert(
     conn: Connection,
     tenant_id: UUID,
+    *,
     name: str,
     prefix: str,
     digest: bytes,

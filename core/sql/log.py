@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from sqlalchemy import Connection, Row, text
 
 from core.models import Retrieval
@@ -14,18 +15,24 @@ from core.models import Retrieval
 COLUMNS = "id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model, results, near_misses, result_count, latency_ms"
 
 
+# Who searched, in one word: the API key's name, else the interface (cli, python, explorer).
+CALLER = "coalesce(key_name, interface)"
+
+
+def _json(value: Any) -> str:
+    """JSON text for a jsonb parameter (orjson: a search's entry is encoded in microseconds)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
 def _entry(row: Row[Any]) -> Retrieval:
     return Retrieval(**row._mapping)
 
 
-def insert(conn: Connection, tenant_id: UUID, entry: Retrieval) -> None:
-    conn.execute(
-        text(
-            "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
-            " results, near_misses, result_count, latency_ms) VALUES (:t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
-            " :key_id, :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
-            " CAST(:near AS jsonb), :count, :latency)"
-        ),
+def insert(conn: Connection, tenant_id: UUID, *entries: Retrieval) -> None:
+    """Write entries. The transaction then commits without waiting for the WAL flush: a crash
+    may lose the last few entries (and access counts), never a memory, and an otherwise
+    read-only search does not pay a disk sync for its log (docs/BENCHMARKS.md)."""
+    rows = [
         {
             "t": tenant_id,
             "id": entry.id,
@@ -37,13 +44,23 @@ def insert(conn: Connection, tenant_id: UUID, entry: Retrieval) -> None:
             "actor": entry.actor,
             "query": entry.query,
             "mode": entry.mode,
-            "params": json.dumps(entry.params),
+            "params": _json(entry.params),
             "model": entry.model,
-            "results": json.dumps(entry.results),
-            "near": json.dumps(entry.near_misses),
+            "results": _json(entry.results),
+            "near": _json(entry.near_misses),
             "count": entry.result_count,
             "latency": entry.latency_ms,
-        },
+        }
+        for entry in entries
+    ]
+    conn.execute(
+        text(
+            "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
+            " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
+            " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
+            " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
+        ),
+        rows[0] if len(rows) == 1 else rows,  # one search: no executemany
     )
 
 
@@ -68,6 +85,7 @@ def entries(
     limit: int,
     offset: int,
     user_id: UUID | None = None,
+    caller: str | None = None,
 ) -> tuple[list[Retrieval], int]:
     """Entries newest first matching every filter given, and how many match."""
     where, params = ["TRUE"], {}
@@ -82,6 +100,7 @@ def entries(
             None if contains is None else "%" + contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
         ),
         ("results @> CAST(:mention AS jsonb)", "mention", None if memory_id is None else json.dumps([{"id": str(memory_id)}])),
+        (f"{CALLER} = :caller", "caller", caller),
     ):
         if value is not None:
             where.append(condition)
@@ -95,6 +114,16 @@ def entries(
         {**params, "limit": limit, "offset": offset},
     )
     return [_entry(r) for r in rows], int(total or 0)
+
+
+def callers(conn: Connection, store_id: UUID | None, user_id: UUID | None) -> list[tuple[str, int]]:
+    """Who searched a store (or a user's stores), with how many searches each, busiest first."""
+    where = "store_id = :store" if store_id else "store_id IN (SELECT s.id FROM memory_stores s WHERE s.user_id = :user)"
+    rows = conn.execute(
+        text(f"SELECT {CALLER}, count(*) FROM retrieval_log WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1"),
+        {"store": store_id, "user": user_id},
+    )
+    return [(r[0], int(r[1])) for r in rows]
 
 
 def prune(conn: Connection, store_id: UUID | None) -> int:

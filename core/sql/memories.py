@@ -327,10 +327,12 @@ def index_batch(conn: Connection, store_id: UUID, rows: int) -> int:
     """Put up to `rows` of the store's unindexed memories into the HNSW graph (migration 010),
     locked in id order, skipping rows another transaction holds; returns how many. Neither
     updated_at nor any field a history records changes: it is where a row is searched from."""
+    # The rows are picked once, in a CTE: as `id IN (subquery)` the planner may run the locking
+    # subquery once per row of memories, and then the LIMIT bounds nothing (120 rows for a batch of 50).
     return conn.execute(
         text(
-            "UPDATE memories SET indexed = true WHERE id IN"
-            " (SELECT id FROM memories WHERE store_id = :s AND NOT indexed ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)"
+            "WITH picked AS (SELECT id FROM memories WHERE store_id = :s AND NOT indexed ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED)"
+            " UPDATE memories m SET indexed = true FROM picked WHERE m.id = picked.id"
         ),
         {"s": store_id, "n": rows},
     ).rowcount
