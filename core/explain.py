@@ -185,26 +185,13 @@ def rows_to_read(params: SearchParams, scan: Scan, detail: int = DETAIL) -> list
     picked = np.unique(np.concatenate([vector_side, text_side]))
     if params.mode == "hybrid" and params.fusion.conversational:
         around = _around(scan, picked, params.fusion.neighbour_window)
-        near = {n for _, _, before, after in around.values() for n in (*before, *after)}
+        near = {n for a in around.values() for n in (*a.before, *a.after)}
         picked = np.unique(np.concatenate([picked, np.array(sorted(near), dtype=np.int64)]))
     return [scan.id(i) for i in picked]
 
 
-def _links(scan: Scan) -> dict[int, int]:
-    """Each memory's session_prev, as positions in the scan (memories that start a session: none)."""
-    index = scan.positions()
-    blob = np.ascontiguousarray(scan.links).tobytes()
-    zero = bytes(16)
-    links = {}
-    for i in np.flatnonzero(scan.links.any(axis=1)):
-        prev = blob[16 * i : 16 * i + 16]
-        if prev != zero and prev in index:
-            links[int(i)] = index[prev]
-    return links
-
-
-def _around(scan: Scan, ids: np.ndarray, window: int) -> dict[int, tuple[int, bool, tuple[int, ...], tuple[int, ...]]]:
-    return hybrid.around_all(_links(scan), [int(i) for i in ids], window)
+def _around(scan: Scan, ids: np.ndarray, window: int) -> dict[int, hybrid.Around[int]]:
+    return hybrid.conversation(scan.conversations(), [int(i) for i in ids], window)
 
 
 def _hybrid_order(
@@ -215,9 +202,9 @@ def _hybrid_order(
     pool = hybrid.Pool(vector_ids, [signals[int(i)].id for i in text_side], {s.id: s for s in signals.values()})
     if params.fusion.conversational:
         candidates = np.array([scan.positions()[c.bytes] for c in pool.candidates], dtype=np.int64)
-        for i, (start, shared, before, after) in _around(scan, candidates, params.fusion.neighbour_window).items():
+        for i, a in _around(scan, candidates, params.fusion.neighbour_window).items():
             pool.around[scan.id(i)] = hybrid.Around(
-                scan.id(start), shared, tuple(scan.id(b) for b in before), tuple(scan.id(a) for a in after)
+                scan.id(a.session), a.shared, tuple(scan.id(b) for b in a.before), tuple(scan.id(n) for n in a.after)
             )
     return hybrid.rank(pool, replace(params, limit=max(len(scan), params.limit)), dates_in(query))
 
@@ -265,13 +252,11 @@ def explain(
         signals = {}
         for memory_id, (memory, embedding) in rows.items():
             i = index[memory_id.bytes]
-            link = scan.links[i].tobytes()
             signals[i] = hybrid.Signals(
                 memory,
                 float(similarity[i]),
                 float(scan.text_rank[i]),
                 terms.get(memory_id, {}),
-                None if link == bytes(16) else UUID(bytes=link),
                 bool(scan.allowed[i]),
                 embedding,
             )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
 import numpy as np
@@ -34,6 +34,8 @@ from core.search import Candidate, Hit, SearchParams, diversify
 
 VECTOR, TEXT, BOTH, NEIGHBOUR = "vector", "text", "vector+text", "neighbour"
 TIE = 1e-7
+SESSION_GAP = 30 * 60 * 1_000_000  # microseconds: a longer silence starts a new session
+SESSION_REACH = 64  # turns: candidates farther apart in their source's order share no session
 K = TypeVar("K")
 
 
@@ -45,7 +47,6 @@ class Signals:
     similarity: float  # cosine to the query
     bm25: float  # 0 when it holds no query term
     terms: Mapping[str, float]  # the query lexemes it holds, each with its share of bm25
-    session_prev: UUID | None
     allowed: bool  # the search's filters (status, type, source) let it through
     embedding: np.ndarray | None = None
 
@@ -55,15 +56,15 @@ class Signals:
 
 
 @dataclass(frozen=True)
-class Around:
-    """A candidate's conversation: its session (the id of the session's first memory), whether the
+class Around(Generic[K]):
+    """A candidate's conversation: its session (named by one of the candidates in it), whether the
     session holds another memory, and the memories before and after it in it, nearest first (every
     status: an archived turn is still a turn), up to the window."""
 
-    session: UUID
+    session: K
     shared: bool
-    before: tuple[UUID, ...] = ()
-    after: tuple[UUID, ...] = ()
+    before: tuple[K, ...] = ()
+    after: tuple[K, ...] = ()
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Pool:
     vector: list[UUID]  # vector candidates, best v first
     text: list[UUID]  # text candidates, best BM25 first
     signals: dict[UUID, Signals]  # every candidate and every allowed neighbour
-    around: dict[UUID, Around] = field(default_factory=dict)  # per candidate (conversational fusion only)
+    around: dict[UUID, Around[UUID]] = field(default_factory=dict)  # per candidate (conversational fusion only)
 
     @property
     def candidates(self) -> list[UUID]:
@@ -84,37 +85,48 @@ class Pool:
         return {n for a in self.around.values() for n in (*a.before[:window], *a.after[:window])}
 
 
-def around_all(links: Mapping[K, K], ids: Iterable[K], window: int) -> dict[K, tuple[K, bool, tuple[K, ...], tuple[K, ...]]]:
-    """The conversation of these memories from the session links (each memory's session_prev;
-    absent for the first of a session) of every memory of their store, the debugger's scan:
-    (session start, whether the session holds another memory, before, after), as
-    core.sql.hybrid.around reads them."""
-    following = {prev: i for i, prev in links.items()}
-    first: dict[K, K] = {}
+def conversation(runs: Iterable[Sequence[tuple[K, int]]], candidates: Sequence[K], window: int) -> dict[K, Around[K]]:
+    """Each candidate's conversation (Around) from runs of turns: each run a stretch of one source's
+    order, (id, created_at in microseconds) as the turns follow each other with none left out.
+    The debugger passes every memory of the store; search passes what core.sql.hybrid.around read:
+    `window` turns each side of every candidate, and the turns from each candidate up to the next
+    candidate of its source when that one is at most SESSION_REACH turns away. Both give the same
+    answer: before and after are the turns within `window` with no gap over SESSION_GAP; a candidate
+    shares its session with the next candidate of its source when the walk between them takes at
+    most SESSION_REACH steps with no gap over SESSION_GAP (so a session is known at a bounded
+    cost however long it is); Around.session names each group of such candidates by one of them."""
+    prev: dict[K, tuple[K, int]] = {}
+    nxt: dict[K, tuple[K, int]] = {}
+    at: dict[K, int] = {}
+    for run in runs:
+        for (a, ta), (b, tb) in zip(run, run[1:], strict=False):
+            nxt[a], prev[b] = (b, tb), (a, ta)
+        at.update(run)
 
-    def start(i: K) -> K:
-        path = []
-        while i not in first and i in links:
-            path.append(i)
-            i = links[i]
-        root = first.get(i, i)
-        for p in (*path, i):
-            first[p] = root
-        return root
+    def walk(i: K, links: Mapping[K, tuple[K, int]], steps: int) -> list[K]:
+        out: list[K] = []
+        while len(out) < steps and i in links and abs(links[i][1] - at[i]) <= SESSION_GAP:
+            i = links[i][0]
+            out.append(i)
+        return out
 
-    out = {}
-    for i in ids:
-        before: list[K] = []
-        link = links.get(i)
-        while link is not None and len(before) < window:
-            before.append(link)
-            link = links.get(link)
-        after: list[K] = []
-        nxt = following.get(i)
-        while nxt is not None and len(after) < window:
-            after.append(nxt)
-            nxt = following.get(nxt)
-        out[i] = (start(i), i in links or i in following, tuple(before), tuple(after))
+    wanted = [c for c in dict.fromkeys(candidates) if c in at]
+    group = {c: c for c in wanted}
+
+    def root(c: K) -> K:
+        while group[c] != c:
+            c = group[c]
+        return c
+
+    for c in wanted:
+        for step in walk(c, nxt, SESSION_REACH):
+            if step in group:
+                group[root(step)] = root(c)
+                break
+    out: dict[K, Around[K]] = {}
+    for c in wanted:
+        before, after = walk(c, prev, max(window, 1)), walk(c, nxt, max(window, 1))
+        out[c] = Around(root(c), bool(before or after), tuple(before[:window]), tuple(after[:window]))
     return out
 
 

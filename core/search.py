@@ -181,8 +181,8 @@ class Scan:
     `keys` holds the ids' 16 bytes, `distance` the cosine distance (similarity = 1 - distance),
     `text_rank` its BM25 (0 where it holds no query term), `text_match` whether it holds a term
     that drives the text side's lookup (core.bm25), `allowed` whether the search's filters
-    (status, type, source) let it through, `links` the 16 bytes of its session_prev (zeros
-    where it starts a session)."""
+    (status, type, source) let it through; `source` a number per source (memories of one
+    conversation share it) and `created` created_at in microseconds: the conversation order."""
 
     keys: np.ndarray  # (n, 16) uint8
     distance: np.ndarray
@@ -191,7 +191,8 @@ class Scan:
     expired: np.ndarray
     archived: np.ndarray
     allowed: np.ndarray
-    links: np.ndarray  # (n, 16) uint8
+    source: np.ndarray  # int32
+    created: np.ndarray  # int64
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -208,6 +209,14 @@ class Scan:
         and Python sort UUIDs."""
         halves = np.ascontiguousarray(self.keys).view(">u8").reshape(len(self), 2)
         return halves[:, 1], halves[:, 0]
+
+    def conversations(self) -> list[list[tuple[int, int]]]:
+        """Each source's memories in conversation order (created_at, then id), as (position,
+        created_at) runs for core.hybrid.conversation."""
+        low, high = self.sort_key()
+        order = np.lexsort((low, high, self.created, self.source))
+        cuts = np.flatnonzero(np.diff(self.source[order])) + 1
+        return [list(zip(run.tolist(), self.created[run].tolist(), strict=True)) for run in np.split(order, cuts) if len(run)]
 
     def positions(self) -> dict[bytes, int]:
         """Each id's 16 bytes to its position."""

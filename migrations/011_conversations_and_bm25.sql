@@ -3,115 +3,16 @@
 --
 -- docs/RETRIEVAL.md measures what each part buys on LoCoMo and on the labelled set.
 --
--- 1. Sessions. A memory's session is the run of memories of its store with the same source
---    (NULL counts as ''), ordered by (created_at, id), without a gap of more than 30 minutes.
---    Each memory keeps `session_prev`: the memory right before it in its session (NULL: it starts
---    one). That is a local fact (it depends on the memory and the one before it only), so a write
---    changes it for the rows written and for the row right after each of them, never for a whole
---    session. The database keeps it on every path (insert, COPY, upsert, delete, a change of
---    source or created_at, raw SQL): a BEFORE INSERT trigger finds the predecessor of an appended
---    row, and statement-level triggers re-check the written positions and their successors.
+-- 1. Sessions need no column: a memory's session (the run of memories of its store with the same
+--    source, ordered by (created_at, id), without a gap over 30 minutes) is read at search time
+--    from the conversation index below, around the few candidates of a query (core.hybrid). A
+--    stored link to the previous turn had to be kept by triggers on every write path and made
+--    bulk imports 20-80x slower (docs/BENCHMARKS.md, issue 14).
 -- 2. Document frequencies. memory_lexemes(store, lexeme, df): in how many memories of the store a
 --    lexeme of to_tsvector('english', content) occurs, kept exact by triggers like total_memories.
 --    The row of the empty lexeme holds the sum of every memory's number of distinct lexemes (BM25's
 --    average length). A search knows each query term's rarity before it reads a single posting, so
 --    on a large store it can let only the rarer terms drive the index lookup (a bounded cost).
-
--- Columns ----------------------------------------------------------------------------------------
-
-ALTER TABLE memories ADD COLUMN session_prev uuid;
-
--- The rule -----------------------------------------------------------------------------------------
-
--- The memory right before position (store, src, at, id) in its session, or NULL. Runs as the caller:
--- a tenant's transaction sees its own rows only, and a store's rows all belong to one tenant.
-CREATE FUNCTION memex_session_prev(s uuid, src text, at timestamptz, mid uuid) RETURNS uuid
-LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN p.created_at >= at - interval '30 minutes' THEN p.id END
-    FROM memories p
-    WHERE p.store_id = s AND coalesce(p.source, '') = src AND (p.created_at, p.id) < (at, mid)
-    ORDER BY p.created_at DESC, p.id DESC
-    LIMIT 1
-$$;
-
--- Re-check session_prev at the given positions: the memory now at each position (if any) and the
--- memory right after it. Rows whose predecessor changed take the new one. Rows are locked in id order, as every multi-row write of memex locks them.
-CREATE FUNCTION memex_sessions_refresh(tenants uuid[], stores uuid[], srcs text[], ats timestamptz[], ids uuid[]) RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-    changed integer;
-BEGIN
-    WITH touched AS (
-        SELECT DISTINCT t.t, t.s, t.src, t.at, t.mid FROM unnest(tenants, stores, srcs, ats, ids) AS t(t, s, src, at, mid)
-    ), checked AS (
-        SELECT t.t, t.mid AS id FROM touched t
-        UNION
-        SELECT t.t, n.id FROM touched t CROSS JOIN LATERAL (
-            SELECT m.id FROM memories m
-            WHERE m.store_id = t.s AND coalesce(m.source, '') = t.src AND (m.created_at, m.id) > (t.at, t.mid)
-            ORDER BY m.created_at, m.id LIMIT 1) n
-    ), wanted AS (
-        SELECT m.tenant_id, m.id, memex_session_prev(m.store_id, coalesce(m.source, ''), m.created_at, m.id) AS prev
-        FROM checked c JOIN memories m ON m.tenant_id = c.t AND m.id = c.id
-    ), stale AS (
-        SELECT m.tenant_id, m.id FROM memories m JOIN wanted w ON w.tenant_id = m.tenant_id AND w.id = m.id
-        WHERE m.session_prev IS DISTINCT FROM w.prev ORDER BY m.id FOR UPDATE OF m
-    )
-    UPDATE memories m SET session_prev = w.prev
-    FROM wanted w JOIN stale USING (tenant_id, id) WHERE m.tenant_id = w.tenant_id AND m.id = w.id;
-    GET DIAGNOSTICS changed = ROW_COUNT;
-    RETURN changed;
-END
-$$;
-
--- Triggers: sessions ---------------------------------------------------------------------------------
-
--- An appended memory finds its predecessor before it is written (no second write of the row); a
--- row written with session_prev set keeps it (the statement-level check below corrects it).
-CREATE FUNCTION memories_session_start() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.session_prev IS NULL THEN
-        NEW.session_prev := memex_session_prev(NEW.store_id, coalesce(NEW.source, ''), NEW.created_at, NEW.id);
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER memories_session_start BEFORE INSERT ON memories FOR EACH ROW EXECUTE FUNCTION memories_session_start();
-
--- After a statement: the inserted rows (rows inserted out of time order, concurrent appends) and
--- the rows right after them. Named to fire after memories_count_inserted, which locks the store's
--- row: two writers of a store are serialised before this check, and it sees the other's rows.
-CREATE FUNCTION memories_sessions_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM memex_sessions_refresh(array_agg(tenant_id), array_agg(store_id), array_agg(coalesce(source, '')), array_agg(created_at), array_agg(id))
-    FROM inserted;
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION memories_sessions_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM memex_sessions_refresh(array_agg(o.tenant_id), array_agg(o.store_id), array_agg(coalesce(o.source, '')), array_agg(o.created_at), array_agg(o.id))
-    FROM deleted o
-    WHERE EXISTS (SELECT 1 FROM memory_stores s WHERE s.tenant_id = o.tenant_id AND s.id = o.store_id);
-    RETURN NULL;
-END
-$$;
--- A memory moved in its conversation (another source or time): its old and new positions.
-CREATE FUNCTION memories_session_moved() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM memex_sessions_refresh(
-        ARRAY[OLD.tenant_id, NEW.tenant_id], ARRAY[OLD.store_id, NEW.store_id], ARRAY[coalesce(OLD.source, ''), coalesce(NEW.source, '')],
-        ARRAY[OLD.created_at, NEW.created_at], ARRAY[OLD.id, NEW.id]);
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER memories_sessions_inserted AFTER INSERT ON memories
-    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION memories_sessions_inserted();
-CREATE TRIGGER memories_sessions_deleted AFTER DELETE ON memories
-    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION memories_sessions_deleted();
-CREATE TRIGGER memories_session_moved AFTER UPDATE OF source, created_at ON memories
-    FOR EACH ROW WHEN (OLD.source IS DISTINCT FROM NEW.source OR OLD.created_at IS DISTINCT FROM NEW.created_at)
-    EXECUTE FUNCTION memories_session_moved();
 
 -- Document frequencies -------------------------------------------------------------------------------
 
@@ -206,11 +107,6 @@ CREATE TRIGGER memories_lexemes_changed AFTER UPDATE OF content ON memories
 
 -- As owner, outside row-level security for this transaction only (it is FORCEd again below).
 ALTER TABLE memories NO FORCE ROW LEVEL SECURITY;
-UPDATE memories m SET session_prev = x.prev
-FROM (SELECT tenant_id, id,
-             CASE WHEN created_at - lag(created_at) OVER w <= interval '30 minutes' THEN lag(id) OVER w END AS prev
-      FROM memories WINDOW w AS (PARTITION BY store_id, coalesce(source, '') ORDER BY created_at, id)) x
-WHERE m.tenant_id = x.tenant_id AND m.id = x.id AND x.prev IS NOT NULL;
 INSERT INTO memory_lexemes (tenant_id, store_id, lexeme, df)
 SELECT c.tenant_id, c.store_id, c.lexeme, c.n
 FROM (SELECT array_agg(tenant_id) AS t, array_agg(store_id) AS s, array_agg(content_tsv) AS v FROM memories) a,
@@ -220,8 +116,6 @@ ALTER TABLE memories FORCE ROW LEVEL SECURITY;
 
 -- The conversation order of a store: predecessors, successors and neighbours are index probes.
 CREATE INDEX memories_conversation ON memories (store_id, (coalesce(source, '')), created_at, id);
--- The first memory of each session: a candidate's session is one probe (the last start before it).
-CREATE INDEX memories_session_starts ON memories (store_id, (coalesce(source, '')), created_at, id) WHERE session_prev IS NULL;
 
 -- Row-level security, as every table of a tenant ----------------------------------------------------
 

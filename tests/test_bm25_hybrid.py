@@ -3,22 +3,26 @@ hand-made cases with exact expected orders."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import random
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
-from core.bm25 import choose, idf
+from core.bm25 import Bm25, Terms, choose, idf
 from core.dates import dates_in
 from core.db import Database
+from core.explain import _around
 from core.fields import NewMemory
-from core.hybrid import Around, Pool, Signals, rank
+from core.hybrid import SESSION_REACH, Around, Pool, Signals, conversation, rank
 from core.models import Memory
 from core.ranking import Fusion
-from core.search import SearchParams
+from core.search import Filters, SearchParams
 from core.service.base import embed_texts
+from core.sql import hybrid as hsql
+from core.sql import search as ssql
 
 T0 = datetime(2023, 5, 7, 13, 0, tzinfo=UTC)
 
@@ -95,74 +99,71 @@ def test_document_frequencies_are_per_store_and_invisible_to_other_tenants(db: D
 # Conversations ----------------------------------------------------------------------------------
 
 
-def test_sessions_link_turns_of_a_source_and_break_at_a_gap(db: Database, svc, store) -> None:
-    turns = [
-        NewMemory("A: hi", source="chat", created_at=T0),
-        NewMemory("B: hello", source="chat", created_at=T0 + timedelta(seconds=20)),
-        NewMemory("A: later", source="chat", created_at=T0 + timedelta(hours=2)),
-        NewMemory("other", source="mail", created_at=T0 + timedelta(seconds=30)),
-        NewMemory("B: again", source="chat", created_at=T0 + timedelta(hours=2, seconds=20)),
-    ]
-    a, b, c, mail, d = svc.add_memories(store.id, turns)
-
-    def links() -> dict[UUID, UUID | None]:
-        with db.tenant(svc.tenant_id) as conn:
-            return dict(conn.execute(text("SELECT id, session_prev FROM memories WHERE store_id = :s"), {"s": store.id}).all())
-
-    assert links() == {a.id: None, b.id: a.id, c.id: None, mail.id: None, d.id: c.id}
-    svc.delete_memory(c.id)  # d now follows b, but 2 hours later: it starts a session
-    assert links() == {a.id: None, b.id: a.id, mail.id: None, d.id: None}
-    (late,) = svc.add_memories(store.id, [NewMemory("A: in between", source="chat", created_at=T0 + timedelta(seconds=10))])
-    assert links() == {a.id: None, late.id: a.id, b.id: late.id, mail.id: None, d.id: None}
+def test_a_session_breaks_at_a_gap_and_candidates_share_it_within_reach() -> None:
+    minute = 60 * 1_000_000
+    chat = [(1, 0), (2, minute), (3, 2 * minute), (4, 40 * minute), (5, 41 * minute)]  # 3 -> 4: 38 minutes of silence
+    mail = [(6, minute // 2)]
+    around = conversation([chat, mail], [2, 5, 6, 1], window=1)
+    assert around[2] == Around(around[2].session, True, (1,), (3,))
+    assert around[1].session == around[2].session != around[5].session  # 1 and 2 share a session, 5 is after the gap
+    assert around[5] == Around(5, True, (4,), ())
+    assert around[6] == Around(6, False)  # alone in its source
+    long_talk = [(i, i * minute) for i in range(100, 100 + SESSION_REACH + 2)]
+    far = conversation([long_talk], [100, 100 + SESSION_REACH + 1], window=2)
+    assert far[100].session != far[100 + SESSION_REACH + 1].session  # one session, but beyond reach
+    near = conversation([long_talk], [100, 100 + SESSION_REACH], window=2)
+    assert near[100].session == near[100 + SESSION_REACH].session
 
 
-def test_bulk_writes_link_sessions_as_single_writes_do(db: Database, svc, store) -> None:
-    """The COPY path (chunks in id order, rows between existing ones, gaps, sources) ends with the
-    links the rule gives, as computed here from scratch."""
-    import random
-
+def test_search_reads_each_conversation_as_the_debugger_does(db: Database, svc, store) -> None:
+    """Sessions are read at search time around the candidates (core.sql.hybrid); the debugger reads
+    them from every memory of the store: the same answer on random conversations, after inserts
+    between existing turns and deletes, with long sessions and gaps."""
     rng = random.Random(7)
 
     def turns(n: int) -> list[NewMemory]:
         return [
             NewMemory(
-                f"turn {rng.random()}", source=rng.choice(["chat", "mail", None]), created_at=T0 + timedelta(minutes=rng.uniform(0, 600))
+                f"turn {rng.random()}", source=rng.choice(["chat", "mail", None]), created_at=T0 + timedelta(minutes=rng.uniform(0, 3000))
             )
             for _ in range(n)
         ]
 
-    def links() -> dict[UUID, UUID | None]:
-        with db.tenant(svc.tenant_id) as conn:
-            return dict(conn.execute(text("SELECT id, session_prev FROM memories WHERE store_id = :s"), {"s": store.id}).all())
-
-    def expected() -> dict[UUID, UUID | None]:
-        with db.tenant(svc.tenant_id) as conn:
-            rows = conn.execute(
-                text("SELECT id, coalesce(source, '') AS src, created_at FROM memories WHERE store_id = :s"), {"s": store.id}
-            ).all()
-        out: dict[UUID, UUID | None] = {}
-        last: dict[str, tuple[datetime, UUID]] = {}
-        for r in sorted(rows, key=lambda r: (r.created_at, r.id)):
-            p = last.get(r.src)
-            out[r.id] = p[1] if p is not None and p[0] >= r.created_at - timedelta(minutes=30) else None
-            last[r.src] = (r.created_at, r.id)
-        return out
-
-    first = turns(150)
-    vectors = embed_texts(store, [t.content for t in first])
-    svc.bulk_add_memories(store.id, [replace(t, embedding=v) for t, v in zip(first, vectors)], chunk_rows=40)
-    assert links() == expected()
-    svc.add_memories(store.id, turns(90))  # COPY path again, between the rows already there
-    assert links() == expected()
-    assert sum(v is not None for v in links().values()) > 100
+    written = svc.add_memories(store.id, turns(150))
+    svc.add_memories(store.id, turns(90))
+    svc.add_memories(
+        store.id, [NewMemory(f"talk {i}", source="talk", created_at=T0 + timedelta(minutes=i)) for i in range(150)]
+    )  # past reach
+    for m in written[:30]:
+        svc.delete_memory(m.id)
+    vector = embed_texts(store, ["turn"])[0]
+    nothing = Terms((), 0, 0.0)
+    shared_sessions = neighbours = 0
+    with db.tenant(svc.tenant_id) as conn:
+        scan = ssql.scan(conn, store, vector, Filters(), nothing, Bm25())
+        for _ in range(20):
+            picked = np.array(sorted(rng.sample(range(len(scan)), rng.randint(1, 60))), dtype=np.int64)
+            ids = [scan.id(int(i)) for i in picked]
+            window = rng.randint(0, 3)
+            read, _ = hsql.around_signals(conn, store, ids, window, vector, nothing, Bm25(), Filters())
+            scanned = _around(scan, picked, window)
+            sessions_read = {frozenset(c for c in ids if read[c].session == read[i].session) for i in ids}
+            sessions_scanned = {frozenset(scan.id(c) for c in picked if scanned[c].session == scanned[i].session) for i in picked}
+            assert sessions_read == sessions_scanned
+            shared_sessions += sum(len(s) > 1 for s in sessions_read)
+            for i in picked:
+                a, b = read[scan.id(int(i))], scanned[int(i)]
+                assert (a.shared, a.before, a.after) == (b.shared, tuple(map(scan.id, b.before)), tuple(map(scan.id, b.after)))
+                neighbours += len(a.before) + len(a.after)
+    assert shared_sessions > 20 and neighbours > 100  # the cases hold sessions and neighbours
 
 
 def _memory(i: int, at: datetime = T0) -> Memory:
     return Memory(UUID(int=i), uuid4(), uuid4(), f"m{i}", "dialogue", None, 0.5, 0, None, None, {}, at, at)
 
 
-def _signals(i: int, similarity: float, bm25: float = 0.0, prev: int | None = None, at: datetime = T0) -> Signals:
-    return Signals(_memory(i, at), similarity, bm25, {"t": bm25} if bm25 else {}, None if prev is None else UUID(int=prev), True)
+def _signals(i: int, similarity: float, bm25: float = 0.0, at: datetime = T0) -> Signals:
+    return Signals(_memory(i, at), similarity, bm25, {"t": bm25} if bm25 else {}, True)
 
 
 def test_fusion_standardises_both_sides_and_weighs_them() -> None:
@@ -180,7 +181,7 @@ def test_fusion_standardises_both_sides_and_weighs_them() -> None:
 
 def test_a_strong_neighbour_lifts_a_turn_and_brings_it_into_the_pool() -> None:
     # 1 -> 2 -> 3 is one session; 2 is the answer the question never names, 1 the strong match
-    signals = {s.id: s for s in (_signals(1, 0.9, 5.0), _signals(2, 0.1, 0, prev=1), _signals(3, 0.2, 0, prev=2), _signals(4, 0.5))}
+    signals = {s.id: s for s in (_signals(1, 0.9, 5.0), _signals(2, 0.1, 0), _signals(3, 0.2, 0), _signals(4, 0.5))}
     pool = Pool([UUID(int=1), UUID(int=4)], [UUID(int=1)], signals)
     pool.around = {
         UUID(int=1): Around(UUID(int=1), True, (), (UUID(int=2), UUID(int=3))),

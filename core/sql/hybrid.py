@@ -1,18 +1,19 @@
 """The SQL of hybrid and text search: the text side's candidates (BM25, core.sql.bm25), the signals
-of given memories (cosine, BM25, session link), and the conversation around candidates.
+of given memories (cosine, BM25), and the conversation around candidates.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import numpy as np
 from sqlalchemy import Connection, Row, text
 
+from core import hybrid
 from core.bm25 import Bm25, Terms
 from core.hybrid import Around, Signals
 from core.models import MemoryStore
@@ -23,6 +24,7 @@ from core.sql.search import filter_sql
 
 M_COLUMNS = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS.split(", "))
 _BM25 = bsql.BM25_JOIN
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _terms(value: Any) -> dict[str, float]:
@@ -37,7 +39,6 @@ def _signals(row: Row[Any], *, vectors: bool) -> Signals:
         similarity=float(row.similarity),
         bm25=float(row.bm25 or 0.0),
         terms=_terms(row.terms),
-        session_prev=row.session_prev,
         allowed=bool(row.allowed),
         embedding=row.embedding.to_numpy() if vectors else None,
     )
@@ -45,7 +46,7 @@ def _signals(row: Row[Any], *, vectors: bool) -> Signals:
 
 def _scores(store: MemoryStore) -> str:
     dim = int(store.embedding_dim)
-    return f"1 - (m.embedding::vector({dim}) <=> :q) AS similarity, coalesce(bm.bm25, 0) AS bm25, bm.terms, m.session_prev"
+    return f"1 - (m.embedding::vector({dim}) <=> :q) AS similarity, coalesce(bm.bm25, 0) AS bm25, bm.terms"
 
 
 def text_candidates(
@@ -111,48 +112,48 @@ def terms_of(conn: Connection, store: MemoryStore, ids: Sequence[UUID], found: T
     return {r.id: _terms(r.terms) for r in conn.execute(sql, bsql.params(found, bm25) | {"s": store.id, "ids": list(ids)})}
 
 
-@dataclass(frozen=True)
-class Neighbour:
-    id: UUID
-    offset: int  # -1 the memory right before the candidate, +1 right after, ...
-    session_prev: UUID | None
-
-
-# For each candidate: its session's first memory, and the `window` memories before and after it in
-# its source's order (the session is checked in Python: a memory belongs to the candidate's session
-# when the chain of session_prev links reaches it).
+# The turns around the candidates (core.hybrid.conversation says which): `w` each side of each
+# candidate and, when the next candidate of its source may be in its session (at most `reach` turns
+# and reach x 30 minutes later), every turn up to it. One probe of the conversation index per side.
 _AROUND_SQL = (
-    "SELECT c.id AS anchor, c.session_prev AS anchor_prev, st.id AS session, n.id, n.off, n.session_prev"
-    " FROM (SELECT id, store_id, coalesce(source, '') AS src, created_at, session_prev FROM memories"
-    "       WHERE store_id = :s AND id = ANY(:ids)) c"
-    " LEFT JOIN LATERAL (SELECT p.id FROM memories p WHERE p.store_id = c.store_id AND coalesce(p.source, '') = c.src"
-    "       AND p.session_prev IS NULL AND (p.created_at, p.id) <= (c.created_at, c.id)"
-    "       ORDER BY p.created_at DESC, p.id DESC LIMIT 1) st ON true"
-    " LEFT JOIN LATERAL ("
-    "   (SELECT p.id, -row_number() OVER (ORDER BY p.created_at DESC, p.id DESC) AS off, p.session_prev FROM ("
-    "       SELECT id, created_at, session_prev FROM memories p WHERE p.store_id = c.store_id AND coalesce(p.source, '') = c.src"
-    "       AND (p.created_at, p.id) < (c.created_at, c.id) ORDER BY p.created_at DESC, p.id DESC LIMIT :w) p)"
-    "   UNION ALL"
-    "   (SELECT p.id, row_number() OVER (ORDER BY p.created_at, p.id) AS off, p.session_prev FROM ("
-    "       SELECT id, created_at, session_prev FROM memories p WHERE p.store_id = c.store_id AND coalesce(p.source, '') = c.src"
-    "       AND (p.created_at, p.id) > (c.created_at, c.id) ORDER BY p.created_at, p.id LIMIT :w) p)"
-    " ) n ON true"
+    "WITH c AS MATERIALIZED (SELECT id, coalesce(source, '') AS src, created_at AS at FROM memories"
+    "   WHERE store_id = :s AND id = ANY(:ids)),"
+    " o AS (SELECT c.*, lead(id) OVER w AS nid, lead(at) OVER w AS nat FROM c WINDOW w AS (PARTITION BY src ORDER BY at, id)),"
+    " turns AS (SELECT o.id AS anchor, 0 AS off, o.id, o.at FROM o"
+    "   UNION ALL SELECT o.id, -p.n, p.id, p.created_at FROM o CROSS JOIN LATERAL ("
+    "     SELECT m.id, m.created_at, row_number() OVER (ORDER BY m.created_at DESC, m.id DESC) AS n FROM ("
+    "       SELECT id, created_at FROM memories m WHERE m.store_id = :s AND coalesce(m.source, '') = o.src"
+    "       AND (m.created_at, m.id) < (o.at, o.id) ORDER BY m.created_at DESC, m.id DESC LIMIT :w) m) p"
+    "   UNION ALL SELECT o.id, p.n, p.id, p.created_at FROM o CROSS JOIN LATERAL ("
+    "     SELECT m.id, m.created_at, row_number() OVER (ORDER BY m.created_at, m.id) AS n FROM ("
+    "       SELECT id, created_at FROM memories m WHERE m.store_id = :s AND coalesce(m.source, '') = o.src"
+    "       AND (m.created_at, m.id) > (o.at, o.id)"
+    "       AND (o.nat IS NULL OR o.nat - o.at > :span OR (m.created_at, m.id) <= (o.nat, o.nid))"
+    "       ORDER BY m.created_at, m.id"
+    "       LIMIT CASE WHEN o.nat - o.at <= :span THEN greatest(:w, :reach) ELSE :w END) m) p)"
 )
-_AROUND = text(_AROUND_SQL)
 
 
-def around(conn: Connection, store: MemoryStore, ids: Sequence[UUID], window: int) -> dict[UUID, Around]:
-    """Each candidate's session and its neighbours in it (core.hybrid.Around), up to `window` turns
-    each side (at least one, to know whether the session holds another memory)."""
-    if not ids:
-        return {}
-    rows = conn.execute(_AROUND, {"s": store.id, "ids": list(ids), "w": max(window, 1)}).all()
-    found: dict[UUID, tuple[UUID | None, UUID, list[Neighbour]]] = {}
-    for r in rows:
-        entry = found.setdefault(r.anchor, (r.anchor_prev, r.session, []))
-        if r.id is not None:
-            entry[2].append(Neighbour(r.id, int(r.off), r.session_prev))
-    return {anchor: chain(anchor, prev, session, near, window) for anchor, (prev, session, near) in found.items()}
+def _around_params(ids: Sequence[UUID], window: int) -> dict[str, Any]:
+    return {
+        "ids": list(ids),
+        "w": max(window, 1),
+        "reach": hybrid.SESSION_REACH,
+        "span": timedelta(microseconds=hybrid.SESSION_GAP * hybrid.SESSION_REACH),
+    }
+
+
+def _conversation(turns: Iterable[tuple[UUID, int, UUID, datetime]], ids: Sequence[UUID], window: int) -> dict[UUID, Around[UUID]]:
+    """Runs of turns (one per candidate, in order) from (candidate, offset, turn, created_at) rows."""
+    runs: dict[UUID, list[tuple[int, UUID, int]]] = {}
+    for anchor, off, turn, at in turns:
+        runs.setdefault(anchor, []).append((int(off), turn, _micros(at)))
+    ordered = [[(i, at) for _, i, at in sorted(run)] for run in runs.values()]
+    return hybrid.conversation(ordered, ids, window)
+
+
+def _micros(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 def around_signals(
@@ -166,51 +167,25 @@ def around_signals(
     filters: Filters,
     *,
     vectors: bool = False,
-) -> tuple[dict[UUID, Around], dict[UUID, Signals]]:
-    """around() and the signals() of every memory it read around the candidates, in one statement
-    (each neighbour scored once, with the same expressions as signals())."""
+) -> tuple[dict[UUID, Around[UUID]], dict[UUID, Signals]]:
+    """Each candidate's conversation (core.hybrid.conversation) and the signals() of the turns
+    within `window` of a candidate, in one statement (each scored once, with the same expressions
+    as signals())."""
     if not ids:
         return {}, {}
     condition, params = filter_sql(filters)
-    params.update(bsql.params(found, bm25), q=vector, s=store.id, ids=list(ids), w=max(window, 1))
+    params.update(bsql.params(found, bm25) | _around_params(ids, window), q=vector, s=store.id)
     embedding = ", m.embedding" if vectors else ""
     sql = text(
-        f"WITH a AS MATERIALIZED (SELECT x.*, row_number() OVER (PARTITION BY x.id) = 1 AS first FROM ({_AROUND_SQL}) x),"
+        f"{_AROUND_SQL}, a AS MATERIALIZED (SELECT * FROM turns),"
         f" sig AS MATERIALIZED (SELECT {M_COLUMNS}{embedding}, {_scores(store)}, m.allowed"
-        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id = ANY(ARRAY(SELECT DISTINCT a.id FROM a WHERE a.id IS NOT NULL))) m{_BM25})"
-        " SELECT a.anchor, a.anchor_prev, a.session AS session_start, a.id AS nid, a.off, a.session_prev AS nprev, sig.*"
-        " FROM a LEFT JOIN sig ON sig.id = a.id AND a.first"
+        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s"
+        f" AND id = ANY(ARRAY(SELECT DISTINCT a.id FROM a WHERE a.off <> 0 AND abs(a.off) <= :w))) m{_BM25})"
+        " SELECT a.anchor, a.off, a.id AS nid, a.at, sig.* FROM a LEFT JOIN sig ON sig.id = a.id"
     )
     rows = conn.execute(sql, params).all()
-    found_rows: dict[UUID, tuple[UUID | None, UUID, list[Neighbour]]] = {}
     near: dict[UUID, Signals] = {}
     for r in rows:
-        entry = found_rows.setdefault(r.anchor, (r.anchor_prev, r.session_start, []))
-        if r.nid is not None:
-            entry[2].append(Neighbour(r.nid, int(r.off), r.nprev))
-            if r.id is not None and r.nid not in near:
-                near[r.nid] = _signals(r, vectors=vectors)
-    arounds = {anchor: chain(anchor, prev, session, nb, window) for anchor, (prev, session, nb) in found_rows.items()}
-    return arounds, near
-
-
-def chain(anchor: UUID, anchor_prev: UUID | None, session: UUID, near: Sequence[Neighbour], window: int) -> Around:
-    """The neighbours of `anchor` that are in its session: before it, while each links to the next;
-    after it, while each links to the previous."""
-    before_rows = sorted((n for n in near if n.offset < 0), key=lambda n: -n.offset)
-    after_rows = sorted((n for n in near if n.offset > 0), key=lambda n: n.offset)
-    before: list[UUID] = []
-    link = anchor_prev
-    for n in before_rows:
-        if link != n.id:
-            break
-        before.append(n.id)
-        link = n.session_prev
-    after: list[UUID] = []
-    last = anchor
-    for n in after_rows:
-        if n.session_prev != last:
-            break
-        after.append(n.id)
-        last = n.id
-    return Around(session, bool(before or after), tuple(before[:window]), tuple(after[:window]))
+        if r.id is not None and r.nid not in near:
+            near[r.nid] = _signals(r, vectors=vectors)
+    return _conversation(((r.anchor, r.off, r.nid, r.at) for r in rows), ids, window), near

@@ -118,22 +118,10 @@ def foreign_id(memory_id: UUID) -> InvalidInput:
 
 # The COPY path's move from the staging table: the same columns and upsert as _UPSERT.
 # ORDER BY id: existing rows are locked in id order, as every multi-row write does.
-# Each new row comes with its session link (migration 011's rule), computed over the chunk and the
-# store's rows in the chunk's time range per source (one range scan, a window); "none" is the row's
-# own id (migration 013), so the row trigger probes nothing and the statement-level check finds the
-# rows right instead of writing each a second time.
 _MOVE = text(
-    f"WITH b AS MATERIALIZED (SELECT *, coalesce(created_at, now()) AS at, coalesce(source, '') AS src FROM {bulk.STAGING}),"
-    " g AS (SELECT src, min(at) - interval '30 minutes' AS lo, max(at) AS hi FROM b GROUP BY src),"
-    " seq AS (SELECT b.id, b.at, b.src, true AS staged FROM b"
-    " UNION ALL SELECT m.id, m.created_at, g.src, false FROM g JOIN memories m ON m.store_id = :s"
-    " AND coalesce(m.source, '') = g.src AND m.created_at >= g.lo AND m.created_at <= g.hi"
-    " WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.id = m.id)),"
-    " p AS (SELECT id, staged, CASE WHEN lag(at) OVER w >= at - interval '30 minutes' THEN lag(id) OVER w END AS prev"
-    " FROM seq WINDOW w AS (PARTITION BY src ORDER BY at, id))"
-    f" INSERT INTO memories ({INSERT_COLUMNS}, session_prev) SELECT :t, :s, :dim, "
-    + ", ".join(_value_sql(n, f"b.{n}") for n in NAMES)
-    + ", coalesce(p.prev, b.id) FROM b JOIN p ON p.id = b.id AND p.staged ORDER BY b.id"
+    f"INSERT INTO memories ({INSERT_COLUMNS}) SELECT :t, :s, :dim, "
+    + ", ".join(_value_sql(n, n) for n in NAMES)
+    + f" FROM {bulk.STAGING} ORDER BY id"
     + ON_CONFLICT_UPDATE
 )
 

@@ -109,8 +109,8 @@ def vector_candidates(
 
 def scan(conn: Connection, store: MemoryStore, vector: np.ndarray, filters: Filters, found: Terms, bm25: Bm25) -> Scan:
     """Every memory of the store with the service's own expressions (no index: exact), narrow:
-    what ranking needs (distance, BM25 and whether a driving term matches, session link,
-    statuses), no content, metadata or vector; the memories themselves are read by id, for the
+    what ranking needs (distance, BM25 and whether a driving term matches, the conversation
+    order, statuses), no content, metadata or vector; the memories themselves are read by id, for the
     few that are shown (rows_by_id). The columns come back as one row of binary strings, one per
     column (each aggregate sees the rows in the same order), read by numpy: 20k memories cost no
     Python object each."""
@@ -120,13 +120,14 @@ def scan(conn: Connection, store: MemoryStore, vector: np.ndarray, filters: Filt
         "SELECT count(*), string_agg(uuid_send(id), ''), string_agg(float8send(distance), ''),"
         " string_agg(boolsend(text_match), ''), string_agg(float8send(text_rank), ''), string_agg(boolsend(expired), ''),"
         " string_agg(boolsend(archived), ''), string_agg(boolsend(allowed), ''),"
-        " string_agg(uuid_send(coalesce(session_prev, '00000000-0000-0000-0000-000000000000')), '') FROM ("
+        " string_agg(int4send(src), ''), string_agg(int8send(at), '') FROM ("
         f"SELECT m.id, {distance} AS distance, coalesce(m.content_tsv @@ {bsql.DRIVERS}, false) AS text_match,"
-        f" coalesce(bm.bm25, 0) AS text_rank, {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed, session_prev"
+        f" coalesce(bm.bm25, 0) AS text_rank, {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed,"
+        " dense_rank() OVER (ORDER BY coalesce(m.source, ''))::int4 AS src, (extract(epoch FROM m.created_at) * 1000000)::int8 AS at"
         f" FROM memories m{bsql.BM25_JOIN} WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)}) AS scanned"
     )
     params.update(bsql.params(found, bm25), q=vector, s=store.id)
-    n, ids, distances, matches, ranks, expired, archived, allowed, links = conn.execute(text(sql), params).one()
+    n, ids, distances, matches, ranks, expired, archived, allowed, sources, created = conn.execute(text(sql), params).one()
 
     def flags(blob: bytes | None) -> np.ndarray:
         return np.frombuffer(blob or b"", dtype=np.uint8).astype(bool)
@@ -139,7 +140,8 @@ def scan(conn: Connection, store: MemoryStore, vector: np.ndarray, filters: Filt
         expired=flags(expired),
         archived=flags(archived),
         allowed=flags(allowed),
-        links=np.frombuffer(links or b"", dtype=np.uint8).reshape(int(n), 16),
+        source=np.frombuffer(sources or b"", dtype=">i4").astype(np.int32),
+        created=np.frombuffer(created or b"", dtype=">i8").astype(np.int64),
     )
 
 
