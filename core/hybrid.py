@@ -21,7 +21,7 @@ For one query (settings: core.ranking.Fusion, core.bm25.Bm25):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -85,35 +85,42 @@ class Pool:
         return {n for a in self.around.values() for n in (*a.before[:window], *a.after[:window])}
 
 
-def conversation(runs: Iterable[Sequence[tuple[K, int]]], candidates: Sequence[K], window: int) -> dict[K, Around[K]]:
+def conversation(runs: Sequence[Sequence[tuple[K, int]]], candidates: Sequence[K], window: int) -> dict[K, Around[K]]:
     """Each candidate's conversation (Around) from runs of turns: each run a stretch of one source's
     order, (id, created_at in microseconds) as the turns follow each other with none left out.
-    The debugger passes every memory of the store; search passes what core.sql.hybrid.around read:
+    The debugger passes every memory of the store; search passes what core.sql.hybrid.around_signals read:
     `window` turns each side of every candidate, and the turns from each candidate up to the next
     candidate of its source when that one is at most SESSION_REACH turns away. Both give the same
     answer: before and after are the turns within `window` with no gap over SESSION_GAP; a candidate
     shares its session with the next candidate of its source when the walk between them takes at
     most SESSION_REACH steps with no gap over SESSION_GAP (so a session is known at a bounded
     cost however long it is); Around.session names each group of such candidates by one of them."""
-    prev: dict[K, tuple[K, int]] = {}
-    nxt: dict[K, tuple[K, int]] = {}
-    at: dict[K, int] = {}
+    index: dict[K, int] = {}  # the walks step through positions: a UUID hashes slowly
+    keys: list[K] = []
+    at: list[int] = []
     for run in runs:
-        for (a, ta), (b, tb) in zip(run, run[1:], strict=False):
-            nxt[a], prev[b] = (b, tb), (a, ta)
-        at.update(run)
+        for key, created in run:
+            if key not in index:
+                index[key] = len(keys)
+                keys.append(key)
+                at.append(created)
+    prev, nxt = [-1] * len(keys), [-1] * len(keys)
+    for run in runs:
+        positions = [index[key] for key, _ in run]
+        for a, b in zip(positions, positions[1:], strict=False):
+            nxt[a], prev[b] = b, a
 
-    def walk(i: K, links: Mapping[K, tuple[K, int]], steps: int) -> list[K]:
-        out: list[K] = []
-        while len(out) < steps and i in links and abs(links[i][1] - at[i]) <= SESSION_GAP:
-            i = links[i][0]
+    def walk(i: int, links: list[int], steps: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < steps and links[i] >= 0 and abs(at[links[i]] - at[i]) <= SESSION_GAP:
+            i = links[i]
             out.append(i)
         return out
 
-    wanted = [c for c in dict.fromkeys(candidates) if c in at]
+    wanted = [index[c] for c in dict.fromkeys(candidates) if c in index]
     group = {c: c for c in wanted}
 
-    def root(c: K) -> K:
+    def root(c: int) -> int:
         while group[c] != c:
             c = group[c]
         return c
@@ -126,7 +133,9 @@ def conversation(runs: Iterable[Sequence[tuple[K, int]]], candidates: Sequence[K
     out: dict[K, Around[K]] = {}
     for c in wanted:
         before, after = walk(c, prev, max(window, 1)), walk(c, nxt, max(window, 1))
-        out[c] = Around(root(c), bool(before or after), tuple(before[:window]), tuple(after[:window]))
+        out[keys[c]] = Around(
+            keys[root(c)], bool(before or after), tuple(keys[i] for i in before[:window]), tuple(keys[i] for i in after[:window])
+        )
     return out
 
 

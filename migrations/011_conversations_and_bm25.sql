@@ -114,8 +114,11 @@ FROM (SELECT array_agg(tenant_id) AS t, array_agg(store_id) AS s, array_agg(cont
 WHERE a.t IS NOT NULL;
 ALTER TABLE memories FORCE ROW LEVEL SECURITY;
 
--- The conversation order of a store: predecessors, successors and neighbours are index probes.
-CREATE INDEX memories_conversation ON memories (store_id, (coalesce(source, '')), created_at, id);
+-- The conversation order of a store: predecessors, successors and neighbours are index probes. The
+-- source is keyed by CASE, not coalesce: under row-level security only leakproof conditions become
+-- index conditions, and PostgreSQL counts COALESCE as leaky (CASE is not), so a probe by
+-- coalesce(source, '') read every later row of the store and filtered them.
+CREATE INDEX memories_conversation ON memories (store_id, (CASE WHEN source IS NULL THEN '' ELSE source END), created_at, id);
 
 -- Row-level security, as every table of a tenant ----------------------------------------------------
 

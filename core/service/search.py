@@ -99,6 +99,12 @@ def hybrid_search(
         )
         pool.signals.update({n: near_them[n] for n in pool.neighbours(window) if n not in pool.signals and n in near_them})
     ranked = hybrid.rank(pool, params, dates_in(query))[: params.limit]
+    unexplained = [c.id for c in ranked if c.hit.text_rank and not c.hit.terms]
+    if unexplained:  # the BM25 terms of what is returned (the pool was ranked by their sums)
+        terms = hsql.terms_of(conn, store, unexplained, found, params.bm25)
+        for c in ranked:
+            if c.id in terms:
+                c.hit = replace(c.hit, terms=terms[c.id])
     under = [Hit(s.memory, s.similarity) for s in ordered if s.similarity < params.min_similarity]
     return ranked, under
 

@@ -5,8 +5,8 @@ of given memories (cosine, BM25), and the conversation around candidates.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +24,6 @@ from core.sql.search import filter_sql
 
 M_COLUMNS = ", ".join(f"m.{c}" for c in MEMORY_COLUMNS.split(", "))
 _BM25 = bsql.BM25_JOIN
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _terms(value: Any) -> dict[str, float]:
@@ -44,9 +43,13 @@ def _signals(row: Row[Any], *, vectors: bool) -> Signals:
     )
 
 
-def _scores(store: MemoryStore) -> str:
+def _scores(store: MemoryStore, *, terms: bool) -> str:
+    """Cosine similarity and BM25 (with each term's share when `terms`: search asks for them only
+    for the memories it returns, terms_of)."""
     dim = int(store.embedding_dim)
-    return f"1 - (m.embedding::vector({dim}) <=> :q) AS similarity, coalesce(bm.bm25, 0) AS bm25, bm.terms"
+    return (
+        f"1 - (m.embedding::vector({dim}) <=> :q) AS similarity, coalesce(bm.bm25, 0) AS bm25, {'bm.terms' if terms else 'NULL AS terms'}"
+    )
 
 
 def text_candidates(
@@ -72,8 +75,8 @@ def text_candidates(
         f" WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)} AND m.content_tsv @@ {bsql.DRIVERS}"
         f"{condition}"
         f" ORDER BY 2 DESC, 1 LIMIT :k)"
-        f" SELECT {M_COLUMNS}{embedding}, {_scores(store)}, true AS allowed"
-        f" FROM found f JOIN memories m ON m.store_id = :s AND m.id = f.id{_BM25}"
+        f" SELECT {M_COLUMNS}{embedding}, {_scores(store, terms=True)}, true AS allowed"
+        f" FROM found f JOIN memories m ON m.id = f.id{_BM25} WHERE m.store_id = :s AND m.id = ANY(ARRAY(SELECT id FROM found))"
         f" ORDER BY f.bm25 DESC, f.id"
     )
     return [_signals(r, vectors=vectors) for r in conn.execute(sql, params)]
@@ -98,8 +101,8 @@ def signals(
     params.update(bsql.params(found, bm25), q=vector, s=store.id, ids=list(ids))
     embedding = ", m.embedding" if vectors else ""
     sql = text(
-        f"SELECT {M_COLUMNS}{embedding}, {_scores(store)}, m.allowed"
-        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id = ANY(:ids)) m{_BM25}"
+        f"SELECT {M_COLUMNS}{embedding}, {_scores(store, terms=False)}, m.allowed"
+        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id = ANY(:ids)) m{bsql.BM25_SUM_JOIN}"
     )
     return {r.id: _signals(r, vectors=vectors) for r in conn.execute(sql, params)}
 
@@ -114,22 +117,25 @@ def terms_of(conn: Connection, store: MemoryStore, ids: Sequence[UUID], found: T
 
 # The turns around the candidates (core.hybrid.conversation says which): `w` each side of each
 # candidate and, when the next candidate of its source may be in its session (at most `reach` turns
-# and reach x 30 minutes later), every turn up to it. One probe of the conversation index per side.
+# and reach x 30 minutes later), every turn up to it. One probe of the conversation index per side
+# (the index's own expression, and ordered as that index is, so the planner takes it: ordered by
+# time alone, it read the store's rows by time and skipped the other sources').
+_SOURCE = "(CASE WHEN {0}.source IS NULL THEN '' ELSE {0}.source END)"
 _AROUND_SQL = (
-    "WITH c AS MATERIALIZED (SELECT id, coalesce(source, '') AS src, created_at AS at FROM memories"
+    f"WITH c AS MATERIALIZED (SELECT id, {_SOURCE.format('memories')} AS src, created_at AS at FROM memories"
     "   WHERE store_id = :s AND id = ANY(:ids)),"
     " o AS (SELECT c.*, lead(id) OVER w AS nid, lead(at) OVER w AS nat FROM c WINDOW w AS (PARTITION BY src ORDER BY at, id)),"
     " turns AS (SELECT o.id AS anchor, 0 AS off, o.id, o.at FROM o"
     "   UNION ALL SELECT o.id, -p.n, p.id, p.created_at FROM o CROSS JOIN LATERAL ("
     "     SELECT m.id, m.created_at, row_number() OVER (ORDER BY m.created_at DESC, m.id DESC) AS n FROM ("
-    "       SELECT id, created_at FROM memories m WHERE m.store_id = :s AND coalesce(m.source, '') = o.src"
-    "       AND (m.created_at, m.id) < (o.at, o.id) ORDER BY m.created_at DESC, m.id DESC LIMIT :w) m) p"
+    f"       SELECT id, created_at FROM memories m WHERE m.store_id = :s AND {_SOURCE.format('m')} = o.src"
+    f"       AND (m.created_at, m.id) < (o.at, o.id) ORDER BY {_SOURCE.format('m')} DESC, m.created_at DESC, m.id DESC LIMIT :w) m) p"
     "   UNION ALL SELECT o.id, p.n, p.id, p.created_at FROM o CROSS JOIN LATERAL ("
     "     SELECT m.id, m.created_at, row_number() OVER (ORDER BY m.created_at, m.id) AS n FROM ("
-    "       SELECT id, created_at FROM memories m WHERE m.store_id = :s AND coalesce(m.source, '') = o.src"
+    f"       SELECT id, created_at FROM memories m WHERE m.store_id = :s AND {_SOURCE.format('m')} = o.src"
     "       AND (m.created_at, m.id) > (o.at, o.id)"
     "       AND (o.nat IS NULL OR o.nat - o.at > :span OR (m.created_at, m.id) <= (o.nat, o.nid))"
-    "       ORDER BY m.created_at, m.id"
+    f"       ORDER BY {_SOURCE.format('m')}, m.created_at, m.id"
     "       LIMIT CASE WHEN o.nat - o.at <= :span THEN greatest(:w, :reach) ELSE :w END) m) p)"
 )
 
@@ -143,17 +149,15 @@ def _around_params(ids: Sequence[UUID], window: int) -> dict[str, Any]:
     }
 
 
-def _conversation(turns: Iterable[tuple[UUID, int, UUID, datetime]], ids: Sequence[UUID], window: int) -> dict[UUID, Around[UUID]]:
-    """Runs of turns (one per candidate, in order) from (candidate, offset, turn, created_at) rows."""
+def _conversation(rows: Sequence[Row[Any]], ids: Sequence[UUID], window: int) -> dict[UUID, Around[UUID]]:
+    """Runs of turns, one per candidate in conversation order, from rows of (turn, created_at in
+    microseconds, the candidates it is placed around, its offsets from them)."""
     runs: dict[UUID, list[tuple[int, UUID, int]]] = {}
-    for anchor, off, turn, at in turns:
-        runs.setdefault(anchor, []).append((int(off), turn, _micros(at)))
+    for r in rows:
+        for anchor, off in zip(r.anchors, r.offs, strict=True):
+            runs.setdefault(anchor, []).append((off, r.nid, r.at_us))
     ordered = [[(i, at) for _, i, at in sorted(run)] for run in runs.values()]
     return hybrid.conversation(ordered, ids, window)
-
-
-def _micros(at: datetime) -> int:
-    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 def around_signals(
@@ -168,24 +172,23 @@ def around_signals(
     *,
     vectors: bool = False,
 ) -> tuple[dict[UUID, Around[UUID]], dict[UUID, Signals]]:
-    """Each candidate's conversation (core.hybrid.conversation) and the signals() of the turns
-    within `window` of a candidate, in one statement (each scored once, with the same expressions
-    as signals())."""
+    """Each candidate's conversation (core.hybrid.conversation) and the signals() of the other turns
+    within `window` of a candidate, in one statement (a row per turn, each scored once, with the
+    same expressions as signals())."""
     if not ids:
         return {}, {}
     condition, params = filter_sql(filters)
     params.update(bsql.params(found, bm25) | _around_params(ids, window), q=vector, s=store.id)
     embedding = ", m.embedding" if vectors else ""
     sql = text(
-        f"{_AROUND_SQL}, a AS MATERIALIZED (SELECT * FROM turns),"
-        f" sig AS MATERIALIZED (SELECT {M_COLUMNS}{embedding}, {_scores(store)}, m.allowed"
+        f"{_AROUND_SQL}, placed AS MATERIALIZED (SELECT id, (extract(epoch FROM min(at)) * 1000000)::int8 AS at_us,"
+        " array_agg(anchor) AS anchors, array_agg(off::int) AS offs,"
+        " bool_or(off <> 0 AND abs(off) <= :w) AND NOT id = ANY(:ids) AS scored FROM turns GROUP BY id),"
+        f" sig AS MATERIALIZED (SELECT {M_COLUMNS}{embedding}, {_scores(store, terms=False)}, m.allowed"
         f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s"
-        f" AND id = ANY(ARRAY(SELECT DISTINCT a.id FROM a WHERE a.off <> 0 AND abs(a.off) <= :w))) m{_BM25})"
-        " SELECT a.anchor, a.off, a.id AS nid, a.at, sig.* FROM a LEFT JOIN sig ON sig.id = a.id"
+        f" AND id = ANY(ARRAY(SELECT id FROM placed WHERE scored))) m{bsql.BM25_SUM_JOIN})"
+        " SELECT p.id AS nid, p.at_us, p.anchors, p.offs, sig.* FROM placed p LEFT JOIN sig ON sig.id = p.id"
     )
     rows = conn.execute(sql, params).all()
-    near: dict[UUID, Signals] = {}
-    for r in rows:
-        if r.id is not None and r.nid not in near:
-            near[r.nid] = _signals(r, vectors=vectors)
-    return _conversation(((r.anchor, r.off, r.nid, r.at) for r in rows), ids, window), near
+    near = {r.nid: _signals(r, vectors=vectors) for r in rows if r.id is not None}
+    return _conversation(rows, ids, window), near
