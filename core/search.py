@@ -53,15 +53,16 @@ class SearchTuning:
 
     - text_budget: the text side's index lookup reads at most this many postings: the rarest query
       terms drive it while their document frequencies fit (core.bm25). Every term fits in stores
-      of a few thousand memories; in large ones, terms that common only add to the scores of
-      memories found otherwise (docs/BENCHMARKS.md measures the cost).
+      of a few hundred memories; in large ones, terms that common only add to the scores of
+      memories found otherwise. Each posting costs a read of its row (~35 µs at 100k memories):
+      5,000 took hybrid search to 250 ms there; 1,000 changed no result of docs/RETRIEVAL.md.
     """
 
     exact_max_rows: int = EXACT_MAX_ROWS
     ef_search: int = 64
     iterative_scan: str = "relaxed_order"
     bitmap_min_rows: int = 2_000
-    text_budget: int = 5_000
+    text_budget: int = 1_000
 
     def __post_init__(self) -> None:
         if self.iterative_scan not in ("off", "relaxed_order", "strict_order"):

@@ -124,7 +124,12 @@ _SOURCE = "(CASE WHEN {0}.source IS NULL THEN '' ELSE {0}.source END)"
 _AROUND_SQL = (
     f"WITH c AS MATERIALIZED (SELECT id, {_SOURCE.format('memories')} AS src, created_at AS at FROM memories"
     "   WHERE store_id = :s AND id = ANY(:ids)),"
-    " o AS (SELECT c.*, lead(id) OVER w AS nid, lead(at) OVER w AS nat FROM c WINDOW w AS (PARTITION BY src ORDER BY at, id)),"
+    # the last turn each candidate's forward probe may read: the next candidate when it is within
+    # reach, else none (a bound for the index in both cases: a condition OR-ed with others is not)
+    " n AS (SELECT c.*, lead(id) OVER w AS nid, lead(at) OVER w AS nat FROM c WINDOW w AS (PARTITION BY src ORDER BY at, id)),"
+    " o AS (SELECT id, src, at, nat - at <= :span AS near,"
+    "   CASE WHEN nat - at <= :span THEN nat ELSE 'infinity' END AS hi_at,"
+    "   CASE WHEN nat - at <= :span THEN nid ELSE 'ffffffff-ffff-ffff-ffff-ffffffffffff' END AS hi_id FROM n),"
     " turns AS (SELECT o.id AS anchor, 0 AS off, o.id, o.at FROM o"
     "   UNION ALL SELECT o.id, -p.n, p.id, p.created_at FROM o CROSS JOIN LATERAL ("
     "     SELECT m.id, m.created_at, row_number() OVER (ORDER BY m.created_at DESC, m.id DESC) AS n FROM ("
@@ -133,10 +138,9 @@ _AROUND_SQL = (
     "   UNION ALL SELECT o.id, p.n, p.id, p.created_at FROM o CROSS JOIN LATERAL ("
     "     SELECT m.id, m.created_at, row_number() OVER (ORDER BY m.created_at, m.id) AS n FROM ("
     f"       SELECT id, created_at FROM memories m WHERE m.store_id = :s AND {_SOURCE.format('m')} = o.src"
-    "       AND (m.created_at, m.id) > (o.at, o.id)"
-    "       AND (o.nat IS NULL OR o.nat - o.at > :span OR (m.created_at, m.id) <= (o.nat, o.nid))"
+    "       AND (m.created_at, m.id) > (o.at, o.id) AND (m.created_at, m.id) <= (o.hi_at, o.hi_id)"
     f"       ORDER BY {_SOURCE.format('m')}, m.created_at, m.id"
-    "       LIMIT CASE WHEN o.nat - o.at <= :span THEN greatest(:w, :reach) ELSE :w END) m) p)"
+    "       LIMIT CASE WHEN o.near THEN greatest(:w, :reach) ELSE :w END) m) p)"
 )
 
 
