@@ -22,7 +22,7 @@ from uuid import UUID
 from core import validation
 from core.errors import InvalidInput
 from core.models import SearchResult
-from core.ranking import MODES, Weights
+from core.ranking import MODES, Fusion, Weights
 from core.search import Filters, SearchParams
 from core.supersede import KEEP, POLICIES
 
@@ -113,6 +113,7 @@ class ModeConfig:
     mmr_lambda: float | None = None
     min_similarity: float = 0.0
     superseded: str = KEEP  # keep, demote or skip memories a newer one updates (core.supersede)
+    fusion: Fusion | None = None  # hybrid's settings (core.ranking.Fusion; default: the shipped ones)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def config_params(config: ModeConfig, depth: int = NDCG_DEPTH) -> SearchParams:
         weights=config.weights or Weights(),
         mmr_lambda=config.mmr_lambda,
         superseded=config.superseded,
+        fusion=config.fusion or Fusion(),
     )
 
 

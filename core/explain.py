@@ -3,6 +3,7 @@
 The retrieval debugger must never disagree with search itself, so nothing here re-implements
 the ranking: every memory is scored exactly (an exact scan, no index: core.sql.search.scan), the
 candidate lists the service would see are rebuilt from that scan, and core.search.rank_candidates
+(core.hybrid.rank for hybrid search, with the conversation rebuilt from the scan's session links)
 orders them. The first `limit` of that order are what search returns; every other memory gets a
 status and a one-sentence reason. Pure: MemoryService.explain_search does the scan and reads the
 memories this module asks for.
@@ -30,7 +31,8 @@ from uuid import UUID
 
 import numpy as np
 
-from core import validation
+from core import hybrid, validation
+from core.dates import dates_in
 from core.errors import NotFound
 from core.models import Memory, MemoryStore, ScoreBreakdown, SearchResult
 from core.search import Candidate as Scored
@@ -66,8 +68,8 @@ class Candidate:
 
     memory: Memory
     similarity: float
-    text_rank: float  # ts_rank_cd; 0 when the memory does not match the query's words
-    text_match: bool
+    text_rank: float  # BM25; 0 when the memory holds no query term
+    text_match: bool  # it holds a query term that drives the text side's lookup (core.bm25)
     vector_position: int | None  # among the memories the filters allow, nearest first
     text_position: int | None  # among the allowed text matches, best first
     rank: int | None  # position in the mode's full order; None when the mode never ranks it
@@ -127,11 +129,13 @@ def _unranked(similarity: float, vpos: int, tpos: int | None, params: SearchPara
         return NOT_A_CANDIDATE, f"only the {pool} best text matches are candidates for diversification, and it is {ordinal(tpos)}"
     if params.mode == "hybrid":
         text_side = (
-            "it does not match the query's words" if tpos is None else f"its text match is {ordinal(tpos)}, not among the {pool} best"
+            "it does not match the query's words" if tpos is None else f"its BM25 is the {ordinal(tpos)} best, not among the {pool} best"
         )
+        window = params.fusion.neighbour_window if params.fusion.conversational else 0
+        beside = f", nor within {window} turns of a candidate in its conversation" if window else ""
         if similarity < thr:
-            return BELOW_THRESHOLD, f"{below(similarity, thr)}, and {text_side}"
-        return NOT_A_CANDIDATE, f"it is the {ordinal(vpos)} nearest, not among the {pool} nearest, and {text_side}"
+            return BELOW_THRESHOLD, f"{below(similarity, thr)}, and {text_side}{beside}"
+        return NOT_A_CANDIDATE, f"it is the {ordinal(vpos)} nearest, not among the {pool} nearest, and {text_side}{beside}"
     if similarity < thr:
         return BELOW_THRESHOLD, below(similarity, thr)
     what = "weighted scoring" if params.mode == "weighted" else "diversification" if params.mmr_lambda is not None else "reordering"
@@ -172,10 +176,37 @@ def _sides(params: SearchParams, by_distance: np.ndarray, by_text: np.ndarray, d
 
 
 def rows_to_read(params: SearchParams, scan: Scan, detail: int = DETAIL) -> list[UUID]:
-    """The memories ranking needs whole (with vectors when params.needs_vectors)."""
+    """The memories ranking needs whole (with vectors when params.needs_vectors): the sides' pools
+    and, for hybrid search, the candidates' neighbours in their conversations."""
     _, by_distance, by_text = _orders(scan)
     vector_side, text_side = _sides(params, by_distance, by_text, detail)
-    return [scan.id(i) for i in np.unique(np.concatenate([vector_side, text_side]))]
+    if params.mode == "hybrid":
+        vector_side = vector_side[scan.similarity[vector_side] >= params.min_similarity]
+    picked = np.unique(np.concatenate([vector_side, text_side]))
+    if params.mode == "hybrid" and params.fusion.conversational:
+        around = _around(scan, picked, params.fusion.neighbour_window)
+        near = {n for a in around.values() for n in (*a.before, *a.after)}
+        picked = np.unique(np.concatenate([picked, np.array(sorted(near), dtype=np.int64)]))
+    return [scan.id(i) for i in picked]
+
+
+def _around(scan: Scan, ids: np.ndarray, window: int) -> dict[int, hybrid.Around[int]]:
+    return hybrid.conversation(scan.conversations(), [int(i) for i in ids], window)
+
+
+def _hybrid_order(
+    query: str, params: SearchParams, scan: Scan, vector_side: np.ndarray, text_side: np.ndarray, signals: dict[int, hybrid.Signals]
+) -> list[Scored]:
+    """What hybrid search ranks, rebuilt from the scan: the pool core.service.search gathers."""
+    vector_ids = [signals[int(i)].id for i in vector_side if scan.similarity[i] >= params.min_similarity][: params.pool]
+    pool = hybrid.Pool(vector_ids, [signals[int(i)].id for i in text_side], {s.id: s for s in signals.values()})
+    if params.fusion.conversational:
+        candidates = np.array([scan.positions()[c.bytes] for c in pool.candidates], dtype=np.int64)
+        for i, a in _around(scan, candidates, params.fusion.neighbour_window).items():
+            pool.around[scan.id(i)] = hybrid.Around(
+                scan.id(a.session), a.shared, tuple(scan.id(b) for b in a.before), tuple(scan.id(n) for n in a.after)
+            )
+    return hybrid.rank(pool, replace(params, limit=max(len(scan), params.limit)), dates_in(query))
 
 
 def explain(
@@ -189,11 +220,14 @@ def explain(
     now: datetime | None = None,
     detail: int = DETAIL,
     superseded: dict[UUID, Supersession] | None = None,
+    terms: dict[UUID, dict[str, float]] | None = None,
 ) -> Explanation:
     """The explanation of a search from a scan of every memory of its store (params checked).
     `rows`: the memories rows_to_read named, read in the scan's transaction; `fetch` reads others
     when they are shown (the first `detail` of the order at once); `superseded`: the store's stale
-    memories, which the search's policy moves or leaves out."""
+    memories, which the search's policy moves or leaves out; `terms`: for text and hybrid search,
+    the query terms each of `rows` holds with their shares of its BM25 (core.sql.hybrid.terms_of)."""
+    terms = terms or {}
     superseded = superseded or {}
     n = len(scan)
     similarity = scan.similarity
@@ -206,21 +240,41 @@ def explain(
 
     def hit(i: int, text: bool) -> Hit:
         memory, embedding = rows[scan.id(i)]
-        return Hit(memory, float(similarity[i]), float(scan.text_rank[i]) if text else None, embedding)
+        return Hit(
+            memory, float(similarity[i]), float(scan.text_rank[i]) if text else None, embedding, terms.get(memory.id) if text else None
+        )
 
-    vector_hits = [hit(i, False) for i in vector_side]
-    text_hits = [hit(i, True) for i in text_side]
     now = now or datetime.now(UTC)
     everything = replace(params, limit=max(n, params.limit))
-    ranked = rank_candidates(vector_hits, text_hits, everything, now)
+    before_mmr: dict[UUID, int] = {}
+    if params.mode == "hybrid":
+        index = scan.positions()
+        signals = {}
+        for memory_id, (memory, embedding) in rows.items():
+            i = index[memory_id.bytes]
+            signals[i] = hybrid.Signals(
+                memory,
+                float(similarity[i]),
+                float(scan.text_rank[i]),
+                terms.get(memory_id, {}),
+                bool(scan.allowed[i]),
+                embedding,
+            )
+        ranked = _hybrid_order(query, params, scan, vector_side, text_side, signals)
+        if params.mmr_lambda is not None:
+            plain_order = _hybrid_order(query, replace(params, mmr_lambda=None), scan, vector_side, text_side, signals)
+            before_mmr = {c.id: i for i, c in enumerate(plain_order, start=1)}
+    else:
+        vector_hits = [hit(i, False) for i in vector_side]
+        text_hits = [hit(i, True) for i in text_side]
+        ranked = rank_candidates(vector_hits, text_hits, everything, now)
+        if params.mmr_lambda is not None:
+            plain = rank_candidates(vector_hits, text_hits, replace(everything, mmr_lambda=None), now)
+            before_mmr = {c.id: i for i, c in enumerate(plain, start=1)}
     settled = settle(ranked, [c.id for c in ranked], superseded, params.superseded)
     left_out = {c.id for c in ranked} - {c.id for c in settled}
     demoted = {c.id for c in ranked if c.id in superseded} if params.superseded != KEEP else set()
     ranked = settled
-    before_mmr: dict[UUID, int] = {}
-    if params.mmr_lambda is not None:
-        plain = rank_candidates(vector_hits, text_hits, replace(everything, mmr_lambda=None), now)
-        before_mmr = {c.id: i for i, c in enumerate(plain, start=1)}
 
     index = scan.positions()
     rank = np.zeros(n, dtype=np.int64)
@@ -259,7 +313,7 @@ def explain(
     explanation = Explanation(
         query, params, store, vector, results, scan, index, order, vpos, tpos, rank, score, status, scored, before_mmr, fetch
     )
-    explanation.superseded, explanation.demoted = superseded, demoted
+    explanation.superseded, explanation.demoted, explanation.terms = superseded, demoted, terms
     explanation.memories.update({memory_id: memory for memory_id, (memory, _) in rows.items()})
     explanation.read([scan.id(i) for i in order[:detail]])
     return explanation
@@ -299,6 +353,7 @@ class Explanation:
         self.memories: dict[UUID, Memory] = {}  # read so far
         self.superseded: dict[UUID, Supersession] = {}  # stale memories of the store (core.supersede)
         self.demoted: set[UUID] = set()  # superseded memories the search moved down
+        self.terms: dict[UUID, dict[str, float]] = {}  # the query terms text matches hold (text and hybrid search)
 
     @property
     def candidates(self) -> Candidates:
@@ -342,7 +397,7 @@ class Explanation:
         scored = self._scored.get(i)
         if rank is not None and scored is None:  # past the first `detail` of plain vector or text search
             text = params.mode == "text"
-            hit = Hit(memory, similarity, text_rank if text else None)
+            hit = Hit(memory, similarity, text_rank if text else None, terms=self.terms.get(memory_id) if text else None)
             scored = Scored(hit, text_rank=text_rank, text_position=rank, score=text_rank) if text else Scored(hit, vector_rank=rank)
             scored.score = float(self._score[i])
         if status in (ARCHIVED, EXPIRED, FILTERED):

@@ -115,7 +115,12 @@ class MemoryPage:
 
 @dataclass(frozen=True)
 class ScoreBreakdown:
-    """Why a result ranked where it did. Terms that a search mode does not use stay None."""
+    """Why a result ranked where it did. Terms that a search mode does not use stay None.
+
+    Hybrid (core.hybrid): final = fused + lift + session_bonus + date_boost, where fused combines
+    the similarity and text_rank (BM25: the sum of
+    `terms`, each matched query lexeme's share); `lifted_by` is the neighbouring candidate that lent
+    the lift; `origin` says which side made it a candidate (vector, text, both, or neighbour)."""
 
     similarity: float | None = None
     vector_rank: int | None = None
@@ -127,6 +132,13 @@ class ScoreBreakdown:
     relevance: float | None = None
     mmr: float | None = None
     final: float = 0.0
+    terms: dict[str, float] | None = None
+    lift: float | None = None
+    lifted_by: str | None = None
+    session_bonus: float | None = None
+    date_boost: float | None = None
+    date: str | None = None
+    origin: str | None = None
 
 
 @dataclass(frozen=True)

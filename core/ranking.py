@@ -37,6 +37,48 @@ class Weights:
             raise InvalidInput(f"half_life_hours must be above 0, not {self.half_life_hours}")
 
 
+@dataclass(frozen=True)
+class Fusion:
+    """The hybrid mode's settings (core.hybrid; docs/RETRIEVAL.md measures each, chosen on one half of
+    the LoCoMo dev cases and confirmed on the other).
+
+    - vector_weight: the fused score is w z(cosine similarity) + (1 - w) z(BM25), z-scores over the
+      candidates (the `depth` best of each side).
+    - neighbour_lift: a memory within `neighbour_window` turns of a candidate of its session moves
+      this share of the way up to that candidate's score (and joins the pool if it was not in it).
+    - session_bonus: every memory gains this share of the best candidate score of its session
+      (sessions of two or more memories; negative scores count as 0).
+    - date_boost: added to the score of a memory created on a date the query names (core.dates).
+    Setting the last four to 0 leaves a plain fusion of cosine similarity and BM25.
+    """
+
+    vector_weight: float = 0.6
+    depth: int = 50
+    neighbour_lift: float = 0.4
+    neighbour_window: int = 2
+    session_bonus: float = 0.3
+    date_boost: float = 1.5
+
+    def __post_init__(self) -> None:
+        for name in ("vector_weight", "neighbour_lift"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or not 0 <= value <= 1:
+                raise InvalidInput(f"fusion {name} must be between 0 and 1, not {value}")
+        for name in ("session_bonus", "date_boost"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise InvalidInput(f"fusion {name} must be a number >= 0, not {value}")
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or not 1 <= self.depth <= 1000:
+            raise InvalidInput(f"fusion depth must be a whole number from 1 to 1000, not {self.depth!r}")
+        if isinstance(self.neighbour_window, bool) or not isinstance(self.neighbour_window, int) or not 0 <= self.neighbour_window <= 10:
+            raise InvalidInput(f"fusion neighbour_window must be a whole number from 0 to 10, not {self.neighbour_window!r}")
+
+    @property
+    def conversational(self) -> bool:
+        """Whether the conversation around the candidates is needed (neighbours, sessions)."""
+        return self.neighbour_lift > 0 or self.session_bonus > 0
+
+
 def recency(hours_since: np.ndarray | float, half_life_hours: float) -> np.ndarray:
     """Exponential decay in [0, 1]: 1 now, 0.5 after one half-life."""
     return np.power(0.5, np.maximum(np.asarray(hours_since, dtype=float), 0) / half_life_hours)

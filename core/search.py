@@ -3,8 +3,9 @@
 
 Modes:
 - vector   the seed's search: cosine similarity at or above a threshold, most similar first.
-- text     PostgreSQL full-text search (websearch_to_tsquery, ranked by ts_rank_cd).
-- hybrid   reciprocal rank fusion of the vector and text rankings.
+- text     BM25 over PostgreSQL's English lexemes, any query term matching (core.bm25).
+- hybrid   cosine similarity and BM25 fused over their candidates, with the conversation around
+           them: neighbours, sessions, dates (core.hybrid; its settings: core.ranking.Fusion).
 - weighted relevance + importance + recency (generative agents), over the vector candidates.
 Each mode can be diversified with maximal marginal relevance. The threshold gates the vector
 side of every mode; expired and archived memories are never returned.
@@ -21,9 +22,10 @@ from uuid import UUID
 import numpy as np
 
 from core import validation
+from core.bm25 import Bm25
 from core.errors import InvalidInput
 from core.models import Memory, ScoreBreakdown, SearchResult
-from core.ranking import MODES, RRF_K, Weights, maximal_marginal_relevance, recency, reciprocal_rank_fusion, weighted_scores
+from core.ranking import MODES, Fusion, Weights, maximal_marginal_relevance, recency, weighted_scores
 from core.status import ARCHIVED, EXPIRED, LIVE
 from core.supersede import KEEP, POLICIES
 
@@ -48,16 +50,25 @@ class SearchTuning:
     - bitmap_min_rows: exact search of a store above this size reads its rows with a bitmap heap
       scan (each page once) instead of an index scan (a buffer pin per row): 1.5-1.9x faster at
       5k-20k memories, which the planner does not see when a store's rows lie together.
+
+    - text_budget: the text side's index lookup reads at most this many postings: the rarest query
+      terms drive it while their document frequencies fit (core.bm25). Every term fits in stores
+      of a few hundred memories; in large ones, terms that common only add to the scores of
+      memories found otherwise. Each posting costs a read of its row (~35 µs at 100k memories):
+      5,000 took hybrid search to 250 ms there; 1,000 changed no result of docs/RETRIEVAL.md.
     """
 
     exact_max_rows: int = EXACT_MAX_ROWS
     ef_search: int = 64
     iterative_scan: str = "relaxed_order"
     bitmap_min_rows: int = 2_000
+    text_budget: int = 1_000
 
     def __post_init__(self) -> None:
         if self.iterative_scan not in ("off", "relaxed_order", "strict_order"):
             raise InvalidInput(f"iterative_scan must be off, relaxed_order or strict_order, not {self.iterative_scan!r}")
+        if isinstance(self.text_budget, bool) or not isinstance(self.text_budget, int) or self.text_budget < 0:
+            raise InvalidInput(f"text_budget must be a whole number >= 0, not {self.text_budget!r}")
 
 
 @dataclass(frozen=True)
@@ -84,10 +95,11 @@ class SearchParams:
     mode: str = "vector"
     filters: Filters = field(default_factory=Filters)
     weights: Weights = field(default_factory=Weights)
-    rrf_k: int = RRF_K
     mmr_lambda: float | None = None
     tuning: SearchTuning = field(default_factory=SearchTuning)
     superseded: str = KEEP  # what to do with memories a newer one updates or contradicts (core.supersede)
+    fusion: Fusion = field(default_factory=Fusion)
+    bm25: Bm25 = field(default_factory=Bm25)
 
     def checked(self) -> SearchParams:
         if self.mode not in MODES:
@@ -102,17 +114,21 @@ class SearchParams:
             mode=self.mode,
             filters=self.filters,
             weights=self.weights,
-            rrf_k=validation.limit(self.rrf_k, "rrf_k", 10_000),
             mmr_lambda=self.mmr_lambda,
             tuning=self.tuning,
             superseded=self.superseded,
+            fusion=self.fusion,
+            bm25=self.bm25,
         )
 
     @property
     def pool(self) -> int:
-        """Candidates fetched per side: the limit itself for plain vector search."""
+        """Candidates fetched per side: the limit itself for plain vector search; for hybrid, the
+        fusion's depth (the limit when larger)."""
         if self.mode == "vector" and self.mmr_lambda is None and self.superseded == KEEP:
             return self.limit
+        if self.mode == "hybrid":
+            return max(self.fusion.depth, self.limit)
         return max(CANDIDATE_POOL, 4 * self.limit)
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,9 +149,11 @@ class SearchParams:
                 bool(filters.get("include_archived", False)),
             ),
             weights=Weights(**data["weights"]) if data.get("weights") else Weights(),
-            rrf_k=data.get("rrf_k", RRF_K),
             mmr_lambda=data.get("mmr_lambda"),
             tuning=SearchTuning(**data["tuning"]) if data.get("tuning") else SearchTuning(),
+            superseded=data.get("superseded", KEEP),
+            fusion=Fusion(**data["fusion"]) if data.get("fusion") else Fusion(),
+            bm25=Bm25(**data["bm25"]) if data.get("bm25") else Bm25(),
         )
 
     @property
@@ -147,12 +165,14 @@ class SearchParams:
 @dataclass(frozen=True)
 class Hit:
     """A memory as a search side found it: its similarity to the query and, from the text side,
-    its text rank; its vector when the ranking needs it."""
+    its BM25 score (and the query terms it holds, each with its share); its vector when the
+    ranking needs it."""
 
     memory: Memory
     similarity: float
     text_rank: float | None = None
     embedding: np.ndarray | None = None
+    terms: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -160,8 +180,10 @@ class Scan:
     """Every memory of a store scored for one query the way every search side scores it, as
     arrays, one entry per memory (the retrieval debugger reads tens of thousands: no object each).
     `keys` holds the ids' 16 bytes, `distance` the cosine distance (similarity = 1 - distance),
-    `text_rank` 0 where the memory does not match the query's words, `allowed` whether the
-    search's filters (status, type, source) let it through."""
+    `text_rank` its BM25 (0 where it holds no query term), `text_match` whether it holds a term
+    that drives the text side's lookup (core.bm25), `allowed` whether the search's filters
+    (status, type, source) let it through; `source` a number per source (memories of one
+    conversation share it) and `created` created_at in microseconds: the conversation order."""
 
     keys: np.ndarray  # (n, 16) uint8
     distance: np.ndarray
@@ -170,6 +192,8 @@ class Scan:
     expired: np.ndarray
     archived: np.ndarray
     allowed: np.ndarray
+    source: np.ndarray  # int32
+    created: np.ndarray  # int64
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -187,6 +211,14 @@ class Scan:
         halves = np.ascontiguousarray(self.keys).view(">u8").reshape(len(self), 2)
         return halves[:, 1], halves[:, 0]
 
+    def conversations(self) -> list[list[tuple[int, int]]]:
+        """Each source's memories in conversation order (created_at, then id), as (position,
+        created_at) runs for core.hybrid.conversation."""
+        low, high = self.sort_key()
+        order = np.lexsort((low, high, self.created, self.source))
+        cuts = np.flatnonzero(np.diff(self.source[order])) + 1
+        return [list(zip(run.tolist(), self.created[run].tolist(), strict=True)) for run in np.split(order, cuts) if len(run)]
+
     def positions(self) -> dict[bytes, int]:
         """Each id's 16 bytes to its position."""
         blob = np.ascontiguousarray(self.keys).tobytes()
@@ -203,6 +235,13 @@ class Candidate:
     recency: float | None = None
     score: float = 0.0
     mmr: float | None = None
+    # hybrid (core.hybrid): how the score was made
+    lift: float | None = None
+    lifted_by: UUID | None = None
+    session_bonus: float | None = None
+    date_boost: float | None = None
+    date: str | None = None
+    origin: str | None = None
 
     @property
     def id(self) -> UUID:
@@ -218,7 +257,8 @@ def hours_since(moments: Sequence[datetime], now: datetime) -> np.ndarray:
 
 
 def rank_candidates(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], params: SearchParams, now: datetime) -> list[Candidate]:
-    """Order candidates by the mode's score; the vector side passes the threshold first."""
+    """Order the candidates of vector, text or weighted search by the mode's score; the vector side
+    passes the threshold first. MMR, when asked, re-orders the result (diversify)."""
     vector_hits = [h for h in vector_hits if h.similarity >= params.min_similarity]
     pool: dict[UUID, Candidate] = {}
     for position, hit in enumerate(vector_hits, start=1):
@@ -235,10 +275,7 @@ def rank_candidates(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], params
         for c in ranked:
             c.score = c.text_rank or 0.0
     elif params.mode == "hybrid":
-        fused = reciprocal_rank_fusion([[h.memory.id for h in vector_hits], [h.memory.id for h in text_hits]], params.rrf_k)
-        ranked = sorted((pool[i] for i in fused), key=lambda c: (-fused[c.id], -c.similarity))  # type: ignore[index]
-        for c in ranked:
-            c.fused = c.score = fused[c.id]
+        raise InvalidInput("hybrid search ranks its pool with core.hybrid.rank")
     else:  # weighted
         ranked = [pool[h.memory.id] for h in vector_hits]
         if ranked:
@@ -250,13 +287,18 @@ def rank_candidates(vector_hits: Sequence[Hit], text_hits: Sequence[Hit], params
             for c, f, s in zip(ranked, fresh, scores):
                 c.recency, c.score = float(f), float(s)
             ranked.sort(key=lambda c: (-c.score, -c.similarity))
-    if params.mmr_lambda is not None and ranked:
-        vectors = np.array([c.hit.embedding for c in ranked], dtype=np.float32)
-        picks = maximal_marginal_relevance(np.array([c.score for c in ranked]), vectors, params.limit, params.mmr_lambda)
-        for index, value in picks:
-            ranked[index].mmr = value
-        ranked = [ranked[index] for index, _ in picks]
-    return ranked[: params.limit]
+    return diversify(ranked, params)[: params.limit]
+
+
+def diversify(ranked: list[Candidate], params: SearchParams) -> list[Candidate]:
+    """Maximal marginal relevance over an order, when the search asks for it."""
+    if params.mmr_lambda is None or not ranked:
+        return ranked
+    vectors = np.array([c.hit.embedding for c in ranked], dtype=np.float32)
+    picks = maximal_marginal_relevance(np.array([c.score for c in ranked]), vectors, params.limit, params.mmr_lambda)
+    for index, value in picks:
+        ranked[index].mmr = value
+    return [ranked[index] for index, _ in picks]
 
 
 def to_result(c: Candidate, params: SearchParams) -> SearchResult:
@@ -277,5 +319,12 @@ def to_result(c: Candidate, params: SearchParams) -> SearchResult:
             relevance=max(0.0, min(1.0, c.similarity)) if weighted else None,
             mmr=c.mmr,
             final=c.score,
+            terms=c.hit.terms if c.text_rank else None,
+            lift=c.lift,
+            lifted_by=str(c.lifted_by) if c.lifted_by else None,
+            session_bonus=c.session_bonus,
+            date_boost=c.date_boost,
+            date=c.date,
+            origin=c.origin,
         ),
     )

@@ -72,8 +72,9 @@ def table(frame: pd.DataFrame, key: str, params: SearchParams) -> None:
             **{
                 c: st.column_config.NumberColumn(c, width=80, format="%.3f", help=dx.COMPONENT_HELP[c])
                 for c in dx.COMPONENT_HELP
-                if c != score
+                if c != score and c not in dx.TEXT_COMPONENTS
             },
+            **{c: st.column_config.TextColumn(c, width=110, help=dx.COMPONENT_HELP[c]) for c in dx.TEXT_COMPONENTS},
             "diversified": st.column_config.NumberColumn("diversified", width=80, format="%.3f", help=dx.MMR_HELP),
             "reason": st.column_config.TextColumn("reason", width="medium"),
         },
@@ -94,10 +95,10 @@ settings = st.columns([2, 3, 3, 2])
 mode = settings[0].selectbox(
     "Mode",
     MODES,
-    index=MODES.index(param("mode")) if param("mode") in MODES else 0,
+    index=MODES.index(param("mode") if param("mode") in MODES else "hybrid"),
     key="mode",
-    help="vector: by meaning (cosine similarity of the embeddings) · text: by the query's words · hybrid: both lists fused "
-    "by rank · weighted: similarity, importance and recency combined",
+    help="vector: by meaning (cosine similarity of the embeddings) · text: by the query's words · hybrid (the best measured, docs/RETRIEVAL.md): "
+    "both fused by score, with the conversation around the candidates · weighted: similarity, importance and recency combined",
 )
 threshold = settings[1].slider(
     "Similarity threshold",

@@ -10,7 +10,8 @@ from tests.apptest import open_page, texts
 
 
 def open_search(tenant, user, **params):
-    at = open_page("search", tenant=tenant.name, user=user.name, store="default", **params)
+    """The page in vector mode unless another is named (most of these cases are about the threshold)."""
+    at = open_page("search", tenant=tenant.name, user=user.name, store="default", **{"mode": "vector", **params})
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     return at
@@ -173,3 +174,22 @@ def test_vector_mode_shows_similarity_once_and_other_modes_their_own_score(svc, 
     misses = next(df for df in at.dataframe if df.key == "misses_table").value
     ranked = misses["weighted score"].dropna().tolist()
     assert ranked == sorted(ranked, reverse=True)  # near misses in the order of the score they show
+
+
+def test_the_page_opens_in_hybrid_mode_and_shows_what_each_score_is_made_of(svc, store, user, tenant) -> None:
+    start = datetime(2023, 5, 7, 13, 0, tzinfo=UTC)
+    svc.add_memories(
+        store.id,
+        [
+            NewMemory("Mel: How was the pottery class?", source="s1", created_at=start),
+            NewMemory("Caroline: I made a bowl for my mom.", source="s1", created_at=start + timedelta(seconds=20)),
+            NewMemory("quarterly tax report", source="s2", created_at=start + timedelta(days=3)),
+        ],
+    )
+    at = open_page("search", tenant=tenant.name, user=user.name, store="default", q="pottery class", threshold="0")
+    assert not at.exception and at.selectbox(key="mode").value == "hybrid"
+    results = next(df for df in at.dataframe if df.key == "results_table").value.set_index("content")
+    terms = results.loc["Mel: How was the pottery class?", "terms"]
+    assert terms == "class 0.98, potteri 0.98"  # the stems it holds with their BM25 shares: idf ln(1 + 2.5 / 1.5), tf 1
+    answer = results.loc["Caroline: I made a bowl for my mom."]
+    assert answer["lift"] > 0 and answer["found by"] in ("vector", "neighbour")  # lifted by the turn before it

@@ -102,7 +102,6 @@ API_CASES: dict[str, tuple[Callable, type[Exception], str]] = {
     "graph depth 99": (lambda s, st, m: s.neighbours(m.id, depth=99), InvalidInput, "depth must be a whole number from 1 to 3"),
     "graph direction sideways": (lambda s, st, m: s.neighbours(m.id, direction="sideways"), InvalidInput, "direction must be"),
     "search mode 'sql'": (lambda s, st, m: s.search_memories(st.id, "q", mode="sql"), InvalidInput, "unknown search mode 'sql'"),
-    "rrf_k 0": (lambda s, st, m: s.search_memories(st.id, "q", rrf_k=0), InvalidInput, "rrf_k must be"),
     "negative weight": (
         lambda s, st, m: s.search_memories(st.id, "q", mode="weighted", weights=Weights(-1, 0.2, 0.1)),
         InvalidInput,

@@ -58,7 +58,7 @@ def test_hybrid_returns_text_matches_the_vector_threshold_would_cut(svc, store, 
     vector_only = svc.search_memories(store.id, "QX7-PLM reference", min_similarity=0.99, record_access=False)
     hybrid = svc.search_memories(store.id, "QX7-PLM reference", min_similarity=0.99, mode="hybrid", record_access=False)
     assert vector_only == []
-    assert hybrid[0].memory.id == memories[0].id and hybrid[0].breakdown.fused == pytest.approx(1 / 61)
+    assert hybrid[0].memory.id == memories[0].id and hybrid[0].breakdown.origin == "text"
 
 
 def test_weighted_prefers_the_recent_important_memory_among_similar_ones(svc, store, memories) -> None:

@@ -94,6 +94,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"retrieval log: p50 {result['search_logged_p50_ms']} ms with it, {result['search_unlogged_p50_ms']} ms without"
             f" (+{result['log_cost_p50_ms']} ms); p99 {result['search_logged_p99_ms']} / {result['search_unlogged_p99_ms']} ms"
         )
+        result.update(measures.measure_modes(bench, queries))
+        log(
+            "per mode, p50 / p99: "
+            + ", ".join(
+                f"{m} {result[f'search_{m}_mode_p50_ms']} / {result[f'search_{m}_mode_p99_ms']} ms" for m in ("vector", "text", "hybrid")
+            )
+        )
         if args.ef_sweep:
             result.update(measures.sweep_ef(bench, queries, [int(v) for v in args.ef_sweep.split(",")]))
         if args.crossover:

@@ -173,6 +173,26 @@ def measure_log(bench: Bench, queries: Sequence[Query]) -> dict[str, Any]:
     return out
 
 
+def measure_modes(bench: Bench, queries: Sequence[Query], modes: Sequence[str] = ("vector", "text", "hybrid")) -> dict[str, Any]:
+    """Search latency per mode through search_memories, as agents and the Search page call it (the
+    query's text and its vector; no log, no access counting). The texts are sentences of the
+    synthetic memories' vocabulary, so the text side matches many memories of a big store: its
+    lookup is bounded by SearchTuning.text_budget (core.bm25)."""
+    texts = sentences(np.random.default_rng(len(queries)), len(queries))
+    out: dict[str, Any] = {}
+    for mode in modes:
+        ms = []
+        for q, query in zip(queries, texts, strict=True):
+            svc = bench.service(q.store.tenant_id)
+            t0 = time.perf_counter()
+            svc.search_memories(
+                q.store.store_id, query, K, 0.0, mode=mode, query_embedding=q.vector, record_access=False, log=False, tuning=bench.tuning
+            )
+            ms.append((time.perf_counter() - t0) * 1000)
+        out.update(latency(ms, (50, 99), prefix=f"search_{mode}_mode_"))
+    return out
+
+
 def explain_plans(bench: Bench, queries: Sequence[Query], verbose: bool) -> dict[str, Any]:
     """EXPLAIN ANALYZE of the service's own vector query, once per store size class: which
     indexes each uses (small stores must not touch the HNSW index); plans on stderr if `verbose`."""

@@ -63,6 +63,10 @@ def print_table(r: dict[str, Any]) -> None:
             "search with / without the retrieval log",
             f"p50 {r['search_logged_p50_ms']} / {r['search_unlogged_p50_ms']} ms, p99 {r['search_logged_p99_ms']} / {r['search_unlogged_p99_ms']} ms",
         ),
+        *(
+            (f"{mode} mode p50 / p99 (search_memories)", f"{r[f'search_{mode}_mode_p50_ms']} / {r[f'search_{mode}_mode_p99_ms']} ms")
+            for mode in ("vector", "text", "hybrid")
+        ),
         ("recall@10", f"{r['recall_at_10']}"),
         ("short results", f"{r['short_results']}"),
         ("seed ivfflat recall@10", f"{r.get('seed_ivfflat_recall_at_10', 'n/a')} (short results: {r.get('seed_short_results', 'n/a')})"),

@@ -57,14 +57,15 @@ SCORES = {
     ),
     "text": (
         "text rank",
-        "How well the memory's words match the query's (PostgreSQL's ts_rank_cd): higher when the query's words occur more "
-        "often and closer together. Text search ranks by it; every word of the query must occur.",
+        "BM25 of the memory's words against the query's (stop words dropped, words stemmed): each query word it holds "
+        "adds more the rarer that word is in the store, with diminishing returns for repeats. Text search ranks by it; "
+        "any word of the query may match.",
     ),
     "hybrid": (
         "fused score",
-        "Reciprocal rank fusion, what hybrid search ranks by: the memory's place among the nearest by meaning and its place "
-        "among the text matches each give 1 / (60 + place), and the two are added. About 0.016 is first on one side only, "
-        "0.033 first on both; similarity and text rank are shown for reference.",
+        "What hybrid search ranks by: 0.6 x the similarity and 0.4 x the BM25, each standardised over the candidates "
+        "(0 is average); plus a lift toward a strong neighbouring turn of the same conversation, a bonus for the session "
+        "of the best candidates, and a boost for memories created on a date the query names (the breakdown shows each).",
     ),
     "weighted": (
         "weighted score",
@@ -79,12 +80,18 @@ MMR_HELP = (
 COMPONENTS = {  # what each mode shows beside its score, for reference
     "vector": (),
     "text": ("similarity",),
-    "hybrid": ("similarity", "text rank"),
+    "hybrid": ("similarity", "text rank", "terms", "lift", "session bonus", "date boost", "found by"),
     "weighted": ("similarity", "importance", "recency"),
 }
+TEXT_COMPONENTS = ("terms", "found by")  # shown as text, the others as numbers
 COMPONENT_HELP = {
     "similarity": SCORES["vector"][1].replace("Vector search ranks by it.", "").strip(),
-    "text rank": "How well the memory's words match the query's (PostgreSQL's ts_rank_cd); empty when they do not all occur.",
+    "text rank": "The memory's BM25 for the query's words (0 when it holds none of them).",
+    "terms": "The query's words (as stems) the memory holds, each with its share of the BM25.",
+    "lift": "What a strong neighbour in the same conversation (a candidate up to 2 turns away) added to the score.",
+    "session bonus": "A share of the best candidate score in the memory's conversation session.",
+    "date boost": "Added because the memory was created on a date the query names.",
+    "found by": "Which side made it a candidate: vector, text, both, or neighbour (brought in by a candidate next to it).",
     "importance": "The memory's importance (0 to 1), set when it was stored or curated.",
     "recency": "1 when the memory was just used, halving every half-life since its last access (or creation).",
 }
@@ -108,12 +115,23 @@ def score_sentence(params: SearchParams) -> str:
     return f"{name[0].upper()}{name[1:]}: {meaning}{extra}"
 
 
-def _component(breakdown: ScoreBreakdown | None, similarity: float | None, name: str) -> float | None:
+def _component(breakdown: ScoreBreakdown | None, similarity: float | None, name: str) -> float | str | None:
     if name == "similarity":
         return similarity
     if breakdown is None:
         return None
-    return {"text rank": breakdown.text_rank, "importance": breakdown.importance, "recency": breakdown.recency}[name]
+    if name == "terms":
+        shares = sorted((breakdown.terms or {}).items(), key=lambda t: (-t[1], t[0]))
+        return ", ".join(f"{term} {share:.2f}" for term, share in shares) or None
+    return {
+        "text rank": breakdown.text_rank,
+        "importance": breakdown.importance,
+        "recency": breakdown.recency,
+        "lift": breakdown.lift or None,
+        "session bonus": breakdown.session_bonus or None,
+        "date boost": breakdown.date_boost or None,
+        "found by": breakdown.origin,
+    }[name]
 
 
 def superseded_cells(ids: Sequence[UUID], superseded: Mapping[UUID, Supersession], link: Callable[[UUID], str] | None) -> list:

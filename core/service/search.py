@@ -1,4 +1,4 @@
-"""Search over a store in four modes (core.search), and the retrieval debugger's explanation."""
+"""Search over a store in four modes (core.search, core.hybrid), and the retrieval debugger's explanation."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ from uuid import UUID
 import numpy as np
 from sqlalchemy import Connection
 
-from core import validation
+from core import hybrid, validation
+from core.dates import dates_in
 from core.errors import Conflict, InvalidInput
 from core.explain import DETAIL, Explanation, explain, rows_to_read
 from core.models import Memory, MemoryStore, SearchResult
-from core.ranking import RRF_K, Weights
+from core.ranking import Weights
 from core.retrieval import NEAR_MISSES, entry, near_misses
-from core.search import Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
+from core.search import Candidate, Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
 from core.service.base import TenantBound, embed_texts
+from core.sql import bm25 as bsql
+from core.sql import hybrid as hsql
 from core.sql import log, memories, relationships, stores
 from core.sql import search as sql
 from core.supersede import KEEP, settle, stale
@@ -43,28 +46,67 @@ def run_search(
     """One search inside an open tenant transaction, with a vector of `store`'s model. It ranks a
     few past the limit (vector mode fetches them; the pools of the other modes hold them
     already): the top `limit` are the same either way, the rest are near misses."""
-    vector_hits: list[Hit] = []
-    plain_vector = params.mode == "vector" and params.mmr_lambda is None
-    if params.mode != "text":
-        fetch = params.pool + (NEAR_MISSES if plain_vector else 0)
-        vector_hits = sql.vector_candidates(conn, store, vector, fetch, params.filters, params.tuning, vectors=params.needs_vectors)
-    text_hits: list[Hit] = []
-    if params.mode in ("text", "hybrid"):
-        if query is None:
-            raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
-        text_hits = sql.text_candidates(conn, store, query, vector, params.pool, params.filters, vectors=params.needs_vectors)
-    now = datetime.now(UTC)
-    if params.superseded == KEEP:
-        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=params.limit + NEAR_MISSES), now)
-    else:  # the whole pool in order, then superseded memories moved down or left out, then the limit
-        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=len(vector_hits) + len(text_hits) + 1), now)
+    if params.mode in ("text", "hybrid") and query is None:
+        raise InvalidInput(f"{params.mode} search needs the query text, not only its vector")
+    keep = params.superseded == KEEP
+    if params.mode == "hybrid":
+        assert query is not None
+        # the whole pool in order when superseded memories are to be moved down or left out
+        ranked, under = hybrid_search(conn, store, query, vector, replace(params, limit=params.limit + NEAR_MISSES if keep else 1_000_000))
+    else:
+        vector_hits: list[Hit] = []
+        plain_vector = params.mode == "vector" and params.mmr_lambda is None
+        if params.mode != "text":
+            fetch = params.pool + (NEAR_MISSES if plain_vector else 0)
+            vector_hits = sql.vector_candidates(conn, store, vector, fetch, params.filters, params.tuning, vectors=params.needs_vectors)
+        text_hits: list[Hit] = []
+        if params.mode == "text":
+            assert query is not None
+            found = bsql.terms(conn, store, query, params.tuning.text_budget)
+            matches = hsql.text_candidates(
+                conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=params.needs_vectors
+            )
+            text_hits = [Hit(m.memory, m.similarity, m.bm25, m.embedding, dict(m.terms)) for m in matches]
+        depth = params.limit + NEAR_MISSES if keep else len(vector_hits) + len(text_hits) + 1
+        ranked = rank_candidates(vector_hits, text_hits, replace(params, limit=depth), datetime.now(UTC))
+        under = [h for h in vector_hits if h.similarity < params.min_similarity]
+    if not keep:  # superseded memories moved down or left out, then the limit
         superseded = stale(relationships.supersession_links(conn, memory_ids=[c.id for c in ranked]))
         ranked = settle(ranked, [c.id for c in ranked], superseded, params.superseded)[: params.limit + NEAR_MISSES]
     kept = ranked[: params.limit]
     if record_access:
         memories.count_access(conn, [c.id for c in kept])
-    under = [h for h in vector_hits if h.similarity < params.min_similarity]
     return SearchRun([to_result(c, params) for c in kept], near_misses(ranked[params.limit :], under, params))
+
+
+def hybrid_search(
+    conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, params: SearchParams
+) -> tuple[list[Candidate], list[Hit]]:
+    """The hybrid pool gathered from the database (core.hybrid says what it holds), ranked, the
+    first `params.limit` of it; and the nearest memories the threshold cut."""
+    found = bsql.terms(conn, store, query, params.tuning.text_budget)
+    vectors = params.needs_vectors
+    nearest = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning)
+    near = hsql.signals(conn, store, [h.memory.id for h in nearest], vector, found, params.bm25, params.filters, vectors=vectors)
+    ordered = [near[h.memory.id] for h in nearest if h.memory.id in near]
+    matches = hsql.text_candidates(conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=vectors)
+    pool = hybrid.Pool(hybrid.vector_side(ordered, params), [m.id for m in matches], {m.id: m for m in matches})
+    pool.signals.update({i: near[i] for i in pool.vector if i not in pool.signals})
+    if params.fusion.conversational:
+        window = params.fusion.neighbour_window
+        pool.around, near_them = hsql.around_signals(
+            conn, store, pool.candidates, window, vector, found, params.bm25, params.filters, vectors=vectors
+        )
+        pool.signals.update({n: near_them[n] for n in pool.neighbours(window) if n not in pool.signals and n in near_them})
+    ranked = hybrid.rank(pool, params, dates_in(query))[: params.limit]
+    unexplained = [c.id for c in ranked if c.hit.text_rank and not c.hit.terms]
+    if unexplained:  # the BM25 terms of what is returned (the pool was ranked by their sums)
+        terms = hsql.terms_of(conn, store, unexplained, found, params.bm25)
+        for c in ranked:
+            if c.id in terms:
+                c.hit = replace(c.hit, terms=terms[c.id])
+    under = [Hit(s.memory, s.similarity) for s in ordered if s.similarity < params.min_similarity]
+    return ranked, under
 
 
 class SearchOps(TenantBound):
@@ -87,7 +129,6 @@ class SearchOps(TenantBound):
         sources: Sequence[str] = (),
         mode: str = "vector",
         weights: Weights | None = None,
-        rrf_k: int = RRF_K,
         mmr_lambda: float | None = None,
         query_embedding: Sequence[float] | np.ndarray | None = None,
         tuning: SearchTuning | None = None,
@@ -109,7 +150,6 @@ class SearchOps(TenantBound):
             mode,
             Filters(tuple(memory_types), tuple(sources)),
             weights or Weights(),
-            rrf_k,
             mmr_lambda,
             tuning or SearchTuning(),
             superseded,
@@ -222,8 +262,13 @@ class SearchOps(TenantBound):
             current = stores.fetch(conn, store.id)
             if (current.embedding_model, current.embedding_dim) != (store.embedding_model, store.embedding_dim):
                 raise Conflict("the store's embedding model changed meanwhile; explain the search again")
-            scan = sql.scan(conn, current, query, vector, params.filters)
-            rows = sql.rows_by_id(conn, rows_to_read(params, scan, detail), vectors=params.needs_vectors)
+            found = bsql.terms(conn, current, query, params.tuning.text_budget)
+            scan = sql.scan(conn, current, vector, params.filters, found, params.bm25)
+            wanted = rows_to_read(params, scan, detail)
+            rows = sql.rows_by_id(conn, wanted, vectors=params.needs_vectors)
+            # text search ranks every text match (its breakdown lists the terms each holds)
+            matching = [scan.id(int(i)) for i in np.flatnonzero(scan.text_match)] if params.mode == "text" else wanted
+            terms = hsql.terms_of(conn, current, matching, found, params.bm25) if params.mode in ("text", "hybrid") else {}
             superseded = stale(relationships.supersession_links(conn, store_id=current.id))
 
             open_scope = [conn]  # the first `detail` are read in the scan's own snapshot, later ones in a scope of their own
@@ -234,6 +279,6 @@ class SearchOps(TenantBound):
                 with self.transaction() as later:
                     return sql.rows_by_id(later, memory_ids, vectors=vectors)
 
-            explanation = explain(query, params, current, vector, scan, rows, fetch, now, detail, superseded)
+            explanation = explain(query, params, current, vector, scan, rows, fetch, now, detail, superseded, terms)
             open_scope.clear()
         return explanation

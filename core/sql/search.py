@@ -1,5 +1,5 @@
-"""The SQL of search: nearest memories of a store, full-text matches, and the full scan the
-retrieval debugger explains.
+"""The SQL of search: nearest memories of a store, and the full scan the retrieval debugger
+explains (the text side's SQL: core.sql.bm25, core.sql.hybrid).
 
 Vectors are compared with `embedding::vector(N)`, the expression of the store's partial HNSW
 index. Small stores are searched exactly (a materialised scan of the store's rows is cheaper than
@@ -16,15 +16,13 @@ from uuid import UUID
 import numpy as np
 from sqlalchemy import Connection, text
 
+from core.bm25 import Bm25, Terms
 from core.models import Memory, MemoryStore
 from core.search import Filters, Hit, Scan, SearchTuning
+from core.sql import bm25 as bsql
 from core.sql.memories import MEMORY_COLUMNS, memory_from_row
 from core.status import EXPIRED_SQL, IS_SQL
 
-# websearch_to_tsquery parses what people type (quotes, "or", -exclusions); every remaining term
-# must match. OR-ing the terms instead was measured worse for hybrid search (docs/RETRIEVAL.md):
-# common words then pull in noise that displaces good vector candidates.
-TSQUERY = "websearch_to_tsquery('english', :query)"
 # Transaction-local settings of the HNSW path. force_custom_plan: psycopg prepares a statement on
 # its 5th run and PostgreSQL may then switch to a generic plan, which cannot know whether the store
 # is big; at 1M memories it chose the store's btree for a 100k store: ~300 ms instead of ~3 ms.
@@ -109,41 +107,27 @@ def vector_candidates(
     return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
 
 
-def text_candidates(
-    conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, k: int, filters: Filters, *, vectors: bool = False
-) -> list[Hit]:
-    """The k best full-text matches of the store, best first, each with its text rank and its
-    similarity to the query vector (so every result can show both)."""
-    condition, params = filter_sql(filters)
-    params.update(q=vector, s=store.id, k=k, query=query)
-    embedding = ", embedding" if vectors else ""
-    sql = text(
-        f"SELECT {MEMORY_COLUMNS}{embedding}, 1 - {distance_sql(store)} AS similarity, ts_rank_cd(content_tsv, tsq) AS text_rank"
-        f" FROM memories, {TSQUERY} AS tsq"
-        f" WHERE store_id = :s AND content_tsv @@ tsq{condition} ORDER BY text_rank DESC, id LIMIT :k"
-    )
-    return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
-
-
-def scan(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, filters: Filters) -> Scan:
+def scan(conn: Connection, store: MemoryStore, vector: np.ndarray, filters: Filters, found: Terms, bm25: Bm25) -> Scan:
     """Every memory of the store with the service's own expressions (no index: exact), narrow:
-    what ranking needs (distance, text match and rank, statuses), no content, metadata or vector;
-    the memories themselves are read by id, for the few that are shown (rows_by_id). The columns
-    come back as one row of binary strings, one per column (each aggregate sees the rows in the
-    same order), read by numpy: 20k memories cost no Python object each."""
+    what ranking needs (distance, BM25 and whether a driving term matches, the conversation
+    order, statuses), no content, metadata or vector; the memories themselves are read by id, for the
+    few that are shown (rows_by_id). The columns come back as one row of binary strings, one per
+    column (each aggregate sees the rows in the same order), read by numpy: 20k memories cost no
+    Python object each."""
     distance = distance_sql(store)
     condition, params = filter_sql(filters)
     sql = (
         "SELECT count(*), string_agg(uuid_send(id), ''), string_agg(float8send(distance), ''),"
-        " string_agg(boolsend(text_match), ''), string_agg(float4send(text_rank), ''), string_agg(boolsend(expired), ''),"
-        " string_agg(boolsend(archived), ''), string_agg(boolsend(allowed), '') FROM ("
-        f"SELECT id, {distance} AS distance, coalesce(content_tsv @@ tsq, false) AS text_match,"
-        f" CASE WHEN content_tsv @@ tsq THEN ts_rank_cd(content_tsv, tsq) ELSE 0 END AS text_rank,"
-        f" {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed"
-        f" FROM memories, {TSQUERY} AS tsq WHERE store_id = :s AND embedding_dim = {int(store.embedding_dim)}) AS scanned"
+        " string_agg(boolsend(text_match), ''), string_agg(float8send(text_rank), ''), string_agg(boolsend(expired), ''),"
+        " string_agg(boolsend(archived), ''), string_agg(boolsend(allowed), ''),"
+        " string_agg(int4send(src), ''), string_agg(int8send(at), '') FROM ("
+        f"SELECT m.id, {distance} AS distance, coalesce(m.content_tsv @@ {bsql.DRIVERS}, false) AS text_match,"
+        f" coalesce(bm.bm25, 0) AS text_rank, {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed,"
+        " dense_rank() OVER (ORDER BY coalesce(m.source, ''))::int4 AS src, (extract(epoch FROM m.created_at) * 1000000)::int8 AS at"
+        f" FROM memories m{bsql.BM25_JOIN} WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)}) AS scanned"
     )
-    params.update(q=vector, s=store.id, query=query)
-    n, ids, distances, matches, ranks, expired, archived, allowed = conn.execute(text(sql), params).one()
+    params.update(bsql.params(found, bm25), q=vector, s=store.id)
+    n, ids, distances, matches, ranks, expired, archived, allowed, sources, created = conn.execute(text(sql), params).one()
 
     def flags(blob: bytes | None) -> np.ndarray:
         return np.frombuffer(blob or b"", dtype=np.uint8).astype(bool)
@@ -152,10 +136,12 @@ def scan(conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, f
         keys=np.frombuffer(ids or b"", dtype=np.uint8).reshape(int(n), 16),
         distance=np.frombuffer(distances or b"", dtype=">f8").astype(np.float64),
         text_match=flags(matches),
-        text_rank=np.frombuffer(ranks or b"", dtype=">f4").astype(np.float64),
+        text_rank=np.frombuffer(ranks or b"", dtype=">f8").astype(np.float64),
         expired=flags(expired),
         archived=flags(archived),
         allowed=flags(allowed),
+        source=np.frombuffer(sources or b"", dtype=">i4").astype(np.int32),
+        created=np.frombuffer(created or b"", dtype=">i8").astype(np.int64),
     )
 
 

@@ -1,0 +1,61 @@
+"""The SQL of BM25 (core.bm25): a query's terms with their document frequencies in a store
+(memory_lexemes, migration 011), and the expressions that score a memory and match the driving
+terms. One fragment scores wherever a score is needed (search's text side, hybrid's signals, the
+debugger's scan), so they all get the same floats; a memory's terms are summed in lexeme order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from core.bm25 import Bm25, Terms, choose
+from core.models import MemoryStore
+
+_TERMS = text(
+    "SELECT q.lexeme, coalesce(l.df, 0) AS df"
+    " FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', :query))) q"
+    " LEFT JOIN memory_lexemes l ON l.store_id = :s AND l.lexeme = q.lexeme"
+    " UNION ALL SELECT '', coalesce((SELECT df FROM memory_lexemes WHERE store_id = :s AND lexeme = ''), 0)"
+)
+
+# BM25 of memory `m` for the terms :lex with weights :idf: each matched term's share
+# idf * tf (k1 + 1) / (tf + k1 (1 - b + b len / avglen)), tf its positions, len the memory's number
+# of distinct lexemes. ts_filter(setweight(...)) keeps only the query's lexemes before unnesting.
+# Joined as `bm` (bm.bm25 NULL when no term matches; bm.terms each matched term's share).
+BM25_JOIN = (
+    " LEFT JOIN LATERAL (SELECT sum(t.w ORDER BY t.lexeme) AS bm25, jsonb_object_agg(t.lexeme, t.w) AS terms FROM ("
+    "SELECT u.lexeme, q.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * length(m.content_tsv) / :avglen)) AS w"
+    " FROM (SELECT x.lexeme, CAST(coalesce(array_length(x.positions, 1), 1) AS float8) AS tf"
+    " FROM unnest(ts_filter(setweight(m.content_tsv, 'A', CAST(:lex AS text[])), '{a}')) x) u"
+    " JOIN unnest(CAST(:lex AS text[]), CAST(:idf AS float8[])) AS q(lexeme, idf) USING (lexeme)) t) bm ON true"
+)
+# The same sum without the breakdown (bm.bm25 only): for ranking many rows; the same floats.
+BM25_SUM_JOIN = BM25_JOIN.replace(", jsonb_object_agg(t.lexeme, t.w) AS terms", "")
+assert BM25_SUM_JOIN != BM25_JOIN
+# The OR of the driving lexemes, each quoted as tsquery input wants (quotes doubled, backslashes
+# escaped); NULL when none drives (then nothing matches).
+DRIVERS = (
+    "(SELECT CAST(string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ') AS tsquery)"
+    " FROM unnest(CAST(:drive AS text[])) AS l)"
+)
+
+
+def terms(conn: Connection, store: MemoryStore, query: str, budget: int) -> Terms:
+    """The query's terms in this store, their weights, and which drive the lookup (core.bm25)."""
+    rows = conn.execute(_TERMS, {"query": query, "s": store.id}).all()
+    total = next((int(r.df) for r in rows if r.lexeme == ""), 0)
+    return choose([(r.lexeme, int(r.df)) for r in rows if r.lexeme != ""], store.total_memories, total, budget)
+
+
+def params(found: Terms, bm25: Bm25) -> dict[str, Any]:
+    """The parameters BM25_JOIN and DRIVERS read."""
+    return {
+        "lex": found.lexemes,
+        "idf": found.idfs,
+        "k1": bm25.k1,
+        "b": bm25.b,
+        "avglen": max(found.average_length, 1e-9),
+        "drive": found.drivers,
+    }
