@@ -17,6 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from core.errors import ConfigError, InvalidInput, MemexError, NotFound
+from core.ranking import MODES
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -228,6 +229,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         record_access=not args.no_record_access,
         memory_types=args.type or (),
         sources=args.source or (),
+        mode=args.mode,
     )
     if args.json:
         print_json([r.to_dict() for r in results])
@@ -236,7 +238,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         print(f"no memory at or above similarity {args.min_similarity}", file=sys.stderr)
     for rank, r in enumerate(results, start=1):
         content = " ".join(r.memory.content.split())
-        print(f"{rank:>3}  {r.similarity:.3f}  {r.memory.memory_type:<12} {content[:100]}")
+        print(f"{rank:>3}  {r.score:.3f}  {r.similarity:.3f}  {r.memory.memory_type:<12} {content[:100]}")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -717,7 +719,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     _scope_options(p)
     p.add_argument("--limit", type=int, default=5)
-    p.add_argument("--min-similarity", type=float, default=0.7)
+    p.add_argument("--min-similarity", type=float, default=0.7, help="threshold of the vector side (default 0.7)")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="vector",
+        help="vector (default, the seed's search), text (BM25), hybrid (the best measured), weighted",
+    )
     p.add_argument("--type", action="append", help="only this memory type (repeatable)")
     p.add_argument("--source", action="append", help="only this source (repeatable)")
     p.add_argument("--no-record-access", action="store_true", help="do not count this search as an access")
