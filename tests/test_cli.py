@@ -77,6 +77,19 @@ def test_import_search_json_and_export_round_trip(capsys, tmp_path, scope) -> No
     assert again.read_bytes() == exported.read_bytes()
 
 
+def test_search_runs_in_the_mode_asked_for(capsys, tmp_path, scope) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", *MEMORIES)
+    assert run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")[0] == 0
+    code, out, _ = run(capsys, "search", "Pixel", *scope, "--mode", "text", "--json")  # expired: text search skips it too
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = run(capsys, "search", "oat milk", *scope, "--mode", "text", "--json")
+    (hit,) = json.loads(out)
+    assert hit["id"] == MEMORIES[0]["id"] and set(hit["breakdown"]["terms"]) == {"oat", "milk"}
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "oat milk", *scope, "--mode", "fuzzy"])
+    assert exited.value.code == 2 and "invalid choice: 'fuzzy'" in capsys.readouterr().err
+
+
 def test_re_importing_the_same_file_never_duplicates(capsys, tmp_path, scope) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", *MEMORIES)
     for _ in range(2):
