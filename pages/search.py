@@ -74,7 +74,7 @@ def table(frame: pd.DataFrame, key: str, params: SearchParams) -> None:
                 for c in dx.COMPONENT_HELP
                 if c != score and c not in dx.TEXT_COMPONENTS
             },
-            **{c: st.column_config.TextColumn(c, width=110, help=dx.COMPONENT_HELP[c]) for c in dx.TEXT_COMPONENTS},
+            **{c: st.column_config.TextColumn(c, width=200, help=dx.COMPONENT_HELP[c]) for c in dx.TEXT_COMPONENTS},
             "diversified": st.column_config.NumberColumn("diversified", width=80, format="%.3f", help=dx.MMR_HELP),
             "reason": st.column_config.TextColumn("reason", width="medium"),
         },

@@ -354,7 +354,7 @@ def test_search_marks_superseded_results_and_reads_at_1400_px(demo, server, page
     page.set_viewport_size({"width": 1400, "height": 1000})
     text = open_view(page, server, "search", q="what should Alice not eat?", mode="hybrid", threshold="0.3")
     assert "are superseded: a newer memory updates or contradicts them" in text
-    assert "Fused score: Reciprocal rank fusion" in text  # the mode's score, explained where it appears
+    assert "Fused score: What hybrid search ranks by" in text  # the mode's score, explained where it appears
     no_sideways_scroll(page)
     shoot(page, "search-superseded-1400")
     text = open_view(page, server, "search", q="what should Alice not eat?", mode="weighted", threshold="0.3", superseded="demote")

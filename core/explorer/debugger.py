@@ -80,18 +80,16 @@ MMR_HELP = (
 COMPONENTS = {  # what each mode shows beside its score, for reference
     "vector": (),
     "text": ("similarity",),
-    "hybrid": ("similarity", "text rank", "terms", "lift", "session bonus", "date boost", "found by"),
+    "hybrid": ("similarity", "parts"),  # the BM25 is the sum of the terms in "parts"
     "weighted": ("similarity", "importance", "recency"),
 }
-TEXT_COMPONENTS = ("terms", "found by")  # shown as text, the others as numbers
+TEXT_COMPONENTS = ("parts",)  # shown as text, the others as numbers
 COMPONENT_HELP = {
     "similarity": SCORES["vector"][1].replace("Vector search ranks by it.", "").strip(),
     "text rank": "The memory's BM25 for the query's words (0 when it holds none of them).",
-    "terms": "The query's words (as stems) the memory holds, each with its share of the BM25.",
-    "lift": "What a strong neighbour in the same conversation (a candidate up to 2 turns away) added to the score.",
-    "session bonus": "A share of the best candidate score in the memory's conversation session.",
-    "date boost": "Added because the memory was created on a date the query names.",
-    "found by": "Which side made it a candidate: vector, text, both, or neighbour (brought in by a candidate next to it).",
+    "parts": "What made the fused score: the query's words (as stems) the memory holds with their BM25 shares; the lift "
+    "from a strong neighbouring turn (a candidate up to 2 turns away in the same conversation); the bonus for its "
+    "session; the boost for a date the query names; and which side found it (vector, text, both, or a neighbour).",
     "importance": "The memory's importance (0 to 1), set when it was stored or curated.",
     "recency": "1 when the memory was just used, halving every half-life since its last access (or creation).",
 }
@@ -120,18 +118,20 @@ def _component(breakdown: ScoreBreakdown | None, similarity: float | None, name:
         return similarity
     if breakdown is None:
         return None
-    if name == "terms":
-        shares = sorted((breakdown.terms or {}).items(), key=lambda t: (-t[1], t[0]))
-        return ", ".join(f"{term} {share:.2f}" for term, share in shares) or None
-    return {
-        "text rank": breakdown.text_rank,
-        "importance": breakdown.importance,
-        "recency": breakdown.recency,
-        "lift": breakdown.lift or None,
-        "session bonus": breakdown.session_bonus or None,
-        "date boost": breakdown.date_boost or None,
-        "found by": breakdown.origin,
-    }[name]
+    if name == "parts":
+        return hybrid_parts(breakdown)
+    return {"text rank": breakdown.text_rank, "importance": breakdown.importance, "recency": breakdown.recency}[name]
+
+
+def hybrid_parts(b: ScoreBreakdown) -> str:
+    """A hybrid score's parts in a few words: 'terms potteri 0.98, class 0.98 · lift +0.31 · found by neighbour'."""
+    shares = sorted((b.terms or {}).items(), key=lambda t: (-t[1], t[0]))
+    parts = [f"terms {', '.join(f'{term} {share:.2f}' for term, share in shares)}"] if shares else []
+    parts += [f"lift +{b.lift:.2f}"] if b.lift else []
+    parts += [f"session +{b.session_bonus:.2f}"] if b.session_bonus else []
+    parts += [f"date +{b.date_boost:.2f} ({b.date})"] if b.date_boost else []
+    parts += [f"found by {b.origin}"] if b.origin else []
+    return " · ".join(parts)
 
 
 def superseded_cells(ids: Sequence[UUID], superseded: Mapping[UUID, Supersession], link: Callable[[UUID], str] | None) -> list:
