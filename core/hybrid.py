@@ -9,7 +9,8 @@ For one query (settings: core.ranking.Fusion, core.bm25.Bm25):
 2. Text side: the `depth` best BM25 scores among memories holding a driving query term (core.bm25),
    ties by id.
 3. Fusion, over the candidates C: s = w z(v) + (1 - w) z(bm25), z-scores with the candidates' mean
-   and population standard deviation (1 when 0); memories outside C are scored with the same ones.
+   and population standard deviation (1 when 0; for BM25 at least `bm25_spread`); memories outside
+   C are scored with the same ones.
 4. Neighbour lift: a memory within `neighbour_window` turns of a candidate of its session (same
    source, no gap over 30 minutes, migration 011) joins the pool, and moves `neighbour_lift` of the
    way up to the best such candidate: s1 = s + lift * max(0, s(c) - s).
@@ -164,6 +165,7 @@ def rank(pool: Pool, params: SearchParams, dates: Sequence[Named]) -> list[Candi
     in_text = {i: n for n, i in enumerate(pool.text, start=1)}
     v_mean, v_sd = _z(np.array([signals[i].similarity for i in candidates]))
     t_mean, t_sd = _z(np.array([signals[i].bm25 for i in candidates]))
+    t_sd = max(t_sd, fusion.bm25_spread)
 
     def fused(s: Signals) -> float:
         return fusion.vector_weight * (s.similarity - v_mean) / v_sd + (1 - fusion.vector_weight) * (s.bm25 - t_mean) / t_sd

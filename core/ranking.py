@@ -44,6 +44,10 @@ class Fusion:
 
     - vector_weight: the fused score is w z(cosine similarity) + (1 - w) z(BM25), z-scores over the
       candidates (the `depth` best of each side).
+    - bm25_spread: the BM25 side's standard deviation counts as at least this much. A query whose
+      only word is in nearly every memory gives BM25s that differ by hundredths; standardised, those
+      hundredths outweighed the similarity (the demo's "what should Alice not eat?" ranked a memory
+      naming Alice twice first). 1.0 changes no LoCoMo or labelled figure (docs/RETRIEVAL.md).
     - neighbour_lift: a memory within `neighbour_window` turns of a candidate of its session moves
       this share of the way up to that candidate's score (and joins the pool if it was not in it).
     - session_bonus: every memory gains this share of the best candidate score of its session
@@ -53,6 +57,7 @@ class Fusion:
     """
 
     vector_weight: float = 0.6
+    bm25_spread: float = 1.0
     depth: int = 50
     neighbour_lift: float = 0.4
     neighbour_window: int = 2
@@ -64,7 +69,7 @@ class Fusion:
             value = getattr(self, name)
             if not np.isfinite(value) or not 0 <= value <= 1:
                 raise InvalidInput(f"fusion {name} must be between 0 and 1, not {value}")
-        for name in ("session_bonus", "date_boost"):
+        for name in ("bm25_spread", "session_bonus", "date_boost"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise InvalidInput(f"fusion {name} must be a number >= 0, not {value}")

@@ -4,6 +4,7 @@ hand-made cases with exact expected orders."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -177,6 +178,17 @@ def test_fusion_standardises_both_sides_and_weighs_them() -> None:
     assert sum(c.fused for c in ranked) == pytest.approx(0.0)  # each side's z-scores sum to 0 over the candidates
     only_vector = rank(pool, SearchParams(limit=10, min_similarity=0.0, mode="hybrid", fusion=Fusion(vector_weight=1.0)), [])
     assert [c.id.int for c in only_vector] == [1, 2, 3]
+
+
+def test_bm25s_that_barely_differ_do_not_outweigh_the_similarity() -> None:
+    # the query's only word is in every memory: BM25 0.10 (named twice) against 0.08
+    pool = Pool([UUID(int=1), UUID(int=2), UUID(int=3)], [UUID(int=3), UUID(int=1), UUID(int=2)], {})
+    pool.signals = {s.id: s for s in (_signals(1, 0.56, 0.08), _signals(2, 0.48, 0.08), _signals(3, 0.44, 0.10))}
+    plain = Fusion(neighbour_lift=0, session_bonus=0, date_boost=0)
+    ranked = rank(pool, SearchParams(limit=10, min_similarity=0.0, mode="hybrid", fusion=plain), [])
+    assert [c.id.int for c in ranked] == [1, 2, 3]
+    unfloored = rank(pool, SearchParams(limit=10, min_similarity=0.0, mode="hybrid", fusion=replace(plain, bm25_spread=0.0)), [])
+    assert [c.id.int for c in unfloored] == [1, 3, 2]  # standardised, the hundredths put 3 above 2
 
 
 def test_a_strong_neighbour_lifts_a_turn_and_brings_it_into_the_pool() -> None:
