@@ -402,3 +402,25 @@ def test_memex_serve_refuses_a_role_that_is_not_the_apis(db: Database, monkeypat
     url = db.embedded.url(APP_ROLE).render_as_string(hide_password=False)
     with pytest.raises(ConfigError, match="not a member of memex_api"):
         api_database(Settings(DATABASE_URL=url))
+
+
+def test_a_search_over_the_api_presents_its_key_once(api_db: Database, svc: MemoryService, store, monkeypatch, superuser) -> None:
+    """POST /v1/search with the query's vector: the key, the store, the search, the access count
+    and the log entry in one transaction of the API's role (one memex_authenticate, one commit)."""
+    from core.api import schemas as s
+    from core.api.caller import Callers
+    from core.api.routes import search
+    from core.embeddings import get_embedder
+
+    wanted = svc.add_memory(store.id, "Ana's passport expires in March")
+    caller = Callers(api_db).service(new_key(svc.db, svc.tenant_id, name="agent"))
+    presented = []
+    with_key = api_db.with_key
+    monkeypatch.setattr(api_db, "with_key", lambda key: presented.append(key) or with_key(key))
+    vector = get_embedder("test-hashing").embed_one("Ana's passport expires in March").tolist()
+    out = search(s.SearchIn(embedding=vector, store=store.store_name, user=str(store.user_id), limit=1, min_similarity=-1), caller)
+    assert [h.id for h in out.results] == [wanted.id] and len(presented) == 1
+    with superuser.connect() as conn:  # the log entry and the access count were written by one transaction
+        logged = conn.scalar(text("SELECT xmin::text FROM retrieval_log WHERE store_id = :s AND key_name = 'agent'"), {"s": store.id})
+        counted = conn.scalar(text("SELECT xmin::text FROM memories WHERE id = :id AND access_count = 1"), {"id": wanted.id})
+    assert logged is not None and logged == counted

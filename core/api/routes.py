@@ -198,23 +198,29 @@ def search(body: s.SearchIn, svc: Caller) -> s.SearchOut:
         raise InvalidInput("query: send the query's text, or its embedding")
     if body.query is None and body.mode in ("text", "hybrid"):
         raise InvalidInput(f"query: {body.mode} search needs the query's text, not only its embedding")
-    store = resolve_store(svc, body.user, body.store, create=False)
     filters = Filters(tuple(body.memory_types), tuple(body.sources))
-    if body.query is None:
-        assert body.embedding is not None
-        results = svc.search_by_embedding(
-            store.id,
-            body.embedding,
-            body.limit,
-            body.min_similarity,
-            record_access=body.record_access,
-            memory_types=filters.memory_types,
-            sources=filters.sources,
-            mode=body.mode,
-        )
-    else:
+    if body.embedding is None:  # the query is embedded with the store's model, outside any transaction
+        assert body.query is not None
+        store = resolve_store(svc, body.user, body.store, create=False)
         params = SearchParams(body.limit, body.min_similarity, body.mode, filters, mmr_lambda=body.mmr_lambda)
-        results = svc.search(store.id, body.query, params, record_access=body.record_access, query_embedding=body.embedding)
+        results = svc.search(store, body.query, params, record_access=body.record_access)
+    else:  # nothing to embed: the key, the store, the search and its log entry in one transaction
+        with svc.one_transaction():
+            store = resolve_store(svc, body.user, body.store, create=False)
+            if body.query is None:
+                results = svc.search_by_embedding(
+                    store.id,
+                    body.embedding,
+                    body.limit,
+                    body.min_similarity,
+                    record_access=body.record_access,
+                    memory_types=filters.memory_types,
+                    sources=filters.sources,
+                    mode=body.mode,
+                )
+            else:
+                params = SearchParams(body.limit, body.min_similarity, body.mode, filters, mmr_lambda=body.mmr_lambda)
+                results = svc.search(store, body.query, params, record_access=body.record_access, query_embedding=body.embedding)
     return s.SearchOut(results=[s.Hit.of_result(r, explain=body.explain) for r in results])
 
 

@@ -158,7 +158,7 @@ class SearchOps(TenantBound):
 
     def search(
         self,
-        store_id: UUID | str,
+        store_id: UUID | str | MemoryStore,
         query: str,
         params: SearchParams,
         *,
@@ -166,23 +166,25 @@ class SearchOps(TenantBound):
         query_embedding: Sequence[float] | np.ndarray | None = None,
         log: bool = True,
     ) -> list[SearchResult]:
-        """search_memories with every setting in one SearchParams."""
+        """search_memories with every setting in one SearchParams. Given the store itself (read
+        by the caller, as the API does to resolve a name), the query is embedded with its model
+        without reading it first; the search's transaction checks the model is still the store's."""
         started = time.perf_counter()
         query = validation.query(query)
         params = params.checked()
-        store = self._store(store_id)
+        if query_embedding is not None:  # nothing to embed: the store is read where it is searched
+            store_id = store_id.id if isinstance(store_id, MemoryStore) else validation.uuid(store_id, "store id")
+            with self.transaction() as conn:
+                current = stores.fetch(conn, store_id)
+                vector = validation.embedding(query_embedding, current.embedding_dim)
+                return self._run(conn, current, query, vector, params, record_access, log, started)
+        store = store_id if isinstance(store_id, MemoryStore) else self._store(store_id)
         for _ in range(MODEL_ATTEMPTS):
-            vector = self.embed_query(store, query) if query_embedding is None else query_embedding
-            vector = validation.embedding(vector, store.embedding_dim)
+            vector = validation.embedding(self.embed_query(store, query), store.embedding_dim)
             with self.transaction() as conn:
                 current = stores.fetch(conn, store.id)
                 if (current.embedding_model, current.embedding_dim) == (store.embedding_model, store.embedding_dim):
-                    run = run_search(conn, current, query, vector, params, record_access=record_access)
-                    if log:
-                        self._log(conn, current, query, params, run, started)
-                    return run.results
-            if query_embedding is not None:
-                break  # a vector of the old model cannot be searched in the new one
+                    return self._run(conn, current, query, vector, params, record_access, log, started)
             store = current
         raise Conflict("the store's embedding model changed while searching; search again")
 
@@ -213,13 +215,30 @@ class SearchOps(TenantBound):
         with self.transaction() as conn:
             store = stores.fetch(conn, store_id)
             vector = validation.embedding(embedding, store.embedding_dim)
-            run = run_search(conn, store, None, vector, params, record_access=record_access)
-            if log:
-                self._log(conn, store, query, params, run, started)
-            return run.results
+            return self._run(conn, store, None, vector, params, record_access, log, started, logged_query=query)
+
+    def _run(
+        self,
+        conn: Connection,
+        store: MemoryStore,
+        query: str | None,
+        vector: np.ndarray,
+        params: SearchParams,
+        record_access: bool,
+        log: bool,
+        started: float,
+        *,
+        logged_query: str = "",
+    ) -> list[SearchResult]:
+        """The search in the open transaction, and its log entry in the same transaction (the
+        query's text when search has it, else `logged_query`)."""
+        run = run_search(conn, store, query, vector, params, record_access=record_access)
+        if log:
+            self._log(conn, store, logged_query if query is None else query, params, run, started)
+        return run.results
 
     def _log(self, conn: Connection, store: MemoryStore, query: str, params: SearchParams, run: SearchRun, started: float) -> None:
-        """The search into the retrieval log, in its own transaction (row-level security applies)."""
+        """The search into the retrieval log, in the search's own transaction (row-level security applies)."""
         principal = self.principal
         log.insert(
             conn,
