@@ -28,6 +28,15 @@ def _entry(row: Row[Any]) -> Retrieval:
     return Retrieval(**row._mapping)
 
 
+# One statement: synchronous_commit is turned off inside it (no round trip of its own).
+_INSERT = text(
+    "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
+    " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
+    " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
+    " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
+)
+
+
 def insert(conn: Connection, tenant_id: UUID, *entries: Retrieval) -> None:
     """Write entries. The transaction then commits without waiting for the WAL flush: a crash
     may lose the last few entries (and access counts), never a memory, and an otherwise
@@ -53,15 +62,7 @@ def insert(conn: Connection, tenant_id: UUID, *entries: Retrieval) -> None:
         }
         for entry in entries
     ]
-    conn.execute(
-        text(
-            "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
-            " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
-            " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
-            " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
-        ),
-        rows[0] if len(rows) == 1 else rows,  # one search: no executemany
-    )
+    conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows)  # one search: no executemany
 
 
 def get(conn: Connection, entry_id: UUID) -> Retrieval | None:
