@@ -419,7 +419,7 @@ def test_a_search_over_the_api_presents_its_key_once(api_db: Database, svc: Memo
     monkeypatch.setattr(api_db, "with_key", lambda key: presented.append(key) or with_key(key))
     vector = get_embedder("test-hashing").embed_one("Ana's passport expires in March").tolist()
     out = search(s.SearchIn(embedding=vector, store=store.store_name, user=str(store.user_id), limit=1, min_similarity=-1), caller)
-    assert [h.id for h in out.results] == [wanted.id] and len(presented) == 1
+    assert [h["id"] for h in json.loads(bytes(out.body))["results"]] == [str(wanted.id)] and len(presented) == 1
     with superuser.connect() as conn:  # the log entry and the access count were written by one transaction
         logged = conn.scalar(text("SELECT xmin::text FROM retrieval_log WHERE store_id = :s AND key_name = 'agent'"), {"s": store.id})
         counted = conn.scalar(text("SELECT xmin::text FROM memories WHERE id = :id AND access_count = 1"), {"id": wanted.id})

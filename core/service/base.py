@@ -107,7 +107,8 @@ class TenantBound:
         """Every call of this service inside the block runs in one transaction, committed at its
         end (rolled back if it raises): an API request that resolves its store and then searches
         presents its key once and commits once. Not for calls that embed: a model call must not
-        hold a connection."""
+        hold a connection. A MemoryStore read inside the block is current for the rest of it:
+        search takes it as is instead of reading it again."""
         if _held.get() is not None:
             raise RuntimeError("one_transaction() is already open in this thread")
         with self.transaction() as conn:
@@ -116,6 +117,11 @@ class TenantBound:
                 yield
             finally:
                 _held.reset(token)
+
+    def in_one_transaction(self) -> bool:
+        """Whether this call runs inside this service's one_transaction()."""
+        held = _held.get()
+        return held is not None and held[0] is self
 
     @property
     def read_only(self) -> bool:

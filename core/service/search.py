@@ -173,9 +173,8 @@ class SearchOps(TenantBound):
         query = validation.query(query)
         params = params.checked()
         if query_embedding is not None:  # nothing to embed: the store is read where it is searched
-            store_id = store_id.id if isinstance(store_id, MemoryStore) else validation.uuid(store_id, "store id")
             with self.transaction() as conn:
-                current = stores.fetch(conn, store_id)
+                current = self._store_in(conn, store_id)
                 vector = validation.embedding(query_embedding, current.embedding_dim)
                 return self._run(conn, current, query, vector, params, record_access, log, started)
         store = store_id if isinstance(store_id, MemoryStore) else self._store(store_id)
@@ -190,7 +189,7 @@ class SearchOps(TenantBound):
 
     def search_by_embedding(
         self,
-        store_id: UUID | str,
+        store_id: UUID | str | MemoryStore,
         embedding: Sequence[float] | np.ndarray,
         limit: int = 5,
         min_similarity: float = 0.7,
@@ -211,11 +210,17 @@ class SearchOps(TenantBound):
         params = SearchParams(
             limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights(), tuning=tuning or SearchTuning()
         ).checked()
-        store_id = validation.uuid(store_id, "store id")
         with self.transaction() as conn:
-            store = stores.fetch(conn, store_id)
+            store = self._store_in(conn, store_id)
             vector = validation.embedding(embedding, store.embedding_dim)
             return self._run(conn, store, None, vector, params, record_access, log, started, logged_query=query)
+
+    def _store_in(self, conn: Connection, store: UUID | str | MemoryStore) -> MemoryStore:
+        """The store as this transaction sees it: read, unless it was read already inside the
+        same one_transaction() (the API resolves the store, then searches it)."""
+        if isinstance(store, MemoryStore):
+            return store if self.in_one_transaction() else stores.fetch(conn, store.id)
+        return stores.fetch(conn, validation.uuid(store, "store id"))
 
     def _run(
         self,
