@@ -145,3 +145,7 @@ def test_a_big_stores_search_forces_custom_plans_for_itself_only(svc, store, mem
         hits = sql.vector_candidates(conn, stores.fetch(conn, store.id), vector, 5, Filters((memory_type,)), SearchTuning(exact_max_rows=0))
         assert len(hits) == (memory_type == "fact")
         assert tuple(conn.execute(setting).one()) == (before, str(SearchTuning().ef_search))
+        sql.vector_candidates(
+            conn, stores.fetch(conn, store.id), vector, 5, Filters(), SearchTuning(exact_max_rows=0), custom_plans_after=True
+        )
+        assert conn.execute(setting).one()[0] == "force_custom_plan"  # hybrid's statements after it

@@ -86,7 +86,7 @@ def hybrid_search(
     first `params.limit` of it; and the nearest memories the threshold cut."""
     found = bsql.terms(conn, store, query, params.tuning.text_budget)
     vectors = params.needs_vectors
-    nearest = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning)
+    nearest = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning, custom_plans_after=True)
     near = hsql.signals(conn, store, [h.memory.id for h in nearest], vector, found, params.bm25, params.filters, vectors=vectors)
     ordered = [near[h.memory.id] for h in nearest if h.memory.id in near]
     matches = hsql.text_candidates(conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=vectors)
