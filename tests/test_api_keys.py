@@ -424,3 +424,18 @@ def test_a_search_over_the_api_presents_its_key_once(api_db: Database, svc: Memo
         logged = conn.scalar(text("SELECT xmin::text FROM retrieval_log WHERE store_id = :s AND key_name = 'agent'"), {"s": store.id})
         counted = conn.scalar(text("SELECT xmin::text FROM memories WHERE id = :id AND access_count = 1"), {"id": wanted.id})
     assert logged is not None and logged == counted
+
+
+def test_one_transaction_holds_only_its_own_services_calls(svc: MemoryService, store, other) -> None:
+    """Inside one_transaction() the service's calls share its transaction (and its end: a raise
+    rolls back what they wrote); another tenant's service opens its own, with its own tenant."""
+    other_svc, other_store = other
+    with pytest.raises(RuntimeError, match="undo"), svc.one_transaction():
+        with svc.transaction() as first, svc.transaction() as second:
+            assert first is second
+        svc.add_memory(store.id, "written, then rolled back with the request", embedding=[1.0] * store.embedding_dim)
+        assert other_svc.list_memories(other_store.id).total == 1
+        with svc.transaction() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM memories WHERE store_id = :s"), {"s": other_store.id}) == 0
+        raise RuntimeError("undo")
+    assert svc.list_memories(store.id).total == 0
