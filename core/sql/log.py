@@ -17,6 +17,8 @@ COLUMNS = "id, store_id, at, interface, key_id, key_name, actor, query, mode, pa
 
 # Who searched, in one word: the API key's name, else the interface (cli, python, explorer).
 CALLER = "coalesce(key_name, interface)"
+# The ids of what an entry returned: the expression of the index retrieval_log_result_ids (migration 013).
+RESULT_IDS = "jsonb_path_query_array(results, '$[*].id')"
 
 
 def _json(value: Any) -> str:
@@ -100,7 +102,7 @@ def entries(
             "contains",
             None if contains is None else "%" + contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
         ),
-        ("results @> CAST(:mention AS jsonb)", "mention", None if memory_id is None else json.dumps([{"id": str(memory_id)}])),
+        (f"{RESULT_IDS} @> CAST(:mention AS jsonb)", "mention", None if memory_id is None else json.dumps([str(memory_id)])),
         (f"{CALLER} = :caller", "caller", caller),
     ):
         if value is not None:
