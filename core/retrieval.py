@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,6 +24,13 @@ def model_of(store: MemoryStore) -> str:
 
 
 _BREAKDOWN = [f.name for f in fields(ScoreBreakdown)]
+
+
+@lru_cache(maxsize=64)
+def _settings(params: SearchParams) -> dict[str, Any]:
+    """params.to_dict() once per distinct settings (asdict copies deeply: it was most of an
+    entry's cost). The dict is shared by the entries: read it, never change it."""
+    return params.to_dict()
 
 
 def _result(rank: int, r: SearchResult) -> dict[str, Any]:
@@ -80,7 +88,7 @@ def entry(
         actor=actor,
         query=query,
         mode=params.mode,
-        params=params.to_dict(),
+        params=_settings(params),
         model=model_of(store),
         results=[_result(n, r) for n, r in enumerate(results, start=1)],
         near_misses=missed,

@@ -402,3 +402,40 @@ def test_memex_serve_refuses_a_role_that_is_not_the_apis(db: Database, monkeypat
     url = db.embedded.url(APP_ROLE).render_as_string(hide_password=False)
     with pytest.raises(ConfigError, match="not a member of memex_api"):
         api_database(Settings(DATABASE_URL=url))
+
+
+def test_a_search_over_the_api_presents_its_key_once(api_db: Database, svc: MemoryService, store, monkeypatch, superuser) -> None:
+    """POST /v1/search with the query's vector: the key, the store, the search, the access count
+    and the log entry in one transaction of the API's role (one memex_authenticate, one commit)."""
+    from core.api import schemas as s
+    from core.api.caller import Callers
+    from core.api.routes import search
+    from core.embeddings import get_embedder
+
+    wanted = svc.add_memory(store.id, "Ana's passport expires in March")
+    caller = Callers(api_db).service(new_key(svc.db, svc.tenant_id, name="agent"))
+    presented = []
+    with_key = api_db.with_key
+    monkeypatch.setattr(api_db, "with_key", lambda key: presented.append(key) or with_key(key))
+    vector = get_embedder("test-hashing").embed_one("Ana's passport expires in March").tolist()
+    out = search(s.SearchIn(embedding=vector, store=store.store_name, user=str(store.user_id), limit=1, min_similarity=-1), caller)
+    assert [h["id"] for h in json.loads(bytes(out.body))["results"]] == [str(wanted.id)] and len(presented) == 1
+    with superuser.connect() as conn:  # the log entry and the access count were written by one transaction
+        logged = conn.scalar(text("SELECT xmin::text FROM retrieval_log WHERE store_id = :s AND key_name = 'agent'"), {"s": store.id})
+        counted = conn.scalar(text("SELECT xmin::text FROM memories WHERE id = :id AND access_count = 1"), {"id": wanted.id})
+    assert logged is not None and logged == counted
+
+
+def test_one_transaction_holds_only_its_own_services_calls(svc: MemoryService, store, other) -> None:
+    """Inside one_transaction() the service's calls share its transaction (and its end: a raise
+    rolls back what they wrote); another tenant's service opens its own, with its own tenant."""
+    other_svc, other_store = other
+    with pytest.raises(RuntimeError, match="undo"), svc.one_transaction():
+        with svc.transaction() as first, svc.transaction() as second:
+            assert first is second
+        svc.add_memory(store.id, "written, then rolled back with the request", embedding=[1.0] * store.embedding_dim)
+        assert other_svc.list_memories(other_store.id).total == 1
+        with svc.transaction() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM memories WHERE store_id = :s"), {"s": other_store.id}) == 0
+        raise RuntimeError("undo")
+    assert svc.list_memories(store.id).total == 0

@@ -124,3 +124,28 @@ def test_a_model_change_while_the_query_is_embedded_is_searched_with_the_new_mod
         assert results[0].similarity == pytest.approx(1.0, abs=1e-5)  # the same text under the same (new) model
     finally:
         use_embedder("all-MiniLM-L6-v2", None)
+
+
+@pytest.mark.parametrize("memory_type", ["fact", "no-such-type"])
+def test_a_big_stores_search_forces_custom_plans_for_itself_only(svc, store, memory_type) -> None:
+    """The HNSW query is planned for its own store each time (plan_cache_mode), and puts the
+    setting back as it runs, even when nothing matches: the statements after it in the
+    transaction (the retrieval log's INSERT) keep their cached plans."""
+    from sqlalchemy import text
+
+    from core.search import Filters, SearchTuning
+    from core.sql import search as sql
+    from core.sql import stores
+
+    svc.add_memory(store.id, "Ana's passport expires in March")
+    vector = svc.embed_query(store, "passport")
+    with svc.transaction() as conn:
+        setting = text("SELECT current_setting('plan_cache_mode'), current_setting('hnsw.ef_search')")
+        before = conn.execute(setting).one()[0]
+        hits = sql.vector_candidates(conn, stores.fetch(conn, store.id), vector, 5, Filters((memory_type,)), SearchTuning(exact_max_rows=0))
+        assert len(hits) == (memory_type == "fact")
+        assert tuple(conn.execute(setting).one()) == (before, str(SearchTuning().ef_search))
+        sql.vector_candidates(
+            conn, stores.fetch(conn, store.id), vector, 5, Filters(), SearchTuning(exact_max_rows=0), custom_plans_after=True
+        )
+        assert conn.execute(setting).one()[0] == "force_custom_plan"  # hybrid's statements after it

@@ -33,24 +33,35 @@ class Callers:
     def service(self, key: str | None, interface: str = "api", *, fresh: bool = False) -> MemoryService:
         """The service of `key`; `fresh` asks PostgreSQL now even if the key was seen lately (for
         a check that is all a request does: the MCP endpoint's authentication)."""
+        svc = None if fresh else self.seen(key, interface)
+        if svc is not None:
+            return svc
+        assert key is not None  # seen() refused a missing key
+        principal = MemoryService.for_key(self.db, key).principal
+        assert principal is not None
+        with self._lock:
+            self._seen[key] = (time.monotonic(), principal)
+            self._seen.move_to_end(key)
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+        return self._service(key, principal, interface)
+
+    def seen(self, key: str | None, interface: str = "api") -> MemoryService | None:
+        """The service of a key PostgreSQL resolved in the last `ttl_s` seconds, without asking it
+        (no connection: an async route may call this); None when service() must ask."""
         if not key:
             raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
         if len(key) > MAX_KEY_CHARS:
             raise Unauthenticated("invalid API key")
-        now = time.monotonic()
         with self._lock:
             seen = self._seen.get(key)
-        if fresh or seen is None or now - seen[0] > self.ttl_s:
-            principal = MemoryService.for_key(self.db, key).principal
-            assert principal is not None
-            seen = (now, principal)
-            with self._lock:
-                self._seen[key] = seen
-                self._seen.move_to_end(key)
-                while len(self._seen) > self.size:
-                    self._seen.popitem(last=False)
-        svc = MemoryService(self.db, seen[1].tenant_id, actor=f"key {seen[1].key_id}", key=key, interface=interface)
-        svc.principal = seen[1]
+        if seen is None or time.monotonic() - seen[0] > self.ttl_s:
+            return None
+        return self._service(key, seen[1], interface)
+
+    def _service(self, key: str, principal: Principal, interface: str) -> MemoryService:
+        svc = MemoryService(self.db, principal.tenant_id, actor=f"key {principal.key_id}", key=key, interface=interface)
+        svc.principal = principal
         return svc
 
 

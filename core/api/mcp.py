@@ -155,7 +155,7 @@ def build_server(callers: Callers, *, stdio_key: str | None = None) -> MCPServer
         def work(svc: MemoryService) -> SearchHits:
             target = resolve_store(svc, user, store, create=False)
             params = SearchParams(limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)))
-            return SearchHits(results=[s.Hit.of_result(r, explain=True) for r in svc.search(target.id, query, params)])
+            return SearchHits(results=[s.Hit.of_result(r, explain=True) for r in svc.search(target, query, params)])
 
         return call(ctx, work)
 

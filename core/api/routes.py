@@ -12,6 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -32,9 +33,13 @@ NDJSON = "application/x-ndjson"
 bearer = HTTPBearer(auto_error=False, scheme_name="HTTPBearer", description="An API key: `Authorization: Bearer mx_...`")
 
 
-def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> MemoryService:
+async def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> MemoryService:
+    """The key's service: a key seen lately without a thread (FastAPI runs a plain function
+    dependency in its threadpool: one more hop per request), else PostgreSQL asked in one."""
     callers: Callers = request.app.state.callers
-    return callers.service(credentials.credentials if credentials else None)
+    key = credentials.credentials if credentials else None
+    svc = callers.seen(key)
+    return svc if svc is not None else await run_in_threadpool(callers.service, key)
 
 
 Caller = Annotated[MemoryService, Depends(caller)]
@@ -191,31 +196,43 @@ def delete_relationship(relationship_id: UUID, svc: Caller) -> Response:
 
 
 @router.post("/search", response_model=s.SearchOut, responses=responses(*BODY, 404), tags=["search"])
-def search(body: s.SearchIn, svc: Caller) -> s.SearchOut:
+def search(body: s.SearchIn, svc: Caller) -> Response:
     """The best memories for a query in any mode; `explain` adds each score's breakdown. Send the
     query's text, or its embedding (vector and weighted modes), or both."""
     if body.query is None and body.embedding is None:
         raise InvalidInput("query: send the query's text, or its embedding")
     if body.query is None and body.mode in ("text", "hybrid"):
         raise InvalidInput(f"query: {body.mode} search needs the query's text, not only its embedding")
-    store = resolve_store(svc, body.user, body.store, create=False)
     filters = Filters(tuple(body.memory_types), tuple(body.sources))
-    if body.query is None:
-        assert body.embedding is not None
-        results = svc.search_by_embedding(
-            store.id,
-            body.embedding,
-            body.limit,
-            body.min_similarity,
-            record_access=body.record_access,
-            memory_types=filters.memory_types,
-            sources=filters.sources,
-            mode=body.mode,
-        )
-    else:
+    if body.embedding is None:  # the query is embedded with the store's model, outside any transaction
+        assert body.query is not None
+        store = resolve_store(svc, body.user, body.store, create=False)
         params = SearchParams(body.limit, body.min_similarity, body.mode, filters, mmr_lambda=body.mmr_lambda)
-        results = svc.search(store.id, body.query, params, record_access=body.record_access, query_embedding=body.embedding)
-    return s.SearchOut(results=[s.Hit.of_result(r, explain=body.explain) for r in results])
+        results = svc.search(store, body.query, params, record_access=body.record_access)
+    else:  # nothing to embed: the key, the store, the search and its log entry in one transaction
+        with svc.one_transaction():
+            store = resolve_store(svc, body.user, body.store, create=False)
+            if body.query is None:
+                results = svc.search_by_embedding(
+                    store,
+                    body.embedding,
+                    body.limit,
+                    body.min_similarity,
+                    record_access=body.record_access,
+                    memory_types=filters.memory_types,
+                    sources=filters.sources,
+                    mode=body.mode,
+                )
+            else:
+                params = SearchParams(body.limit, body.min_similarity, body.mode, filters, mmr_lambda=body.mmr_lambda)
+                results = svc.search(store, body.query, params, record_access=body.record_access, query_embedding=body.embedding)
+    return as_json(s.SearchOut(results=[s.Hit.of_result(r, explain=body.explain) for r in results]))
+
+
+def as_json(model: BaseModel) -> Response:
+    """The response, serialized in the route's own thread: returned as a model, FastAPI would
+    validate it again, in another hop through its threadpool."""
+    return Response(model.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.post(

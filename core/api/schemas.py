@@ -142,6 +142,9 @@ class Breakdown(BaseModel):
     final: float = 0.0
 
 
+_MEMORY_FIELDS = tuple(MemoryOut.model_fields)
+
+
 class Hit(MemoryOut):
     similarity: float | None
     score: float = Field(description="what the mode ranks by (the similarity in vector mode)")
@@ -149,8 +152,9 @@ class Hit(MemoryOut):
 
     @classmethod
     def of_result(cls, r: SearchResult, *, explain: bool) -> Hit:
+        fields = {name: getattr(r.memory, name) for name in _MEMORY_FIELDS}  # validated once, not as a MemoryOut first
         breakdown = Breakdown.model_validate(r.breakdown, from_attributes=True) if explain else None
-        return cls(**MemoryOut.of(r.memory).model_dump(), similarity=r.similarity, score=r.score, breakdown=breakdown)
+        return cls.model_validate({**fields, "similarity": r.similarity, "score": r.score, "breakdown": breakdown})
 
 
 class SearchOut(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final, ParamSpec, Self, TypeVar
 from uuid import UUID
 
@@ -31,6 +32,10 @@ UNSET: Final[Any] = _Unset()
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# The transaction a service holds open for several of its calls (TenantBound.one_transaction), per
+# thread and task: a service object may be shared by threads that each work in their own.
+_held: ContextVar[tuple[TenantBound, Connection] | None] = ContextVar("memex_held_transaction", default=None)
 
 
 class TenantBound:
@@ -82,8 +87,12 @@ class TenantBound:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """The tenant scope: for the service's own methods (and tests that probe RLS with raw SQL)."""
-        if self.analyst is not None:
+        """The tenant scope: for the service's own methods (and tests that probe RLS with raw SQL).
+        Inside one_transaction(), the transaction it holds."""
+        held = _held.get()
+        if held is not None and held[0] is self:
+            yield held[1]
+        elif self.analyst is not None:
             with self.db.as_analyst(self.analyst, self.tenant_id) as (conn, _):
                 yield conn
         elif self._key is not None:
@@ -92,6 +101,27 @@ class TenantBound:
         else:
             with self.db.tenant(self.tenant_id, self.actor) as conn:
                 yield conn
+
+    @contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every call of this service inside the block runs in one transaction, committed at its
+        end (rolled back if it raises): an API request that resolves its store and then searches
+        presents its key once and commits once. Not for calls that embed: a model call must not
+        hold a connection. A MemoryStore read inside the block is current for the rest of it:
+        search takes it as is instead of reading it again."""
+        if _held.get() is not None:
+            raise RuntimeError("one_transaction() is already open in this thread")
+        with self.transaction() as conn:
+            token = _held.set((self, conn))
+            try:
+                yield
+            finally:
+                _held.reset(token)
+
+    def in_one_transaction(self) -> bool:
+        """Whether this call runs inside this service's one_transaction()."""
+        held = _held.get()
+        return held is not None and held[0] is self
 
     @property
     def read_only(self) -> bool:

@@ -86,7 +86,7 @@ def hybrid_search(
     first `params.limit` of it; and the nearest memories the threshold cut."""
     found = bsql.terms(conn, store, query, params.tuning.text_budget)
     vectors = params.needs_vectors
-    nearest = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning)
+    nearest = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning, custom_plans_after=True)
     near = hsql.signals(conn, store, [h.memory.id for h in nearest], vector, found, params.bm25, params.filters, vectors=vectors)
     ordered = [near[h.memory.id] for h in nearest if h.memory.id in near]
     matches = hsql.text_candidates(conn, store, vector, found, params.bm25, params.pool, params.filters, vectors=vectors)
@@ -158,7 +158,7 @@ class SearchOps(TenantBound):
 
     def search(
         self,
-        store_id: UUID | str,
+        store_id: UUID | str | MemoryStore,
         query: str,
         params: SearchParams,
         *,
@@ -166,29 +166,30 @@ class SearchOps(TenantBound):
         query_embedding: Sequence[float] | np.ndarray | None = None,
         log: bool = True,
     ) -> list[SearchResult]:
-        """search_memories with every setting in one SearchParams."""
+        """search_memories with every setting in one SearchParams. Given the store itself (read
+        by the caller, as the API does to resolve a name), the query is embedded with its model
+        without reading it first; the search's transaction checks the model is still the store's."""
         started = time.perf_counter()
         query = validation.query(query)
         params = params.checked()
-        store = self._store(store_id)
+        if query_embedding is not None:  # nothing to embed: the store is read where it is searched
+            with self.transaction() as conn:
+                current = self._store_in(conn, store_id)
+                vector = validation.embedding(query_embedding, current.embedding_dim)
+                return self._run(conn, current, query, vector, params, record_access, log, started)
+        store = store_id if isinstance(store_id, MemoryStore) else self._store(store_id)
         for _ in range(MODEL_ATTEMPTS):
-            vector = self.embed_query(store, query) if query_embedding is None else query_embedding
-            vector = validation.embedding(vector, store.embedding_dim)
+            vector = validation.embedding(self.embed_query(store, query), store.embedding_dim)
             with self.transaction() as conn:
                 current = stores.fetch(conn, store.id)
                 if (current.embedding_model, current.embedding_dim) == (store.embedding_model, store.embedding_dim):
-                    run = run_search(conn, current, query, vector, params, record_access=record_access)
-                    if log:
-                        self._log(conn, current, query, params, run, started)
-                    return run.results
-            if query_embedding is not None:
-                break  # a vector of the old model cannot be searched in the new one
+                    return self._run(conn, current, query, vector, params, record_access, log, started)
             store = current
         raise Conflict("the store's embedding model changed while searching; search again")
 
     def search_by_embedding(
         self,
-        store_id: UUID | str,
+        store_id: UUID | str | MemoryStore,
         embedding: Sequence[float] | np.ndarray,
         limit: int = 5,
         min_similarity: float = 0.7,
@@ -209,17 +210,40 @@ class SearchOps(TenantBound):
         params = SearchParams(
             limit, min_similarity, mode, Filters(tuple(memory_types), tuple(sources)), weights or Weights(), tuning=tuning or SearchTuning()
         ).checked()
-        store_id = validation.uuid(store_id, "store id")
         with self.transaction() as conn:
-            store = stores.fetch(conn, store_id)
+            store = self._store_in(conn, store_id)
             vector = validation.embedding(embedding, store.embedding_dim)
-            run = run_search(conn, store, None, vector, params, record_access=record_access)
-            if log:
-                self._log(conn, store, query, params, run, started)
-            return run.results
+            return self._run(conn, store, None, vector, params, record_access, log, started, logged_query=query)
+
+    def _store_in(self, conn: Connection, store: UUID | str | MemoryStore) -> MemoryStore:
+        """The store as this transaction sees it: read, unless it was read already inside the
+        same one_transaction() (the API resolves the store, then searches it)."""
+        if isinstance(store, MemoryStore):
+            return store if self.in_one_transaction() else stores.fetch(conn, store.id)
+        return stores.fetch(conn, validation.uuid(store, "store id"))
+
+    def _run(
+        self,
+        conn: Connection,
+        store: MemoryStore,
+        query: str | None,
+        vector: np.ndarray,
+        params: SearchParams,
+        record_access: bool,
+        log: bool,
+        started: float,
+        *,
+        logged_query: str = "",
+    ) -> list[SearchResult]:
+        """The search in the open transaction, and its log entry in the same transaction (the
+        query's text when search has it, else `logged_query`)."""
+        run = run_search(conn, store, query, vector, params, record_access=record_access)
+        if log:
+            self._log(conn, store, logged_query if query is None else query, params, run, started)
+        return run.results
 
     def _log(self, conn: Connection, store: MemoryStore, query: str, params: SearchParams, run: SearchRun, started: float) -> None:
-        """The search into the retrieval log, in its own transaction (row-level security applies)."""
+        """The search into the retrieval log, in the search's own transaction (row-level security applies)."""
         principal = self.principal
         log.insert(
             conn,

@@ -17,6 +17,8 @@ COLUMNS = "id, store_id, at, interface, key_id, key_name, actor, query, mode, pa
 
 # Who searched, in one word: the API key's name, else the interface (cli, python, explorer).
 CALLER = "coalesce(key_name, interface)"
+# The ids of what an entry returned: the expression of the index retrieval_log_result_ids (migration 013).
+RESULT_IDS = "jsonb_path_query_array(results, '$[*].id')"
 
 
 def _json(value: Any) -> str:
@@ -26,6 +28,15 @@ def _json(value: Any) -> str:
 
 def _entry(row: Row[Any]) -> Retrieval:
     return Retrieval(**row._mapping)
+
+
+# One statement: synchronous_commit is turned off inside it (no round trip of its own).
+_INSERT = text(
+    "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
+    " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
+    " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
+    " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
+)
 
 
 def insert(conn: Connection, tenant_id: UUID, *entries: Retrieval) -> None:
@@ -53,15 +64,7 @@ def insert(conn: Connection, tenant_id: UUID, *entries: Retrieval) -> None:
         }
         for entry in entries
     ]
-    conn.execute(
-        text(
-            "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
-            " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
-            " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
-            " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
-        ),
-        rows[0] if len(rows) == 1 else rows,  # one search: no executemany
-    )
+    conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows)  # one search: no executemany
 
 
 def get(conn: Connection, entry_id: UUID) -> Retrieval | None:
@@ -99,7 +102,7 @@ def entries(
             "contains",
             None if contains is None else "%" + contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",
         ),
-        ("results @> CAST(:mention AS jsonb)", "mention", None if memory_id is None else json.dumps([{"id": str(memory_id)}])),
+        (f"{RESULT_IDS} @> CAST(:mention AS jsonb)", "mention", None if memory_id is None else json.dumps([str(memory_id)])),
         (f"{CALLER} = :caller", "caller", caller),
     ):
         if value is not None:

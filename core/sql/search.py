@@ -26,11 +26,15 @@ from core.status import EXPIRED_SQL, IS_SQL
 # Transaction-local settings of the HNSW path. force_custom_plan: psycopg prepares a statement on
 # its 5th run and PostgreSQL may then switch to a generic plan, which cannot know whether the store
 # is big; at 1M memories it chose the store's btree for a 100k store: ~300 ms instead of ~3 ms.
+# The query itself puts plan_cache_mode back once it is planned (a one-time filter, no round trip):
+# the statements after it in the transaction (the retrieval log's INSERT) keep their cached plans,
+# unless the caller's are planned for their parameters too (hybrid: custom_plans_after).
 _INDEX_SETTINGS = text(
-    "SELECT set_config('hnsw.iterative_scan', :scan, true),"
+    "SELECT current_setting('plan_cache_mode'), set_config('hnsw.iterative_scan', :scan, true),"
     " set_config('hnsw.ef_search', CAST(greatest(CAST(:ef AS int), CAST(:floor AS int)) AS text), true),"
     " set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
+_RESTORE_PLAN_CACHE = "(SELECT set_config('plan_cache_mode', :plan_cache_mode, true)) IS NOT NULL"
 _BITMAP_ONLY = text("SELECT current_setting('enable_indexscan'), set_config('enable_indexscan', 'off', true)")
 _RESTORE_INDEXSCAN = text("SELECT set_config('enable_indexscan', :was, true)")
 
@@ -63,10 +67,19 @@ def _hit(row: Any, *, vectors: bool) -> Hit:
 
 
 def vector_candidates(
-    conn: Connection, store: MemoryStore, vector: np.ndarray, k: int, filters: Filters, tuning: SearchTuning, *, vectors: bool = False
+    conn: Connection,
+    store: MemoryStore,
+    vector: np.ndarray,
+    k: int,
+    filters: Filters,
+    tuning: SearchTuning,
+    *,
+    vectors: bool = False,
+    custom_plans_after: bool = False,
 ) -> list[Hit]:
     """The k nearest memories of the store that pass the filters, nearest first. No threshold
-    here: it is applied after the nearest-k scan."""
+    here: it is applied after the nearest-k scan. `custom_plans_after`: on the HNSW path, the
+    statements after it in the transaction are planned for their parameters too (hybrid's are)."""
     dim = int(store.embedding_dim)
     distance = distance_sql(store)
     condition, params = filter_sql(filters)
@@ -93,7 +106,13 @@ def vector_candidates(
         # out of it (until MemoryService.index_pending) are scanned exactly, through the partial
         # index memories_unindexed (an empty delta costs one index probe). Both sides give
         # (id, distance) only; the k best of the two are read by primary key.
-        conn.execute(_INDEX_SETTINGS, {"scan": tuning.iterative_scan, "ef": str(max(40, 2 * k)), "floor": str(tuning.ef_search)})
+        was = conn.execute(
+            _INDEX_SETTINGS, {"scan": tuning.iterative_scan, "ef": str(max(40, 2 * k)), "floor": str(tuning.ef_search)}
+        ).scalar()
+        restore = ""
+        if not custom_plans_after:
+            restore = f" WHERE {_RESTORE_PLAN_CACHE}"
+            params["plan_cache_mode"] = was
         sql = text(
             f"WITH ann AS MATERIALIZED (SELECT id, {distance} AS distance FROM memories"
             f" WHERE store_id = :s AND embedding_dim = {dim} AND indexed{condition} ORDER BY {distance} LIMIT :k),"
@@ -102,7 +121,7 @@ def vector_candidates(
             f" nearest AS (SELECT id, distance FROM ann UNION ALL"
             f" (SELECT id, distance FROM delta ORDER BY distance, id LIMIT :k) ORDER BY distance, id LIMIT :k)"
             f" SELECT {MEMORY_COLUMNS}{embedding}, 1 - distance AS similarity FROM nearest JOIN memories USING (id)"
-            f" ORDER BY distance, id"
+            f"{restore} ORDER BY distance, id"
         )
     return [_hit(r, vectors=vectors) for r in conn.execute(sql, params)]
 
