@@ -34,9 +34,11 @@ def test_each_mode_shows_the_score_it_ranks_by_once() -> None:
     results = [result("a", 0.9, 0.9), result("b", 0.8, 0.8)]
     vector = dx.results_frame(results, SearchParams(mode="vector"))
     assert list(vector.columns) == ["rank", "content", "similarity", "type", "superseded", "id"]  # no "score" beside it
-    hybrid = dx.results_frame([result("a", 0.0328, 0.6, text_rank=0.1, fused=0.0328)], SearchParams(mode="hybrid"))
-    assert list(hybrid.columns[:5]) == ["rank", "content", "fused score", "similarity", "text rank"]
+    parts = {"terms": {"pottery": 0.08, "class": 0.02}, "lift": 0.31, "origin": "neighbour"}
+    hybrid = dx.results_frame([result("a", 0.0328, 0.6, text_rank=0.1, fused=0.0328, **parts)], SearchParams(mode="hybrid"))
+    assert list(hybrid.columns[:5]) == ["rank", "content", "fused score", "similarity", "parts"]
     assert hybrid["fused score"].tolist() == [0.0328]
+    assert hybrid["parts"].tolist() == ["terms pottery 0.08, class 0.02 · lift +0.31 · found by neighbour"]
     weighted = dx.results_frame([result("a", 0.52, 0.56, importance=0.6, recency=0.01)], SearchParams(mode="weighted"))
     assert list(weighted.columns[:6]) == ["rank", "content", "weighted score", "similarity", "importance", "recency"]
     assert dx.score_sentence(SearchParams(mode="weighted")).startswith(
