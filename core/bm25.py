@@ -1,5 +1,5 @@
 """BM25 over PostgreSQL's lexemes: the query's terms, their weights, and which of them drive the
-index lookup. Pure: core.sql.text reads the statistics and scores memories with these numbers.
+index lookup. Pure: core.sql.bm25 reads the statistics and scores memories with these numbers.
 
 A query's terms are the distinct lexemes of to_tsvector('english', query): English stop words
 dropped, Snowball stems. Any term may match (OR). A memory's score is

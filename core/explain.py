@@ -3,7 +3,8 @@
 The retrieval debugger must never disagree with search itself, so nothing here re-implements
 the ranking: every memory is scored exactly (an exact scan, no index: core.sql.search.scan), the
 candidate lists the service would see are rebuilt from that scan, and core.search.rank_candidates
-(core.hybrid.rank for hybrid search, with the conversation rebuilt from the scan's session links)
+(core.hybrid.rank for hybrid search, with the conversations rebuilt from each memory's source and
+created_at in the scan)
 orders them. The first `limit` of that order are what search returns; every other memory gets a
 status and a one-sentence reason. Pure: MemoryService.explain_search does the scan and reads the
 memories this module asks for.
@@ -201,7 +202,8 @@ def _hybrid_order(
     vector_ids = [signals[int(i)].id for i in vector_side if scan.similarity[i] >= params.min_similarity][: params.pool]
     pool = hybrid.Pool(vector_ids, [signals[int(i)].id for i in text_side], {s.id: s for s in signals.values()})
     if params.fusion.conversational:
-        candidates = np.array([scan.positions()[c.bytes] for c in pool.candidates], dtype=np.int64)
+        index = scan.positions()
+        candidates = np.array([index[c.bytes] for c in pool.candidates], dtype=np.int64)
         for i, a in _around(scan, candidates, params.fusion.neighbour_window).items():
             pool.around[scan.id(i)] = hybrid.Around(
                 scan.id(a.session), a.shared, tuple(scan.id(b) for b in a.before), tuple(scan.id(n) for n in a.after)

@@ -3,7 +3,6 @@ and by the retrieval debugger, so what the debugger explains is what search did.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,6 @@ import numpy as np
 from core.errors import InvalidInput
 
 MODES = ("vector", "text", "hybrid", "weighted")
-RRF_K = 60
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class Fusion:
     - session_bonus: every memory gains this share of the best candidate score of its session
       (sessions of two or more memories; negative scores count as 0).
     - date_boost: added to the score of a memory created on a date the query names (core.dates).
-    Setting the last four to 0 leaves a plain fusion of cosine similarity and BM25.
+    neighbour_lift, session_bonus and date_boost at 0 leave a plain fusion of cosine similarity and BM25.
     """
 
     vector_weight: float = 0.6
@@ -94,16 +92,6 @@ def weighted_scores(similarity: np.ndarray, importance: np.ndarray, recency_: np
     relevance = np.clip(np.asarray(similarity, dtype=float), 0, 1)
     total = w.relevance * relevance + w.importance * np.asarray(importance, dtype=float) + w.recency * recency_
     return total / (w.relevance + w.importance + w.recency)
-
-
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hashable]], k: int = RRF_K) -> dict[Hashable, float]:
-    """Cormack et al. (2009): each ranking gives 1 / (k + rank); items absent from a ranking get
-    nothing from it. k about 60 damps the weight of the very first ranks."""
-    fused: dict[Hashable, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
-    return fused
 
 
 def maximal_marginal_relevance(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float) -> list[tuple[int, float]]:

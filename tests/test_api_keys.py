@@ -439,3 +439,13 @@ def test_one_transaction_holds_only_its_own_services_calls(svc: MemoryService, s
             assert conn.scalar(text("SELECT count(*) FROM memories WHERE store_id = :s"), {"s": other_store.id}) == 0
         raise RuntimeError("undo")
     assert svc.list_memories(store.id).total == 0
+
+
+@pytest.mark.parametrize("key", [None, "", "mx_" + "a" * 300])
+def test_a_missing_or_oversized_key_is_refused_before_postgresql_even_when_asked_fresh(api_db: Database, key) -> None:
+    """The MCP endpoint asks for a fresh check of its key: the same refusals as every request."""
+    from core.api.caller import Callers
+    from core.errors import Unauthenticated
+
+    with pytest.raises(Unauthenticated):
+        Callers(api_db).service(key, fresh=True)

@@ -20,7 +20,7 @@ from core.fields import NewMemory
 from core.hybrid import SESSION_REACH, Around, Pool, Signals, conversation, rank
 from core.models import Memory
 from core.ranking import Fusion
-from core.search import Filters, SearchParams
+from core.search import Filters, SearchParams, SearchTuning
 from core.service.base import embed_texts
 from core.sql import hybrid as hsql
 from core.sql import search as ssql
@@ -228,3 +228,18 @@ def test_hybrid_search_finds_the_turn_after_the_one_that_names_the_topic(svc, st
     results = svc.search_memories(store.id, "pottery class", 2, 0.0, mode="hybrid", record_access=False, log=False)
     assert [r.memory.id for r in results] == [question.id, answer.id]
     assert results[1].breakdown.lifted_by == str(question.id)
+
+
+@pytest.mark.parametrize("policy", ["demote", "skip"])
+def test_hybrid_search_moves_superseded_memories_on_the_index_path_too(svc, store, policy) -> None:
+    """The whole pool is ranked before superseded memories move; the pool keeps its size (a pool
+    as deep as the whole ranking asked the HNSW index for an ef_search PostgreSQL refuses)."""
+    old, new, other = svc.add_memories(
+        store.id, [NewMemory("Ana lives in Lyon"), NewMemory("Ana lives in Porto now"), NewMemory("Ana has a cat")]
+    )
+    svc.add_relationship(new.id, old.id, "updates")
+    graph = SearchTuning(exact_max_rows=1)  # the HNSW path, as a big store takes
+    results = svc.search_memories(store.id, "where does Ana live", 3, 0.0, mode="hybrid", tuning=graph, superseded=policy, log=False)
+    ids = [r.memory.id for r in results]
+    assert ids.index(new.id) < (ids.index(old.id) if old.id in ids else len(ids))
+    assert (old.id in ids) == (policy == "demote")

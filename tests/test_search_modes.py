@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 
 from core import InvalidInput, NewMemory
-from core.ranking import Weights, maximal_marginal_relevance, recency, reciprocal_rank_fusion, weighted_scores
-
-
-def test_reciprocal_rank_fusion_exact() -> None:
-    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60)
-    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
-    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
-    assert fused["b"] == pytest.approx(1 / 62)
+from core.ranking import Weights, maximal_marginal_relevance, recency, weighted_scores
 
 
 def test_recency_halves_every_half_life_and_weighted_score_is_a_weighted_mean() -> None:

@@ -33,10 +33,10 @@ class Callers:
     def service(self, key: str | None, interface: str = "api", *, fresh: bool = False) -> MemoryService:
         """The service of `key`; `fresh` asks PostgreSQL now even if the key was seen lately (for
         a check that is all a request does: the MCP endpoint's authentication)."""
+        key = _checked(key)
         svc = None if fresh else self.seen(key, interface)
         if svc is not None:
             return svc
-        assert key is not None  # seen() refused a missing key
         principal = MemoryService.for_key(self.db, key).principal
         assert principal is not None
         with self._lock:
@@ -49,10 +49,7 @@ class Callers:
     def seen(self, key: str | None, interface: str = "api") -> MemoryService | None:
         """The service of a key PostgreSQL resolved in the last `ttl_s` seconds, without asking it
         (no connection: an async route may call this); None when service() must ask."""
-        if not key:
-            raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
-        if len(key) > MAX_KEY_CHARS:
-            raise Unauthenticated("invalid API key")
+        key = _checked(key)
         with self._lock:
             seen = self._seen.get(key)
         if seen is None or time.monotonic() - seen[0] > self.ttl_s:
@@ -63,6 +60,15 @@ class Callers:
         svc = MemoryService(self.db, principal.tenant_id, actor=f"key {principal.key_id}", key=key, interface=interface)
         svc.principal = principal
         return svc
+
+
+def _checked(key: str | None) -> str:
+    """A key worth presenting to PostgreSQL: present, and no longer than any key memex makes."""
+    if not key:
+        raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
+    if len(key) > MAX_KEY_CHARS:
+        raise Unauthenticated("invalid API key")
+    return key
 
 
 def resolve_store(

@@ -140,6 +140,15 @@ class Breakdown(BaseModel):
     relevance: float | None = None
     mmr: float | None = None
     final: float = 0.0
+    terms: dict[str, float] | None = Field(
+        None, description="hybrid and text: each query term (stem) the memory holds, with its BM25 share"
+    )
+    lift: float | None = Field(None, description="hybrid: what a strong neighbouring turn added")
+    lifted_by: str | None = Field(None, description="hybrid: the id of the neighbour that lent the lift")
+    session_bonus: float | None = Field(None, description="hybrid: the share of the best candidate score of its session")
+    date_boost: float | None = Field(None, description="hybrid: added for a date the query names")
+    date: str | None = Field(None, description="hybrid: the date of the query it matched")
+    origin: str | None = Field(None, description="hybrid: vector, text, vector+text or neighbour")
 
 
 _MEMORY_FIELDS = tuple(MemoryOut.model_fields)

@@ -52,7 +52,7 @@ def run_search(
     if params.mode == "hybrid":
         assert query is not None
         # the whole pool in order when superseded memories are to be moved down or left out
-        ranked, under = hybrid_search(conn, store, query, vector, replace(params, limit=params.limit + NEAR_MISSES if keep else 1_000_000))
+        ranked, under = hybrid_search(conn, store, query, vector, params, params.limit + NEAR_MISSES if keep else None)
     else:
         vector_hits: list[Hit] = []
         plain_vector = params.mode == "vector" and params.mmr_lambda is None
@@ -80,10 +80,11 @@ def run_search(
 
 
 def hybrid_search(
-    conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, params: SearchParams
+    conn: Connection, store: MemoryStore, query: str, vector: np.ndarray, params: SearchParams, take: int | None
 ) -> tuple[list[Candidate], list[Hit]]:
     """The hybrid pool gathered from the database (core.hybrid says what it holds), ranked, the
-    first `params.limit` of it; and the nearest memories the threshold cut."""
+    first `take` of it (all of it for None); and the nearest memories the threshold cut. The pool's
+    size follows `params.limit`, as the retrieval debugger's does."""
     found = bsql.terms(conn, store, query, params.tuning.text_budget)
     vectors = params.needs_vectors
     nearest = sql.vector_candidates(conn, store, vector, params.pool, params.filters, params.tuning, custom_plans_after=True)
@@ -98,7 +99,8 @@ def hybrid_search(
             conn, store, pool.candidates, window, vector, found, params.bm25, params.filters, vectors=vectors
         )
         pool.signals.update({n: near_them[n] for n in pool.neighbours(window) if n not in pool.signals and n in near_them})
-    ranked = hybrid.rank(pool, params, dates_in(query))[: params.limit]
+    # MMR, when asked, picks `take` (greedy: its first picks do not depend on how many)
+    ranked = hybrid.rank(pool, replace(params, limit=take or len(pool.signals)), dates_in(query))[:take]
     unexplained = [c.id for c in ranked if c.hit.text_rank and not c.hit.terms]
     if unexplained:  # the BM25 terms of what is returned (the pool was ranked by their sums)
         terms = hsql.terms_of(conn, store, unexplained, found, params.bm25)
@@ -216,8 +218,8 @@ class SearchOps(TenantBound):
             return self._run(conn, store, None, vector, params, record_access, log, started, logged_query=query)
 
     def _store_in(self, conn: Connection, store: UUID | str | MemoryStore) -> MemoryStore:
-        """The store as this transaction sees it: read, unless it was read already inside the
-        same one_transaction() (the API resolves the store, then searches it)."""
+        """The store as this transaction sees it: read, unless a store object is handed in inside
+        a one_transaction() (the API resolves the store in that transaction, then searches it)."""
         if isinstance(store, MemoryStore):
             return store if self.in_one_transaction() else stores.fetch(conn, store.id)
         return stores.fetch(conn, validation.uuid(store, "store id"))

@@ -61,7 +61,6 @@ def _hit(row: Any, *, vectors: bool) -> Hit:
     return Hit(
         memory=memory_from_row(row),
         similarity=float(row.similarity),
-        text_rank=float(row.text_rank) if "text_rank" in row._fields else None,
         embedding=row.embedding.to_numpy() if vectors else None,
     )
 
