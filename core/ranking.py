@@ -45,7 +45,8 @@ class Fusion:
     - bm25_spread: the BM25 side's standard deviation counts as at least this much. A query whose
       only word is in nearly every memory gives BM25s that differ by hundredths; standardised, those
       hundredths outweighed the similarity (the demo's "what should Alice not eat?" ranked a memory
-      naming Alice twice first). 1.0 changes no LoCoMo or labelled figure (docs/RETRIEVAL.md).
+      naming Alice twice first). 1.0 changes no recall@5 or @10 of LoCoMo or the labelled set
+      (docs/RETRIEVAL.md).
     - neighbour_lift: a memory within `neighbour_window` turns of a candidate of its session moves
       this share of the way up to that candidate's score (and joins the pool if it was not in it).
     - session_bonus: every memory gains this share of the best candidate score of its session
