@@ -52,6 +52,15 @@ def _scores(store: MemoryStore, *, terms: bool) -> str:
     )
 
 
+def _signals_sql(store: MemoryStore, condition: str, ids: str, embedding: str) -> str:
+    """The signals of the store's memories whose ids the SQL array `ids` holds: cosine, BM25 and
+    whether the filters (`condition`) let each through."""
+    return (
+        f"SELECT {M_COLUMNS}{embedding}, {_scores(store, terms=False)}, m.allowed"
+        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id = ANY({ids})) m{bsql.BM25_SUM_JOIN}"
+    )
+
+
 def text_candidates(
     conn: Connection,
     store: MemoryStore,
@@ -100,10 +109,7 @@ def signals(
     condition, params = filter_sql(filters)
     params.update(bsql.params(found, bm25), q=vector, s=store.id, ids=list(ids))
     embedding = ", m.embedding" if vectors else ""
-    sql = text(
-        f"SELECT {M_COLUMNS}{embedding}, {_scores(store, terms=False)}, m.allowed"
-        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s AND id = ANY(:ids)) m{bsql.BM25_SUM_JOIN}"
-    )
+    sql = text(_signals_sql(store, condition, ":ids", embedding))
     return {r.id: _signals(r, vectors=vectors) for r in conn.execute(sql, params)}
 
 
@@ -188,9 +194,7 @@ def around_signals(
         f"{_AROUND_SQL}, placed AS MATERIALIZED (SELECT id, (extract(epoch FROM min(at)) * 1000000)::int8 AS at_us,"
         " array_agg(anchor) AS anchors, array_agg(off::int) AS offs,"
         " bool_or(off <> 0 AND abs(off) <= :w) AND NOT id = ANY(:ids) AS scored FROM turns GROUP BY id),"
-        f" sig AS MATERIALIZED (SELECT {M_COLUMNS}{embedding}, {_scores(store, terms=False)}, m.allowed"
-        f" FROM (SELECT *, (TRUE{condition}) AS allowed FROM memories WHERE store_id = :s"
-        f" AND id = ANY(ARRAY(SELECT id FROM placed WHERE scored))) m{bsql.BM25_SUM_JOIN})"
+        f" sig AS MATERIALIZED ({_signals_sql(store, condition, 'ARRAY(SELECT id FROM placed WHERE scored)', embedding)})"
         " SELECT p.id AS nid, p.at_us, p.anchors, p.offs, sig.* FROM placed p LEFT JOIN sig ON sig.id = p.id"
     )
     rows = conn.execute(sql, params).all()
