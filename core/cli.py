@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
@@ -53,12 +53,7 @@ def resolve_scope(args: argparse.Namespace, *, create: bool = False) -> Scope:
     db = get_database()
     create = create and args.create
     if create:  # every name checked before anything is created: a bad store name leaves no new tenant behind
-        from core import validation
-
-        for value, what in ((args.tenant, "tenant name"), (args.user, "user name")):
-            if validation.maybe_uuid(value) is None:
-                validation.label(value, what, 100)
-        validation.label(args.store, "store name", 100)
+        _check_names(args)
     tenant = find_tenant(db, args.tenant, create=create)
     svc = MemoryService(db, tenant.id, actor="cli", interface="cli")
     user = svc.find_user(args.user, create=create)
@@ -74,6 +69,16 @@ def resolve_scope(args: argparse.Namespace, *, create: bool = False) -> Scope:
     return Scope(svc, tenant, user, store)
 
 
+def _check_names(args: argparse.Namespace) -> None:
+    """The tenant, user and store names a command would create, checked before it creates any."""
+    from core import validation
+
+    for value, what in ((args.tenant, "tenant name"), (args.user, "user name")):
+        if validation.maybe_uuid(value) is None:
+            validation.label(value, what, 100)
+    validation.label(args.store, "store name", 100)
+
+
 @contextmanager
 def progress_bar(total_label: str) -> Iterator[Callable[[int, int], None]]:
     """A tqdm bar on stderr driven by (done, total) callbacks."""
@@ -85,7 +90,7 @@ def progress_bar(total_label: str) -> Iterator[Callable[[int, int], None]]:
         nonlocal bar
         if bar is None:
             bar = tqdm(total=total, unit=total_label, file=sys.stderr, leave=False, disable=None)
-        bar.n = done
+        bar.total, bar.n = total, done
         bar.refresh()
 
     try:
@@ -123,37 +128,48 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     from core import validation
+    from core.admin import find_tenant
     from core.config import get_settings
+    from core.db import get_database
     from core.embeddings import resolve_model
-    from core.jsonl import ParsedFile, parse_jsonl
+    from core.jsonl import ParsedFile, parse_chunks, parse_jsonl, refuse_bad_lines
+    from core.models import StoreName
+    from core.service import MemoryService
 
     validation.limit(args.batch_size, "batch size", 10_000)
     path = Path(args.file)
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
     data = path.read_bytes()
-    # The whole file is checked before anything is created (against the dimension a new store
-    # would get), so a bad file leaves no tenant, user or store behind.
     try:
         existing: Scope | None = resolve_scope(args)
     except NotFound:
+        if not args.create:
+            raise
         existing = None
     dim = existing.store.embedding_dim if existing else resolve_model(args.embedding_model or get_settings().default_embedding_model)[1]
-    parsed = parse_jsonl(data, dim)
-    if not args.skip_bad:
-        parsed.fail_if_bad()
-        if existing is None:  # import_memories checks relationship ends once the store exists; check now
-            ParsedFile(parsed.digest, errors=_unknown_relationship_ends(args, parsed)).fail_if_bad()
-    scope = existing or resolve_scope(args, create=True)
+    # The file is read a chunk at a time while the previous chunk is written, all in one
+    # transaction that also creates a missing user and store: a bad line rolls it all back.
+    chunks: Iterable[ParsedFile] = parse_chunks(data, dim)
+    if existing is not None:
+        svc, target = existing.svc, existing.store.id
+    else:
+        _check_names(args)
+        db = get_database()
+        try:
+            tenant = find_tenant(db, args.tenant)
+        except NotFound:  # a tenant is created (outside that transaction) only for a file that checks out
+            whole = parse_jsonl(data, dim)
+            if not args.skip_bad:
+                whole.fail_if_bad()
+                refuse_bad_lines(_unknown_relationship_ends(whole))
+            chunks, tenant = [whole], find_tenant(db, args.tenant, create=True)
+        svc, target = MemoryService(db, tenant.id, actor="cli", interface="cli"), StoreName(args.user, args.store, args.embedding_model)
     with progress_bar("memories") as progress:
-        report = scope.svc.import_memories(
-            scope.store.id,
-            parsed,
-            skip_bad=args.skip_bad,
-            new_ids=args.new_ids,
-            batch_size=args.batch_size,
-            progress=progress,
+        report = svc.import_memories(
+            target, chunks, skip_bad=args.skip_bad, new_ids=args.new_ids, batch_size=args.batch_size, progress=progress
         )
+    scope = existing or resolve_scope(args)
     for problem in report.skipped:
         print(f"skipped {problem}", file=sys.stderr)
     print(
@@ -182,23 +198,11 @@ def _index(scope: Scope) -> None:
     print(f"indexed {done} memories of {scope.tenant.name}/{scope.user.name}/{scope.store.store_name}" if done else "nothing to index")
 
 
-def _unknown_relationship_ends(args: argparse.Namespace, parsed: Any) -> list[str]:
-    """For a store about to be created: relationship ends must be in the file, or (without
-    --new-ids, which gives every id of the file a new one) memories the tenant already has."""
-    from core.admin import find_tenant
-    from core.db import get_database
+def _unknown_relationship_ends(parsed: Any) -> list[str]:
+    """For a tenant about to be created: relationship ends must be memories of the file."""
     from core.jsonl import split_relationships
-    from core.service import MemoryService
 
-    known = {i for i in parsed.lines.id if i is not None}
-    ends = {end for _, r in parsed.relationships for end in (r.source_memory_id, r.target_memory_id)} - known
-    if ends and not args.new_ids:
-        try:
-            db = get_database()
-            known |= MemoryService(db, find_tenant(db, args.tenant).id).known_memory_ids(sorted(ends))
-        except NotFound:
-            pass
-    return split_relationships(parsed.relationships, known)[1]
+    return split_relationships(parsed.relationships, {i for i in parsed.lines.id if i is not None})[1]
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ request models are built from its names. Adding a field means adding it here (an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
@@ -103,6 +103,25 @@ class MemoryColumns:
 
     def __len__(self) -> int:
         return len(self.content)
+
+    def part(self, start: int, stop: int) -> MemoryColumns:
+        """Rows start..stop (slices of the columns)."""
+        values: dict[str, Any] = {}
+        for name in NAMES:
+            column = getattr(self, name)
+            values[name] = None if column is None else column[start:stop]
+        return MemoryColumns(**values)
+
+    def chunks(self, rows: int) -> Iterator[MemoryColumns]:
+        """The rows, `rows` at a time."""
+        return (self.part(start, start + rows) for start in range(0, len(self), rows))
+
+    @classmethod
+    def concat(cls, parts: Sequence[MemoryColumns], dim: int) -> MemoryColumns:
+        """The rows of `parts` in order (parts whose every column is filled, as a parsed file's)."""
+        columns = {name: [v for part in parts for v in getattr(part, name)] for name in NAMES if name != "embedding"}
+        vectors = [part.embedding for part in parts]
+        return cls(embedding=np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32), **columns)
 
     @classmethod
     def from_memories(cls, items: Sequence[NewMemory], vectors: Sequence[np.ndarray] | np.ndarray) -> MemoryColumns:

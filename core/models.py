@@ -75,6 +75,17 @@ class MemoryStore:
 
 
 @dataclass(frozen=True)
+class StoreName:
+    """A store named by its user (name or id) and its name: a write that takes one creates the
+    user and the store, with `embedding_model` (else the default), in its own transaction when
+    they are missing, so a write that fails leaves neither behind."""
+
+    user: str
+    store_name: str
+    embedding_model: str | None = None
+
+
+@dataclass(frozen=True)
 class Memory:
     id: UUID
     tenant_id: UUID

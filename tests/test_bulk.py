@@ -12,6 +12,7 @@ import pytest
 
 from core import InvalidInput, MemoryColumns, NewMemory, NotFound
 from core.sql import memories, stores
+from tests.conftest import unique
 
 
 def _columns(n: int, dim: int = 384, **extra) -> MemoryColumns:
@@ -102,8 +103,8 @@ def test_large_batches_of_add_memories_take_the_copy_path_with_the_same_semantic
     from core.sql import bulk
 
     calls = []
-    original = bulk.staged_chunks
-    monkeypatch.setattr(bulk, "staged_chunks", lambda *a, **kw: calls.append(len(a[1])) or original(*a, **kw))
+    original = bulk.staged
+    monkeypatch.setattr(bulk, "staged", lambda conn, chunks: original(conn, [calls.append(len(c)) or c for c in chunks]))
     added = svc.add_memories(store.id, [NewMemory(f"batch {i}", id=uuid4()) for i in range(200)])
     assert calls == [200]
     assert [m.content for m in added] == [f"batch {i}" for i in range(200)]
@@ -188,3 +189,98 @@ def test_store_vectors_come_back_as_written(svc, store) -> None:
     by_content = {c: i for i, c in enumerate(columns.content)}
     for i, memory_id in enumerate(ids):
         np.testing.assert_array_equal(vectors[i], columns.embedding[by_content[listed[memory_id]]])
+
+
+# Imports that write one chunk while they read the next ------------------------------------------------
+
+
+def _file(n: int, *, dim: int = 384, line: dict[int, dict] | None = None, tail: list[dict] | None = None) -> bytes:
+    """A JSONL file of n memories with their vectors; `line` replaces fields of some lines (1-based),
+    `tail` adds lines at the end."""
+    import orjson
+
+    rng = np.random.default_rng(n)
+    lines = [
+        {"id": str(uuid4()), "content": f"streamed {i}", "embedding": rng.standard_normal(dim).tolist(), **(line or {}).get(i, {})}
+        for i in range(1, n + 1)
+    ]
+    return b"".join(orjson.dumps(x) + b"\n" for x in [*lines, *(tail or [])])
+
+
+def test_chunks_of_a_file_are_the_file_read_whole() -> None:
+    """Line numbers, values, vectors and errors (duplicates across chunks included) do not depend on
+    how the file is cut."""
+    from core.jsonl import parse_chunks, parse_jsonl
+
+    data = _file(9, dim=4, line={4: {"importance": 7}}).splitlines()
+    data.insert(6, b"")
+    data.append(data[1])  # a duplicate of line 2, in the last chunk
+    raw = b"\n".join(data)
+    whole = parse_jsonl(raw, 4)
+    chunks = list(parse_chunks(raw, 4, lines_per_chunk=3))
+    assert len(chunks) == 4
+    assert [n for c in chunks for n in c.lines.numbers] == whole.lines.numbers == [1, 2, 3, 5, 6, 8, 9, 10]
+    assert [e for c in chunks for e in c.errors] == whole.errors
+    assert whole.errors[0].startswith("line 4: importance") and whole.errors[1].startswith("line 11: id ")
+    assert [i for c in chunks for i in c.lines.id] == whole.lines.id
+    np.testing.assert_array_equal(np.concatenate([c.lines.embedding for c in chunks]), whole.lines.embedding)
+    assert {c.digest for c in chunks} == {whole.digest}
+
+
+@pytest.mark.parametrize("fault", ["a bad line", "another store's id", "an unknown relationship end"])
+def test_a_streamed_import_that_fails_late_leaves_nothing_not_even_its_new_store(svc, store, superuser, fault) -> None:
+    """Chunks of 2 lines go into the database while later ones are read; a fault found after
+    several of them rolls everything back, the user and store the import was to create included."""
+    from core.jsonl import parse_chunks
+    from core.models import StoreName
+
+    from .test_reliability_bad_input import everything
+
+    taken = svc.add_memory(store.id, "already in another store")
+    data = {
+        "a bad line": _file(9, line={8: {"importance": 7}}),
+        "another store's id": _file(9, line={8: {"id": str(taken.id)}}),
+        "an unknown relationship end": _file(
+            9, tail=[{"kind": "relationship", "source_memory_id": str(uuid4()), "target_memory_id": str(uuid4()), "relationship_type": "r"}]
+        ),
+    }[fault]
+    before = everything(superuser)
+    with pytest.raises(InvalidInput):
+        svc.import_memories(StoreName(unique("streamer"), "fresh", "all-MiniLM-L6-v2"), parse_chunks(data, 384, lines_per_chunk=2))
+    assert everything(superuser) == before
+
+
+def test_a_streamed_import_creates_its_store_and_user_and_writes_every_chunk(svc, user) -> None:
+    from core.jsonl import parse_chunks
+    from core.models import StoreName
+
+    data = _file(9, tail=[{"content": "no vector: embedded after the rest"}])
+    seen = []
+    report = svc.import_memories(
+        StoreName(user.name, "streamed", "all-MiniLM-L6-v2"),
+        parse_chunks(data, 384, lines_per_chunk=2),
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert (report.memories, report.skipped) == (10, [])
+    created = svc.find_store(user.id, "streamed")
+    assert created is not None and created.total_memories == 10 and created.embedding_model == "all-MiniLM-L6-v2"
+    assert seen[-1] == (10, 10) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    again = svc.import_memories(StoreName(str(user.id), "streamed"), parse_chunks(data, 384, lines_per_chunk=4))
+    assert again.memories == 10 and svc.get_store(created.id).total_memories == 10  # the same ids: nothing doubled
+
+
+def test_an_editor_imports_into_a_store_but_does_not_create_one(db, svc, user, store, tenant) -> None:
+    from core import admin
+    from core.errors import Forbidden
+    from core.jsonl import parse_chunks
+    from core.models import StoreName
+    from core.service import MemoryService
+
+    email = f"{unique('editor')}@example.com"
+    admin.add_analyst(db, email, "correct horse battery")
+    admin.grant(db, email, tenant.id, "editor")
+    editor = MemoryService.for_analyst(db, email, tenant.id)
+    with pytest.raises(Forbidden, match="only an admin"):
+        editor.import_memories(StoreName(user.name, "not-yet"), parse_chunks(_file(3), 384))
+    assert svc.find_store(user.id, "not-yet") is None
+    assert editor.import_memories(StoreName(user.name, store.store_name), parse_chunks(_file(3), 384)).memories == 3

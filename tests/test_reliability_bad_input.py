@@ -251,6 +251,20 @@ def test_a_bad_import_file_is_refused_by_line_number_and_nothing_is_created(caps
     FIGURES["bad inputs refused: import files"] += 1
 
 
+def test_a_bad_file_for_a_new_store_of_an_existing_tenant_creates_neither_user_nor_store(capsys, tmp_path, superuser, tenant) -> None:
+    """The user and store are created in the import's own transaction, which a bad line rolls back."""
+    data, message = IMPORT_CASES["bad line 120 of 200 (4 batches of 50)"]
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(data)
+    before = everything(superuser)
+    options = ["--user", "new-user", "--store", "new", "--create", "--embedding-model", "test-hashing"]
+    assert main(["import", str(path), "--tenant", tenant.name, *options]) == 1
+    err = capsys.readouterr().err
+    one_line(err)
+    assert message in err and "nothing was imported" in err
+    assert everything(superuser) == before
+
+
 def test_an_import_naming_another_tenants_memory_ids_stays_in_its_own_tenant(svc, store, other, superuser) -> None:
     """Ids of another tenant's memories: as memory ids they are fresh ids in this tenant (keys are
     (tenant_id, id)); as relationship ends they are unknown ids, and the file is refused."""

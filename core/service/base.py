@@ -136,6 +136,11 @@ class TenantBound:
             return self.role in (None, "admin") and not self.read_only
         raise ValueError(f"unknown action {action!r}")
 
+    def require(self, action: str) -> None:
+        """Forbidden, worded for this caller, unless it may do `action` (see may)."""
+        if not self.may(action):
+            raise Forbidden(_refusal(self))
+
     def _store(self, store_id: UUID | str) -> MemoryStore:
         """A store, read in a scope of its own: for calls that embed before they write."""
         with self.transaction() as conn:
@@ -152,13 +157,13 @@ def embed_texts(store: MemoryStore, texts: list[str]) -> np.ndarray:
     return get_embedder(store.embedding_model, store.embedding_dim).embed(texts)
 
 
-def _guard(action: str, refusal: Callable[[TenantBound], str]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def _guard(action: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorate(method: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(method)
         def checked(*args: P.args, **kwargs: P.kwargs) -> R:
             svc = args[0]
-            if isinstance(svc, TenantBound) and not svc.may(action):
-                raise Forbidden(refusal(svc))
+            if isinstance(svc, TenantBound):
+                svc.require(action)
             return method(*args, **kwargs)
 
         return checked
@@ -176,6 +181,6 @@ def _refusal(svc: TenantBound) -> str:
 
 # A method that changes something: a read-only API key or a viewer is refused before any work
 # (the database refuses them too, migrations 008 and 012; this says so in words).
-writes = _guard("write", _refusal)
+writes = _guard("write")
 # A method that manages the tenant (its users, stores, keys, log retention): tenant admins only.
-manages = _guard("manage", _refusal)
+manages = _guard("manage")

@@ -14,14 +14,16 @@ the heap and its WAL (and the HNSW index, unless a bulk load drops it first).
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import orjson
 from psycopg.adapt import Dumper
+from psycopg.copy import Copy, FileWriter
 from psycopg.pq import Format
 from sqlalchemy import Connection, text
 
@@ -63,47 +65,60 @@ def _json(metadata: dict[str, Any] | None) -> str:
         return json.dumps(metadata or {})
 
 
-def _chunk(rows: MemoryColumns, start: int, stop: int) -> list[tuple[Any, ...]]:
-    """Rows start..stop as tuples in the staging table's column order, ready for COPY."""
+def _encode(raw: Any, vector_oid: int, rows: MemoryColumns) -> bytes:
+    """The rows as a whole binary COPY stream in the staging table's column order, formatted by
+    psycopg (FileWriter: no statement runs) so that the thread that sends it only sends it."""
+    n = len(rows)
     columns: list[Any] = []
     for field in FIELDS:
         values = getattr(rows, field.name)
         if field.name == "embedding":
-            columns.append(_vector_wire(values[start:stop]))
+            columns.append(_vector_wire(values))
         elif values is None:
             default = DEFAULTS[field.name]
-            columns.append([json.dumps(default or {}) if field.name == "metadata" else default] * (stop - start))
+            columns.append([json.dumps(default or {}) if field.name == "metadata" else default] * n)
         elif field.name == "metadata":
-            columns.append([_json(m) for m in values[start:stop]])
+            columns.append([_json(m) for m in values])
         else:
-            part = values[start:stop]
-            columns.append(part.tolist() if isinstance(part, np.ndarray) else part)
-    return list(zip(*columns))
+            columns.append(values.tolist() if isinstance(values, np.ndarray) else values)
+    out = io.BytesIO()
+    with raw.cursor() as cur:
+        cur.adapters.register_dumper(None, _raw_dumper(vector_oid))
+        with Copy(cur, binary=True, writer=FileWriter(out)) as copy:
+            copy.set_types(_TYPES)
+            for row in zip(*columns):
+                copy.write_row(row)
+    return out.getvalue()
 
 
-def staged_chunks(conn: Connection, rows: MemoryColumns, chunk_rows: int = CHUNK_ROWS) -> Iterator[int]:
-    """COPY checked rows into the staging table a chunk at a time; yields each chunk's size once it
-    is staged, for the caller to move it. The next chunk replaces it; the table is gone at commit.
+def staged(conn: Connection, chunks: Iterable[MemoryColumns]) -> Iterator[int]:
+    """COPY each chunk of checked rows into the staging table; yields its size once it is staged,
+    for the caller to move it. The next chunk replaces it; the table is gone at commit.
 
-    The next chunk is encoded in a helper thread while the server inserts this one (the wait for
-    the server releases the GIL): the client's share of the work mostly disappears."""
-    n = len(rows)
+    The next chunk is made (a file's next lines read and checked, for an import) and encoded in a
+    helper thread while the server moves this one: the wait for the server releases the GIL, so
+    the client's share of the work mostly disappears behind the server's, and the server is not
+    left idle while rows are formatted."""
     raw: Any = conn.connection.driver_connection  # psycopg's connection: COPY is its own API
     conn.execute(_CREATE)
     conn.execute(text(f"TRUNCATE {STAGING}"))
     vector_oid = raw.adapters.types["vector"].oid
+    pending = iter(chunks)
+
+    def next_encoded() -> tuple[int, bytes] | None:
+        for rows in pending:
+            if len(rows):
+                return len(rows), _encode(raw, vector_oid, rows)
+        return None
+
     with ThreadPoolExecutor(1) as helper:
-        ahead: Future[list[tuple[Any, ...]]] = helper.submit(_chunk, rows, 0, min(n, chunk_rows))
-        for start in range(0, n, chunk_rows):
-            chunk = ahead.result()
-            if start + chunk_rows < n:
-                ahead = helper.submit(_chunk, rows, start + chunk_rows, min(n, start + 2 * chunk_rows))
-            if start:
+        ahead: Future[tuple[int, bytes] | None] = helper.submit(next_encoded)
+        first = True
+        while (chunk := ahead.result()) is not None:
+            ahead = helper.submit(next_encoded)
+            if not first:
                 conn.execute(text(f"TRUNCATE {STAGING}"))
-            with raw.cursor() as cur:
-                cur.adapters.register_dumper(None, _raw_dumper(vector_oid))
-                with cur.copy(_COPY) as copy:
-                    copy.set_types(_TYPES)
-                    for row in chunk:
-                        copy.write_row(row)
-            yield len(chunk)
+            first = False
+            with raw.cursor() as cur, cur.copy(_COPY) as copy:
+                copy.write(chunk[1])
+            yield chunk[0]

@@ -4,7 +4,7 @@ change, delete."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -78,20 +78,10 @@ def write(
 ) -> None:
     """Insert or update (by id) checked rows with vectors of `store`'s model. An id that belongs
     to another store of the tenant is refused (InvalidInput) and the transaction rolls back.
-    From COPY_MIN_ROWS rows on, the rows go by COPY and stay out of the HNSW graph (`indexed`
-    false: searched exactly until index_pending); `on_chunk(rows)` is told as each chunk lands."""
+    From COPY_MIN_ROWS rows on, the rows go by COPY (copy_in)."""
     assert rows.id is not None  # checked rows carry their ids
     if len(rows) >= COPY_MIN_ROWS:
-        move = {"t": tenant_id, "s": store.id, "dim": int(store.embedding_dim)}
-        for count in bulk.staged_chunks(conn, rows, chunk_rows):
-            if conn.execute(_MOVE, move).rowcount != count:
-                foreign = conn.scalar(
-                    text(f"SELECT b.id FROM {bulk.STAGING} b JOIN memories m USING (id) WHERE m.store_id <> :s ORDER BY b.id LIMIT 1"),
-                    move,
-                )
-                raise foreign_id(foreign)
-            if on_chunk:
-                on_chunk(count)
+        copy_in(conn, tenant_id, store, rows.chunks(chunk_rows), on_chunk=on_chunk)
         return
     indexed = store.total_memories + len(rows) > EXACT_MAX_ROWS
     params: list[dict[str, Any]] = []
@@ -110,6 +100,30 @@ def write(
     )
     if foreign is not None:
         raise foreign_id(foreign)
+
+
+def copy_in(
+    conn: Connection,
+    tenant_id: UUID,
+    store: MemoryStore,
+    chunks: Iterable[MemoryColumns],
+    *,
+    on_chunk: Callable[[int], object] | None = None,
+) -> None:
+    """write() by COPY, a chunk of checked rows at a time, each made (by whatever produces them:
+    an import reading its file) while the server moves the one before. The rows stay out of the
+    HNSW graph (`indexed` false: searched exactly until index_pending); `on_chunk(rows)` is told
+    as each chunk lands."""
+    move = {"t": tenant_id, "s": store.id, "dim": int(store.embedding_dim)}
+    for count in bulk.staged(conn, chunks):
+        if conn.execute(_MOVE, move).rowcount != count:
+            foreign = conn.scalar(
+                text(f"SELECT b.id FROM {bulk.STAGING} b JOIN memories m USING (id) WHERE m.store_id <> :s ORDER BY b.id LIMIT 1"),
+                move,
+            )
+            raise foreign_id(foreign)
+        if on_chunk:
+            on_chunk(count)
 
 
 def foreign_id(memory_id: UUID) -> InvalidInput:
