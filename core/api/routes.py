@@ -22,7 +22,7 @@ from core.api.problems import responses
 from core.embeddings import resolve_model
 from core.errors import Conflict, InvalidInput
 from core.fields import NewMemory
-from core.jsonl import parse_jsonl
+from core.jsonl import parse_chunks
 from core.models import NewRelationship, StoreStats
 from core.search import Filters, SearchParams
 from core.service import MemoryService
@@ -262,7 +262,7 @@ async def import_jsonl(
 
     def run() -> s.ImportOut:
         target = resolve_store(svc, user, store, create=True)
-        report = svc.import_memories(target.id, parse_jsonl(data, target.embedding_dim), skip_bad=skip_bad, new_ids=new_ids)
+        report = svc.import_memories(target.id, parse_chunks(data, target.embedding_dim), skip_bad=skip_bad, new_ids=new_ids)
         return s.ImportOut(memories=report.memories, relationships=report.relationships, skipped=report.skipped)
 
     return await run_in_threadpool(run)
