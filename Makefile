@@ -27,7 +27,7 @@ run: install
 	@echo "memex explorer: http://localhost:$(PORT)"
 	@echo "memex API:      http://localhost:$(API_PORT)/v1  (docs /docs, MCP /mcp); a key: $(BIN)/memex keys create --tenant 'Acme Travel' --user alice"
 	@$(BIN)/memex serve --port $(API_PORT) & api=$$!; trap "kill $$api 2>/dev/null" EXIT INT TERM; \
-		$(BIN)/streamlit run app.py --server.port $(PORT) --server.address localhost
+		$(BIN)/python -m core.explorer.serve --server.port $(PORT) --server.address localhost
 
 test: check
 	$(BIN)/python -m pytest

@@ -159,7 +159,7 @@ def _bounded(params: SearchParams) -> bool:
 def _orders(scan: Scan) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
     """(the ids' sort key, the allowed memories nearest first, the allowed text matches best
     first), ties broken by id as the service's SQL breaks them."""
-    low, high = scan.sort_key()
+    low, high = scan.sort_key
     by_distance = np.lexsort((low, high, scan.distance))
     by_distance = by_distance[scan.allowed[by_distance]]
     by_text = np.lexsort((low, high, -scan.text_rank))
@@ -192,7 +192,7 @@ def rows_to_read(params: SearchParams, scan: Scan, detail: int = DETAIL) -> list
 
 
 def _around(scan: Scan, ids: np.ndarray, window: int) -> dict[int, hybrid.Around[int]]:
-    return hybrid.conversation(scan.conversations(), [int(i) for i in ids], window)
+    return hybrid.conversation(scan.conversations, [int(i) for i in ids], window)
 
 
 def _hybrid_order(
@@ -202,7 +202,7 @@ def _hybrid_order(
     vector_ids = [signals[int(i)].id for i in vector_side if scan.similarity[i] >= params.min_similarity][: params.pool]
     pool = hybrid.Pool(vector_ids, [signals[int(i)].id for i in text_side], {s.id: s for s in signals.values()})
     if params.fusion.conversational:
-        index = scan.positions()
+        index = scan.positions
         candidates = np.array([index[c.bytes] for c in pool.candidates], dtype=np.int64)
         for i, a in _around(scan, candidates, params.fusion.neighbour_window).items():
             pool.around[scan.id(i)] = hybrid.Around(
@@ -250,7 +250,7 @@ def explain(
     everything = replace(params, limit=max(n, params.limit))
     before_mmr: dict[UUID, int] = {}
     if params.mode == "hybrid":
-        index = scan.positions()
+        index = scan.positions
         signals = {}
         for memory_id, (memory, embedding) in rows.items():
             i = index[memory_id.bytes]
@@ -278,7 +278,7 @@ def explain(
     demoted = {c.id for c in ranked if c.id in superseded} if params.superseded != KEEP else set()
     ranked = settled
 
-    index = scan.positions()
+    index = scan.positions
     rank = np.zeros(n, dtype=np.int64)
     score = np.full(n, np.nan)
     scored: dict[int, Scored] = {}

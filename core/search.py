@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -198,27 +199,30 @@ class Scan:
     def __len__(self) -> int:
         return len(self.keys)
 
-    @property
+    @cached_property
     def similarity(self) -> np.ndarray:
         return 1.0 - self.distance
 
     def id(self, i: int) -> UUID:
         return UUID(bytes=self.keys[i].tobytes())
 
+    @cached_property
     def sort_key(self) -> tuple[np.ndarray, np.ndarray]:
         """The ids as two big-endian integers (low, high): sorted by them, ids sort as PostgreSQL
         and Python sort UUIDs."""
         halves = np.ascontiguousarray(self.keys).view(">u8").reshape(len(self), 2)
         return halves[:, 1], halves[:, 0]
 
+    @cached_property
     def conversations(self) -> list[list[tuple[int, int]]]:
         """Each source's memories in conversation order (created_at, then id), as (position,
         created_at) runs for core.hybrid.conversation."""
-        low, high = self.sort_key()
+        low, high = self.sort_key
         order = np.lexsort((low, high, self.created, self.source))
         cuts = np.flatnonzero(np.diff(self.source[order])) + 1
         return [list(zip(run.tolist(), self.created[run].tolist(), strict=True)) for run in np.split(order, cuts) if len(run)]
 
+    @cached_property
     def positions(self) -> dict[bytes, int]:
         """Each id's 16 bytes to its position."""
         blob = np.ascontiguousarray(self.keys).tobytes()

@@ -100,7 +100,7 @@ def demo(db) -> dict[str, str]:
 
 
 def start_server(data_dir: str, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], str, float]:
-    """`streamlit run app.py` on the test database (with these extra environment variables and
+    """The explorer's server as `make run` starts it (core.explorer.serve) on the test database (with these extra environment variables and
     options): (process, base URL, seconds until healthy)."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
@@ -113,9 +113,7 @@ def start_server(data_dir: str, env: dict[str, str] | None = None, args: tuple[s
         [
             sys.executable,
             "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
+            "core.explorer.serve",  # streamlit run app.py, as make run starts it
             "--server.port",
             str(port),
             "--server.headless",

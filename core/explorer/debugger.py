@@ -223,7 +223,7 @@ def score_chart(explanation: Explanation, top: int = 30) -> go.Figure:
     params = explanation.params
     vector = params.mode == "vector"
     name = score_name(params)
-    shown = [c for c in explanation.candidates if vector or c.score is not None][:top]
+    shown = [c for c in explanation.candidates[:top] if vector or c.score is not None]  # the ranked come first
     fig = go.Figure()
     for status in STATUSES:
         points = [(i, c) for i, c in enumerate(shown, start=1) if c.status == status]

@@ -57,7 +57,7 @@ def link_to_memory(memory_id: UUID | str) -> str:
 
 def store_type_colours(scope: Scope) -> dict[str, str]:
     """The colour of each memory type of the store, the same on every page."""
-    return type_colours(store_frame(scope)["memory_type"])
+    return type_colours(store_frame(scope)["memory_type"].unique())
 
 
 def data_version() -> int:
@@ -68,10 +68,14 @@ def data_changed() -> None:
     """Call after any write: cached frames of this session are read again."""
     st.session_state["data_version"] = data_version() + 1
     st.cache_data.clear()
+    _frame.clear()
 
 
-@st.cache_data(
+# cache_resource, not cache_data: cache_data hands each run a copy (unpickled: a fifth of a second
+# for a store of 20,000, on every page that reads it); this frame is shared, and read only.
+@st.cache_resource(
     ttl=60,
+    max_entries=16,
     show_spinner=False,
     hash_funcs={"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id), s.store.total_memories)},
 )
@@ -80,7 +84,8 @@ def _frame(scope: Scope, version: int) -> pd.DataFrame:
 
 
 def store_frame(scope: Scope) -> pd.DataFrame:
-    """The selected store's memories (cached for this session until the next write)."""
+    """The selected store's memories (cached until the next write of this session): shared by
+    every page run, so never changed in place."""
     return _frame(scope, data_version())
 
 
