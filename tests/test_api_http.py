@@ -62,6 +62,21 @@ def test_an_agent_that_embeds_itself_searches_with_its_vector(http) -> None:
     assert "embedding has 3 dimensions" in problem(http.post("/v1/search", json={"embedding": [1, 2, 3], "user": "ana"}), 422)["detail"]
 
 
+def test_a_search_body_orjson_refuses_is_read_or_refused_as_json_loads_does(http) -> None:
+    """The search route reads its body with orjson (core.api.routes.OrjsonRoute); what orjson
+    refuses goes to json.loads, so the answers stay those of every other route."""
+    add(http, "Ana likes green tea")
+    sent = {"Content-Type": "application/json"}
+    found = http.post("/v1/search", content=b'{"query": "tea", "user": "ana", "min_similarity": 0, "limit": 1.0}', headers=sent)
+    assert found.status_code == 200 and len(found.json()["results"]) == 1
+    assert problem(http.post("/v1/search", content=b'{"query": "\xff"}', headers=sent), 400)  # not UTF-8
+    assert problem(http.post("/v1/search", content=b'{"query": ', headers=sent), 422)["detail"].startswith("body.")
+    big = b'{"query": "tea", "user": "ana", "limit": 123456789012345678901234567890}'
+    assert problem(http.post("/v1/search", content=big, headers=sent), 422)["detail"].startswith("body.limit:")
+    nan = b'{"embedding": [NaN, 1e999, 0.5], "user": "ana"}'  # json.loads reads NaN and Infinity; orjson does not
+    assert "embedding" in problem(http.post("/v1/search", content=nan, headers=sent), 422)["detail"]
+
+
 def test_all_fields_of_a_new_memory_are_kept(http) -> None:
     memory = add(
         http,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -195,7 +197,35 @@ def delete_relationship(relationship_id: UUID, svc: Caller) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/search", response_model=s.SearchOut, responses=responses(*BODY, 404), tags=["search"])
+class _OrjsonRequest(Request):
+    """A request whose JSON body orjson reads: a query vector of 384 numbers takes json.loads
+    ~0.2 ms, orjson ~0.02. What orjson refuses (NaN, invalid UTF-8, ...) goes to json.loads, so
+    such a body is read, or refused, exactly as before."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                self._json = json.loads(body)
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    """A route whose body is read by _OrjsonRequest (FastAPI's way to change the Request class).
+    For bodies of numbers, strings and flags only: orjson reads an integer beyond 64 bits as a
+    float, which a free-form JSON field (a memory's metadata) would store changed."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return route
+
+
 def search(body: s.SearchIn, svc: Caller) -> Response:
     """The best memories for a query in any mode; `explain` adds each score's breakdown. Send the
     query's text, or its embedding (vector and weighted modes), or both."""
@@ -227,6 +257,17 @@ def search(body: s.SearchIn, svc: Caller) -> Response:
                 params = SearchParams(body.limit, body.min_similarity, body.mode, filters, mmr_lambda=body.mmr_lambda)
                 results = svc.search(store, body.query, params, record_access=body.record_access, query_embedding=body.embedding)
     return as_json(s.SearchOut(results=[s.Hit.of_result(r, explain=body.explain) for r in results]))
+
+
+router.add_api_route(
+    "/search",
+    search,
+    methods=["POST"],
+    response_model=s.SearchOut,
+    responses=responses(*BODY, 404),
+    tags=["search"],
+    route_class_override=OrjsonRoute,
+)
 
 
 def as_json(model: BaseModel) -> Response:

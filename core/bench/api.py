@@ -5,10 +5,14 @@ The server runs as a subprocess on the benchmark cluster, connected as the appli
 (as in production); each request carries its tenant's API key, which PostgreSQL checks in every
 transaction. Requests send the query's vector (as agents that embed themselves do), so the
 difference from the in-process figure is the API's own cost: HTTP, JSON, the key, the threadpool.
+Each query is searched both ways, one after the other, the order alternating (as measure_log
+does): the two figures were taken a minute apart before, and a shared machine's load moved the
+difference between +1.5 and +8 ms from one run to the next.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -19,6 +23,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
+
+import orjson
 
 from core.bench.harness import Bench, K
 from core.bench.measures import latency
@@ -66,6 +72,34 @@ def _server(bench: Bench, workers: int) -> Iterator[str]:
         process.wait(20)
 
 
+class Fetch:
+    """POST JSON with an API key over one kept-alive HTTP/1.1 connection; the decoded answer."""
+
+    def __init__(self, base: str, key: str, timeout: float = 30):
+        host, _, port = base.removeprefix("http://").partition(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json", "Accept": "application/json"}
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        payload = orjson.dumps(body)
+        try:
+            response = self._send(path, payload)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self.connection.close()  # the server closed an idle connection: open a new one, once
+            response = self._send(path, payload)
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"POST {path}: {response.status} {data[:300]!r}")
+        return orjson.loads(data)
+
+    def _send(self, path: str, payload: bytes) -> http.client.HTTPResponse:
+        self.connection.request("POST", path, payload, self.headers)
+        return self.connection.getresponse()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 def _body(query: Query) -> dict[str, Any]:
     return {
         "embedding": query.vector.tolist(),
@@ -78,35 +112,36 @@ def _body(query: Query) -> dict[str, Any]:
 
 
 def measure_api(bench: Bench, queries: Sequence[Query], clients: int = 4, workers: int = 1) -> dict[str, Any]:
-    """In-process p50 of the queries, then the same over HTTP (one client), then `clients` at once."""
-    import httpx
-
+    """The queries in process and over HTTP (one client) alternated, then `clients` at once over HTTP."""
     keys = bench.api_keys()
-    inprocess = [bench.search(q)[1] for q in queries]
     with _server(bench, workers) as base:
-
-        def client(tenant_key: str) -> httpx.Client:
-            return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tenant_key}"}, timeout=30)
-
-        sessions = {tenant: client(key) for tenant, key in keys.items()}
+        sessions = {tenant: Fetch(base, key) for tenant, key in keys.items()}
         for q in queries[: min(50, len(queries))]:  # warm the server: pools, code paths, caches
-            sessions[q.store.tenant_id].post("/v1/search", json=_body(q)).raise_for_status()
-        one = []
-        for q in queries:
-            t0 = time.perf_counter()
-            response = sessions[q.store.tenant_id].post("/v1/search", json=_body(q))
-            one.append((time.perf_counter() - t0) * 1000)
-            response.raise_for_status()
+            sessions[q.store.tenant_id].post("/v1/search", _body(q))
+        # the same query in process and over HTTP, alternated query by query (as measure_log does):
+        # both see the same load, so their difference is the API's, not the minute between them
+        inprocess: list[float] = []
+        one: list[float] = []
+        for n, q in enumerate(queries):
+            for over_http in (n % 2 == 0, n % 2 == 1):
+                if over_http:
+                    t0 = time.perf_counter()
+                    sessions[q.store.tenant_id].post("/v1/search", _body(q))
+                    one.append((time.perf_counter() - t0) * 1000)
+                else:
+                    inprocess.append(bench.search(q)[1])
         latencies: list[float] = []
         lock = threading.Lock()
 
         def run(part: Sequence[Query]) -> None:
-            own = {tenant: client(key) for tenant, key in keys.items()}
+            own = {tenant: Fetch(base, key) for tenant, key in keys.items()}
             mine = []
             for q in part:
                 t0 = time.perf_counter()
-                own[q.store.tenant_id].post("/v1/search", json=_body(q)).raise_for_status()
+                own[q.store.tenant_id].post("/v1/search", _body(q))
                 mine.append((time.perf_counter() - t0) * 1000)
+            for fetch in own.values():
+                fetch.close()
             with lock:
                 latencies.extend(mine)
 
@@ -114,6 +149,8 @@ def measure_api(bench: Bench, queries: Sequence[Query], clients: int = 4, worker
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(run, [queries[i::clients] for i in range(clients)]))
         seconds = time.perf_counter() - t0
+        for fetch in sessions.values():
+            fetch.close()
     result = {
         **latency(inprocess, (50, 99), prefix="api_inprocess_"),
         **latency(one, (50, 99), prefix="api_search_"),

@@ -30,12 +30,15 @@ def _entry(row: Row[Any]) -> Retrieval:
     return Retrieval(**row._mapping)
 
 
-# One statement: synchronous_commit is turned off inside it (no round trip of its own).
-_INSERT = text(
+# One statement: synchronous_commit is turned off inside it (no round trip of its own). Sent
+# through the driver as it is (psycopg's %(name)s parameters): SQLAlchemy's text() costs ~0.1 ms
+# a call for its sixteen parameters, a tenth of what the whole log may add to a search.
+_INSERT = (
     "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
-    " results, near_misses, result_count, latency_ms) SELECT :t, :id, :store, coalesce(:at, clock_timestamp()), :interface,"
-    " CAST(:key_id AS uuid), :key_name, :actor, :query, :mode, CAST(:params AS jsonb), :model, CAST(:results AS jsonb),"
-    " CAST(:near AS jsonb), :count, :latency FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
+    " results, near_misses, result_count, latency_ms) SELECT %(t)s, %(id)s, %(store)s, coalesce(%(at)s, clock_timestamp()),"
+    " %(interface)s, CAST(%(key_id)s AS uuid), %(key_name)s, %(actor)s, %(query)s, %(mode)s, CAST(%(params)s AS jsonb), %(model)s,"
+    " CAST(%(results)s AS jsonb), CAST(%(near)s AS jsonb), %(count)s, %(latency)s"
+    " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS one_round_trip"
 )
 
 
@@ -64,7 +67,7 @@ def insert(conn: Connection, tenant_id: UUID, *entries: Retrieval) -> None:
         }
         for entry in entries
     ]
-    conn.execute(_INSERT, rows[0] if len(rows) == 1 else rows)  # one search: no executemany
+    conn.exec_driver_sql(_INSERT, rows[0] if len(rows) == 1 else rows)  # one search: no executemany
 
 
 def get(conn: Connection, entry_id: UUID) -> Retrieval | None:
