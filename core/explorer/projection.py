@@ -6,8 +6,8 @@ and what this module does about it (docs/BENCHMARKS.md has the figures):
 
 - UMAP's numba kernels compiled in every new process: 20-60 s before the first map, even of 40
   memories. import_umap keeps them on disk (numba's own cache, under the data directory) and
-  turns that cache on for the kernels umap-learn and pynndescent declare without it; warm_up
-  loads them in a background thread when the explorer starts.
+  turns that cache on for the kernels umap-learn and pynndescent declare without it; the
+  explorer's start-up process (core.explorer.startup) compiles them onto it.
 - Fitted maps are kept in the database (MemoryService.save_map, migration 010) keyed by what
   determines them: the store, its model, its number of memories, its latest update and the
   parameters. A kept map that still matches is drawn without UMAP; one the store has moved past
@@ -119,26 +119,6 @@ def import_umap() -> ModuleType:
 def umap_ready() -> bool:
     """Whether umap is imported (its kernels loaded): a small map then fits in about a second."""
     return _umap is not None
-
-
-_warm: dict[str, threading.Thread] = {}
-_warm_lock = threading.Lock()
-
-
-def warm_up() -> threading.Thread:
-    """Start, once per process, a background thread that imports umap and fits 64 random points,
-    so the first map of the process finds its kernels loaded (app.py calls it at the first page).
-    It holds the GIL in stretches while modules load: pages are slower for those few seconds."""
-    with _warm_lock:
-        if "thread" not in _warm:
-
-            def run() -> None:
-                vectors = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
-                fit_projection([str(i) for i in range(64)], vectors, ProjectionParams())
-
-            _warm["thread"] = threading.Thread(target=run, name="memex-umap-warm-up", daemon=True)
-            _warm["thread"].start()
-        return _warm["thread"]
 
 
 # --- fitting --------------------------------------------------------------------------------------

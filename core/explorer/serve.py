@@ -46,6 +46,10 @@ def preload() -> None:
 
 def main(argv: list[str]) -> None:
     """`streamlit run app.py` with these options (as `python -m streamlit` runs it), preloading."""
+    # Background threads (a map's fit, indexing) hold the GIL in long stretches; a thread that
+    # wants it waits up to this interval for each turn, and the one answering the browser wants
+    # it for every message (5 ms, Python's default, made a first page wait seconds for its last).
+    sys.setswitchinterval(0.001)
     threading.Thread(target=preload, name="memex-preload", daemon=True).start()
     from streamlit.web import cli
 

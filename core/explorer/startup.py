@@ -1,21 +1,27 @@
-"""Work the explorer starts once per server process, in the background, once its first page has
-run: UMAP's kernels loaded, the maps of small stores that have none fitted and kept (so a demo's
-maps are drawn from the database when first opened), and the HNSW graph given the rows that
-imports left out of it (core.service.indexing)."""
+"""Work the explorer starts once per server process, once its first page has run, in a process of
+its own: UMAP's kernels compiled onto numba's disk cache (where the server's own first fit finds
+them), the maps of small stores that have none fitted and kept (so a demo's maps are drawn from the
+database when first opened), and the HNSW graph given the rows that imports left out of it
+(core.service.indexing).
+
+A process, not a thread: compiling and fitting hold a Python interpreter for seconds to a minute,
+and in a thread of the server they held the one that answers the browser (the first page after a
+start waited 8-10 s for its last messages; docs/BENCHMARKS.md)."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
-import threading
 from uuid import UUID
 
+import numpy as np
 import streamlit as st
 
 from core.admin import list_tenants
-from core.db import Database
+from core.db import Database, get_database
 from core.explorer.frames import memory_frame
-from core.explorer.projection import INLINE_MAX, MIN_MEMORIES, SAMPLE_CAP, ProjectionParams, fit_and_keep, projection_key, warm_up
+from core.explorer.projection import INLINE_MAX, MIN_MEMORIES, SAMPLE_CAP, ProjectionParams, fit_and_keep, fit_projection, projection_key
 from core.service import MemoryService
 from core.service.indexing import index_all_pending
 
@@ -28,18 +34,22 @@ log = logging.getLogger(__name__)
 
 @st.cache_resource(show_spinner=False)
 def start(_db: Database) -> None:
-    """Once per process: warm UMAP up, let bulk writes index in the background, and index what
-    imports made meanwhile left pending (big stores only)."""
-    warming = warm_up()
+    """Once per process: let bulk writes index in the background, and start the start-up work."""
     _db.background_index = True
     if _db.admin is not None:  # tenants are listed by the owner
-        threading.Thread(target=_background, args=(_db, warming), name="memex-startup", daemon=True).start()
+        multiprocessing.get_context("spawn").Process(target=background, name="memex-startup", daemon=True).start()
 
 
-def _background(db: Database, warming: threading.Thread) -> None:
+def background() -> None:
+    """The start-up work (run in its own process, on the database the settings name), at the lowest
+    CPU priority: pages and the browser showing them come first."""
+    os.nice(19)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        db = get_database()
         tenants = [t.id for t in list_tenants(db)]
-        warming.join()
+        vectors = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32)
+        fit_projection([str(i) for i in range(64)], vectors, ProjectionParams())  # every kernel compiled once
         fitted = keep_small_maps(db, tenants, int(os.environ.get("MEMEX_MAPS_AT_START", MAX_MAPS_AT_START)))
         if fitted:
             log.info("fitted and kept the maps of %d small stores", fitted)
