@@ -11,8 +11,9 @@ start waited 8-10 s for its last messages; docs/BENCHMARKS.md)."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import subprocess
+import sys
 from uuid import UUID
 
 import numpy as np
@@ -37,7 +38,9 @@ def start(_db: Database) -> None:
     """Once per process: let bulk writes index in the background, and start the start-up work."""
     _db.background_index = True
     if _db.admin is not None:  # tenants are listed by the owner
-        multiprocessing.get_context("spawn").Process(target=background, name="memex-startup", daemon=True).start()
+        # a command, not multiprocessing: its spawn re-imports the main module, which during a
+        # page's run Streamlit has made the page script itself
+        subprocess.Popen([sys.executable, "-m", "core.explorer.startup"], stdin=subprocess.DEVNULL)
 
 
 def background() -> None:
@@ -77,3 +80,7 @@ def keep_small_maps(db: Database, tenants: list[UUID], limit: int = MAX_MAPS_AT_
                 fit_and_keep(svc, key, SAMPLE_CAP)
                 fitted += 1
     return fitted
+
+
+if __name__ == "__main__":
+    background()
