@@ -5,8 +5,9 @@ One JSON object a line. A memory line has `content` and optionally `id`, `memory
 `"kind": "relationship"` has `source_memory_id`, `target_memory_id`, `relationship_type` and
 optionally `strength`.
 
-Import checks every line before writing any: a bad line is reported by number and nothing is
-written (unless bad lines are skipped on request). Every memory gets an id (from the file, or
+Import keeps nothing unless every line checks out: a bad line is reported by number and nothing is
+written (unless bad lines are skipped on request; MemoryService.import_memories writes the chunks
+of parse_chunks in one transaction, which a bad line rolls back). Every memory gets an id (from the file, or
 derived from the file's content and line number), so running the same import again after an
 interruption ends with exactly the file's memories, never duplicates. Pure: parsing and line
 encoding here; MemoryService.import_memories / export_lines do the reading and writing.

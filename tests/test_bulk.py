@@ -137,6 +137,7 @@ def test_bulk_rows_stay_out_of_the_graph_until_indexed_and_search_finds_them_all
 
     monkeypatch.setattr(indexing, "EXACT_MAX_ROWS", 50)
     monkeypatch.setattr(sql_memories, "EXACT_MAX_ROWS", 50)
+    monkeypatch.setattr(svc.db, "background_index", False)  # as in a CLI process (an explorer page run earlier turns it on)
     big = SearchTuning(exact_max_rows=50)
     exact = SearchTuning(exact_max_rows=10**9)
     columns = _columns(120, dim=384)

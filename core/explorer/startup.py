@@ -14,10 +14,10 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from uuid import UUID
 
 import numpy as np
-import streamlit as st
 
 from core.admin import list_tenants
 from core.db import Database, get_database
@@ -33,11 +33,19 @@ MAX_MAPS_AT_START = 50
 log = logging.getLogger(__name__)
 
 
-@st.cache_resource(show_spinner=False)
-def start(_db: Database) -> None:
-    """Once per process: let bulk writes index in the background, and start the start-up work."""
-    _db.background_index = True
-    if _db.admin is not None:  # tenants are listed by the owner
+_started = threading.Event()
+_start_lock = threading.Lock()
+
+
+def start(db: Database) -> None:
+    """Once per process (app.py calls it after every page; clearing Streamlit's caches does not
+    start it again): let bulk writes index in the background, and start the start-up work."""
+    db.background_index = True
+    with _start_lock:
+        if _started.is_set():
+            return
+        _started.set()
+    if db.has_owner:  # tenants are listed by the owner
         # a command, not multiprocessing: its spawn re-imports the main module, which during a
         # page's run Streamlit has made the page script itself
         subprocess.Popen([sys.executable, "-m", "core.explorer.startup"], stdin=subprocess.DEVNULL)

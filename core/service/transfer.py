@@ -107,6 +107,8 @@ class TransferOps(TenantBound):
             indexing.schedule(self, found.id, found.total_memories + done)
         texts = MemoryColumns.concat(to_embed, found.embedding_dim)
         total, batches = done + len(texts), int(done > 0)
+        if progress:
+            progress(done, total)  # the estimate replaced by the count
         for start in range(0, len(texts), batch_size):
             part = texts.part(start, start + batch_size)
             part.embedding = embed_texts(found, list(part.content))
