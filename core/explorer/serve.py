@@ -3,8 +3,8 @@
 It is `streamlit run app.py`, plus a thread that, while the server starts, imports what the pages
 import and opens the database. Streamlit runs app.py only when a browser connects, so without it
 the first page after a server start paid a few seconds of imports (pandas, plotly, the service:
-docs/BENCHMARKS.md). The local model is loaded later, after the first page (core.explorer.startup):
-loading it here held the interpreter while the first page waited.
+docs/BENCHMARKS.md). The local model is not loaded here (the first search loads it): loading it
+held the interpreter while the first page waited.
 """
 
 from __future__ import annotations
@@ -46,10 +46,6 @@ def preload() -> None:
 
 def main(argv: list[str]) -> None:
     """`streamlit run app.py` with these options (as `python -m streamlit` runs it), preloading."""
-    # Background threads (a map's fit, indexing) hold the GIL in long stretches; a thread that
-    # wants it waits up to this interval for each turn, and the one answering the browser wants
-    # it for every message (5 ms, Python's default, made a first page wait seconds for its last).
-    sys.setswitchinterval(0.001)
     threading.Thread(target=preload, name="memex-preload", daemon=True).start()
     from streamlit.web import cli
 
