@@ -86,6 +86,25 @@ def test_document_frequencies_follow_inserts_updates_and_deletes(db: Database, s
     assert (df("violin"), df("concert"), df("cello")) == (0, 0, 1)
 
 
+def test_document_frequencies_match_a_recount_after_many_deletes_at_once(db: Database, svc, store) -> None:
+    """Deleting many memories in one call (an import taken back) leaves each word's count, and
+    the store's total, exactly what counting the memories that remain gives."""
+    words = ["harbour", "lantern", "meadow", "quarry", "saddle", "thicket", "walnut", "zephyr"]
+    made = svc.add_memories(store.id, [NewMemory(f"{words[i % 8]} {words[(i * 3) % 8]} note{i}") for i in range(150)])
+    svc.delete_memories([m.id for m in made[::2]] + [m.id for m in made[1:40:2]])
+
+    def counts(sql: str) -> dict[str, int]:
+        with db.tenant(svc.tenant_id) as conn:
+            return {r[0]: int(r[1]) for r in conn.execute(text(sql), {"s": store.id})}
+
+    kept = counts("SELECT lexeme, df FROM memory_lexemes WHERE store_id = :s")
+    recount = counts(
+        "SELECT l, count(*) FROM memories m, unnest(tsvector_to_array(m.content_tsv)) AS l WHERE m.store_id = :s GROUP BY l"
+        " UNION ALL SELECT '', sum(length(content_tsv)) FROM memories WHERE store_id = :s"
+    )
+    assert kept == recount and sum(n for word, n in kept.items() if word.startswith("note")) == 150 - 75 - 20
+
+
 def test_document_frequencies_are_per_store_and_invisible_to_other_tenants(db: Database, svc, store, other) -> None:
     other_svc, other_store = other
     other_svc.add_memories(other_store.id, [NewMemory("xylophone secret"), NewMemory("xylophone plan")])

@@ -348,7 +348,10 @@ def measure_import(bench: Bench, lines: int, text_lines: int = 0) -> dict[str, A
     out["import_big_store_pending_index"] = svc.pending_index(first.store_id)
     from core.jsonl import _ID_NAMESPACE
 
+    t0 = time.perf_counter()  # taking an import back: one call deleting its rows from the big store
     svc.delete_memories([uuid5(_ID_NAMESPACE, f"{first.store_id}:{i}") for i in ids])
+    out["delete_imported_s"] = round(time.perf_counter() - t0, 2)
+    log(f"delete_memories of those {lines:,} rows from the store of {big.total_memories + lines:,}: {out['delete_imported_s']} s")
     if text_lines:  # a quarter of the lines, then all: the difference is the import's own pace, without its fixed costs
         times = {}
         for n in (max(1, text_lines // 4), text_lines):
