@@ -33,8 +33,11 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+scope = st.session_state["scope"]  # read now: after the page, a rerun the browser asked for stops any st call
 try:
     page.run()
 finally:  # after the first page, which it would slow down: once per server, UMAP warmed up and pending rows indexed
     with state.guard():
         startup.start(state.database())
+        if scope is not None:  # the model of the store in view, loaded before its first search
+            startup.warm_model(scope.store.embedding_model, scope.store.embedding_dim)

@@ -195,3 +195,28 @@ def test_the_page_opens_in_hybrid_mode_and_shows_what_each_score_is_made_of(svc,
     )
     answer = results.loc["Caroline: I made a bowl for my mom.", "parts"]  # lifted by the turn before it
     assert answer.startswith("lift +") and answer.endswith("found by vector")
+
+
+def test_the_model_of_the_store_in_view_is_loaded_after_the_first_page(store, user, tenant, monkeypatch) -> None:
+    """Its first search does not wait for the model to load: the explorer loads it in the
+    background once a page of the store has run (on the Overview here, before any search)."""
+    import threading
+
+    from core.embeddings import use_embedder
+    from core.embeddings.hashing import HashingEmbedder
+    from core.explorer import startup
+
+    loaded = threading.Event()
+
+    class Loading(HashingEmbedder):
+        def warm(self) -> None:
+            loaded.set()
+
+    monkeypatch.setattr(startup, "_warming", set())
+    use_embedder(store.embedding_model, lambda dim: Loading())
+    try:
+        at = open_page("overview", tenant=tenant.name, user=user.name, store=store.store_name)
+        assert not at.exception
+        assert loaded.wait(60)
+    finally:
+        use_embedder(store.embedding_model, None)

@@ -6,7 +6,8 @@ database when first opened), and the HNSW graph given the rows that imports left
 
 A process, not a thread: compiling and fitting hold a Python interpreter for seconds to a minute,
 and in a thread of the server they held the one that answers the browser (the first page after a
-start waited 8-10 s for its last messages; docs/BENCHMARKS.md)."""
+start waited 8-10 s for its last messages; docs/BENCHMARKS.md). The embedding model of the store
+in view is the exception (warm_model): it is loaded where searches use it, the server."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from core.admin import list_tenants
 from core.db import Database, get_database
+from core.embeddings import get_embedder
 from core.explorer.frames import memory_frame
 from core.explorer.projection import INLINE_MAX, MIN_MEMORIES, SAMPLE_CAP, ProjectionParams, fit_and_keep, fit_projection, projection_key
 from core.service import MemoryService
@@ -49,6 +51,31 @@ def start(db: Database) -> None:
         # a command, not multiprocessing: its spawn re-imports the main module, which during a
         # page's run Streamlit has made the page script itself
         subprocess.Popen([sys.executable, "-m", "core.explorer.startup"], stdin=subprocess.DEVNULL)
+
+
+_warming: set[tuple[str, int]] = set()
+
+
+def warm_model(model: str, dim: int) -> None:
+    """Load the embedding model of the store in view in a thread, once per model per process,
+    after a page has run: the first search no longer waits for it (the local model takes 10-20 s
+    to load on two vCPUs, torch and transformers imported). A thread, as the model is used in this
+    process; the page that asked has already been sent. A search that comes first waits for the
+    same load (the model's own lock), behind the Search page's spinner."""
+    with _start_lock:
+        if (model, dim) in _warming:
+            return
+        _warming.add((model, dim))
+    threading.Thread(target=_warm, args=(model, dim), name="memex-warm-model", daemon=True).start()
+
+
+def _warm(model: str, dim: int) -> None:
+    try:
+        warm = getattr(get_embedder(model, dim), "warm", None)
+        if warm is not None:
+            warm()
+    except Exception:  # the first search loads it again and says what fails
+        log.exception("loading the embedding model %s failed", model)
 
 
 def background() -> None:
