@@ -45,9 +45,14 @@ def preload() -> None:
 
 
 def main(argv: list[str]) -> None:
-    """`streamlit run app.py` with these options (as `python -m streamlit` runs it), preloading."""
-    threading.Thread(target=preload, name="memex-preload", daemon=True).start()
+    """`streamlit run app.py` with these options (as `python -m streamlit` runs it), preloading.
+
+    Streamlit is imported before the thread starts: its import configures plotly's theme, and
+    plotly looks for pandas in sys.modules, where the thread's import of pandas, half done, made
+    the server fail at start now and then ("partially initialized module 'pandas'")."""
     from streamlit.web import cli
+
+    threading.Thread(target=preload, name="memex-preload", daemon=True).start()
 
     sys.argv = ["streamlit", "run", str(Path(__file__).resolve().parents[2] / "app.py"), *argv]
     cli.main(prog_name="streamlit")
