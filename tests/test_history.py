@@ -82,6 +82,33 @@ CHANGE_PATHS: dict[str, tuple[Callable, str]] = {
 }
 
 
+def test_an_edit_of_every_field_keeps_each_old_and_new_value(svc, store) -> None:
+    """Whatever changes a memory (SQL as the application role here), its history holds every field
+    that changed, before and after, as JSON; nothing else."""
+    m = svc.add_memory(store.id, "first", memory_type="semantic", source="a", importance=0.25, metadata={"k": 1})
+    expires, created = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2020, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    with svc.transaction() as conn:
+        conn.execute(
+            text(
+                "UPDATE memories SET content = 'second', memory_type = 'episodic', source = NULL, importance = 0.75,"
+                " metadata = '{\"k\": [2]}', expires_at = :e, created_at = :c, archived = true WHERE id = :id"
+            ),
+            {"e": expires, "c": created, "id": m.id},
+        )
+    change = svc.get_memory_history(m.id)[-1]
+    assert change.event == "archived"
+    assert change.changes == {
+        "content": ["first", "second"],
+        "memory_type": ["semantic", "episodic"],
+        "source": ["a", None],
+        "importance": [0.25, 0.75],
+        "metadata": [{"k": 1}, {"k": [2]}],
+        "expires_at": [None, "2031-01-02T03:04:05+00:00"],
+        "created_at": [m.created_at.isoformat(), "2020-05-06T07:08:09.123456+00:00"],
+        "archived": [False, True],
+    }
+
+
 @pytest.mark.parametrize("path", list(CHANGE_PATHS))
 def test_every_path_that_changes_a_memory_leaves_its_event(svc, store, path) -> None:
     change, expected = CHANGE_PATHS[path]
