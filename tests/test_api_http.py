@@ -433,3 +433,17 @@ def test_two_workers_answer_alike(api, db: Database, tenant: Tenant, tmp_path) -
     finally:
         stop_server(two)
     assert "Traceback" not in two.log.read_text()
+
+
+def test_fastapi_telemetry_is_on_where_opentelemetry_is_set_up(monkeypatch) -> None:
+    """An operator who sets up OpenTelemetry gets FastAPI's spans, metrics and logs of each
+    request; elsewhere the API does not pay for looking for them on every request."""
+    import os
+
+    from core.api.app import telemetry
+
+    for name in [n for n in os.environ if n.startswith(("OTEL_", "FASTAPI_OTEL_"))]:
+        monkeypatch.delenv(name)
+    assert telemetry() == {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    assert telemetry() == {}

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -31,6 +32,15 @@ BODY_LIMIT = 4 * MiB  # a batch of 1,000 memories without vectors; single memori
 BATCH_LIMIT = 32 * MiB  # a batch with its 1536-d vectors
 IMPORT_LIMIT = 64 * MiB  # an import file is checked whole before any write, so it is held: bounded
 MCP_LIMIT = 4 * MiB
+
+
+def telemetry() -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry (a span, metrics and logs of each request) when this process is
+    set up for OpenTelemetry, as an OTEL_* or FASTAPI_OTEL_* variable says; otherwise off: it
+    looks for providers on every request, ~0.2 ms of each search (docs/BENCHMARKS.md)."""
+    if any(name.startswith(("OTEL_", "FASTAPI_OTEL_")) for name in os.environ):
+        return {}
+    return {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 class _Forward:
@@ -77,6 +87,7 @@ def create_app(db: Database | None = None) -> FastAPI:
             forward.target = None
 
     app = FastAPI(
+        telemetry=telemetry(),
         title="memex",
         version="0.2.0",
         lifespan=lifespan,
