@@ -8,6 +8,7 @@ from core.embeddings import get_embedder
 from core.errors import InvalidInput, NotFound
 from core.explain import Explanation, ordinal
 from core.explorer import debugger as dx
+from core.explorer import startup
 from core.explorer.labels import count, markdown_literal, short
 from core.explorer.state import current_scope, guard, param, set_params, url_number
 from core.explorer.widgets import (
@@ -29,6 +30,7 @@ WHY_NOT_CHOICES = 1000
 scope = current_scope()
 st.title("Search")
 st.caption("The retrieval debugger: what a query returns, with every score, and why each other memory of the store did not come back.")
+startup.warm_model(scope.store.embedding_model, scope.store.embedding_dim)  # loading while the query is typed
 
 
 @st.cache_resource(show_spinner="Loading the embedding model…")

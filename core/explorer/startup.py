@@ -53,23 +53,29 @@ def start(db: Database) -> None:
         subprocess.Popen([sys.executable, "-m", "core.explorer.startup"], stdin=subprocess.DEVNULL)
 
 
-_warming: set[tuple[str, int]] = set()
+# After a page, the model waits this long before loading: the browser draws the page that asked
+# first (a first plotly chart took several seconds in Chromium on two vCPUs, beside the import).
+WARM_AFTER_S = 10.0
+_warming: dict[tuple[str, int], threading.Event] = {}
 
 
-def warm_model(model: str, dim: int) -> None:
-    """Load the embedding model of the store in view in a thread, once per model per process,
-    after a page has run: the first search no longer waits for it (the local model takes 10-20 s
-    to load on two vCPUs, torch and transformers imported). A thread, as the model is used in this
-    process; the page that asked has already been sent. A search that comes first waits for the
-    same load (the model's own lock), behind the Search page's spinner."""
+def warm_model(model: str, dim: int, *, after: float = 0.0) -> None:
+    """Load the embedding model of the store in view in a thread, once per model per process, so
+    that its first search does not wait for it (the local model takes 10-20 s to load on two vCPUs:
+    torch, transformers). app.py asks after every page, `after` WARM_AFTER_S; the Search page asks
+    for it now. A thread, as searches use the model in this process; a search that comes before
+    the load ends waits for the same load (the model's own lock), behind the page's spinner."""
     with _start_lock:
-        if (model, dim) in _warming:
-            return
-        _warming.add((model, dim))
-    threading.Thread(target=_warm, args=(model, dim), name="memex-warm-model", daemon=True).start()
+        go = _warming.get((model, dim))
+        if go is None:
+            go = _warming[(model, dim)] = threading.Event()
+            threading.Thread(target=_warm, args=(model, dim, go, after), name="memex-warm-model", daemon=True).start()
+    if not after:
+        go.set()
 
 
-def _warm(model: str, dim: int) -> None:
+def _warm(model: str, dim: int, go: threading.Event, after: float) -> None:
+    go.wait(after)
     try:
         warm = getattr(get_embedder(model, dim), "warm", None)
         if warm is not None:
