@@ -132,13 +132,13 @@ def start_server(data_dir: str, env: dict[str, str] | None = None, args: tuple[s
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:  # a server that exited will not answer: say why now
         try:
             with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
                 if response.status == 200:
                     break
         except OSError:
-            time.sleep(0.3)
+            time.sleep(0.1)
     else:
         proc.kill()
         pytest.fail(f"streamlit did not start: {proc.stdout.read() if proc.stdout else ''}")

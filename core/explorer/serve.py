@@ -45,10 +45,14 @@ def preload() -> None:
 
 
 def main(argv: list[str]) -> None:
-    """`streamlit run app.py` with these options (as `python -m streamlit` runs it), preloading."""
-    threading.Thread(target=preload, name="memex-preload", daemon=True).start()
+    """`streamlit run app.py` with these options (as `python -m streamlit` runs it), preloading.
+
+    Streamlit is imported before the preload starts: its import sets up plotly's theme, and plotly
+    takes pandas from sys.modules when it is there, so a pandas still being imported by the preload
+    thread failed the server's start now and then ("partially initialized module 'pandas'")."""
     from streamlit.web import cli
 
+    threading.Thread(target=preload, name="memex-preload", daemon=True).start()
     sys.argv = ["streamlit", "run", str(Path(__file__).resolve().parents[2] / "app.py"), *argv]
     cli.main(prog_name="streamlit")
 
