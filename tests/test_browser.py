@@ -528,7 +528,7 @@ def test_the_first_map_of_a_fresh_server_is_timed(demo, browser, db, data_dir) -
     }
     svc.forget_maps(store.id)
     for run in ("never_mapped", "map_kept"):
-        proc, base, healthy = start_server(data_dir)
+        proc, base, healthy = start_server(data_dir, env={"MEMEX_EXPLORER_START_WORK": "1"})  # as an operator starts it
         try:
             context = browser.new_context(viewport={"width": 1440, "height": 1000})
             tab = context.new_page()
