@@ -187,9 +187,29 @@ def page(browser) -> Iterator[object]:
     context.close()
 
 
+QUIET = """([quiet, most]) => new Promise(resolve => {
+    let timer;
+    const observer = new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(done, quiet); });
+    const cap = setTimeout(done, most);
+    function done() { observer.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve(); }
+    observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+    timer = setTimeout(done, quiet);
+})"""
+
+
+def quiet(page, most: float) -> None:
+    """Wait until nothing in the page has changed for 300 ms (what a render, plotly's paint or a
+    relayout does is done), but `most` ms at most (a page that keeps changing)."""
+    page.evaluate(QUIET, [300, most])
+
+
 def settle(page, timeout: float = 120_000) -> None:
     """Wait until the page's script has drawn its title and Streamlit has stopped running it."""
-    page.wait_for_timeout(500)  # a click's rerun starts
+    # a click's rerun starts (the state goes to "rerunRequested", then "running"); until then the page says "notRunning"
+    try:
+        page.wait_for_selector("[data-testid='stApp']:not([data-test-script-state='notRunning'])", timeout=500)
+    except PlaywrightTimeout:
+        pass  # it has run and ended already, or the click reruns nothing
     page.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
     try:  # every chart drawn (plotly keeps its traces on the element once it has)
@@ -199,7 +219,8 @@ def settle(page, timeout: float = 120_000) -> None:
         )
     except PlaywrightTimeout:
         pass  # a chart in a hidden tab is drawn when the tab opens
-    page.wait_for_timeout(2000)  # let plotly finish its first paint before the screenshot
+    # the last elements drawn, tables laid out, plotly's first paint done: the page changes for 0.7-2.7 s after the run
+    quiet(page, 2000)
 
 
 def shoot(page, name: str) -> None:
@@ -210,7 +231,7 @@ def shoot(page, name: str) -> None:
         "Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stMainBlockContainer]')].map(e => e.scrollHeight))"
     )
     page.set_viewport_size({"width": size["width"], "height": min(max(int(height) + 100, size["height"]), 12_000)})
-    page.wait_for_timeout(1500)
+    quiet(page, 1500)  # the page laid out and painted again at that height
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
     page.set_viewport_size(size)
