@@ -219,8 +219,9 @@ def settle(page, timeout: float = 120_000) -> None:
         )
     except PlaywrightTimeout:
         pass  # a chart in a hidden tab is drawn when the tab opens
-    # the last elements drawn, tables laid out, plotly's first paint done: the page changes for 0.7-2.7 s after the run
-    quiet(page, 2000)
+    # the last elements drawn, tables laid out, plotly's first paint done: the page changes for 0.7-2.7 s after the run,
+    # with pauses (waiting for 300 ms without a change instead failed two tests of a full run: a click landed too early)
+    page.wait_for_timeout(2000)
 
 
 def shoot(page, name: str) -> None:
