@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # the explorer's sign-in when no [auth] (OpenID Connect) is configured: "accounts" for local
     # analyst accounts; unset, the explorer opens only on localhost, as one local operator
     explorer_login: str | None = Field(default=None, alias="MEMEX_EXPLORER_LOGIN")
+    # the explorer's start-up work (core.explorer.startup); off ("0"), maps are fitted when first
+    # opened and imports' pending rows wait for `memex index`: for explorers started many times
+    # over (the test suite's browser tests) or a second explorer on a database another one serves
+    explorer_start_work: bool = Field(default=True, alias="MEMEX_EXPLORER_START_WORK")
 
 
 @lru_cache(maxsize=1)

@@ -132,13 +132,13 @@ def start_server(data_dir: str, env: dict[str, str] | None = None, args: tuple[s
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:  # a server that exited will not answer: say why now
         try:
             with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
                 if response.status == 200:
                     break
         except OSError:
-            time.sleep(0.3)
+            time.sleep(0.1)
     else:
         proc.kill()
         pytest.fail(f"streamlit did not start: {proc.stdout.read() if proc.stdout else ''}")
@@ -187,9 +187,29 @@ def page(browser) -> Iterator[object]:
     context.close()
 
 
+QUIET = """([quiet, most]) => new Promise(resolve => {
+    let timer;
+    const observer = new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(done, quiet); });
+    const cap = setTimeout(done, most);
+    function done() { observer.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve(); }
+    observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+    timer = setTimeout(done, quiet);
+})"""
+
+
+def quiet(page, most: float) -> None:
+    """Wait until nothing in the page has changed for 300 ms (what a render, plotly's paint or a
+    relayout does is done), but `most` ms at most (a page that keeps changing)."""
+    page.evaluate(QUIET, [300, most])
+
+
 def settle(page, timeout: float = 120_000) -> None:
     """Wait until the page's script has drawn its title and Streamlit has stopped running it."""
-    page.wait_for_timeout(500)  # a click's rerun starts
+    # a click's rerun starts (the state goes to "rerunRequested", then "running"); until then the page says "notRunning"
+    try:
+        page.wait_for_selector("[data-testid='stApp']:not([data-test-script-state='notRunning'])", timeout=500)
+    except PlaywrightTimeout:
+        pass  # it has run and ended already, or the click reruns nothing
     page.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
     try:  # every chart drawn (plotly keeps its traces on the element once it has)
@@ -199,7 +219,9 @@ def settle(page, timeout: float = 120_000) -> None:
         )
     except PlaywrightTimeout:
         pass  # a chart in a hidden tab is drawn when the tab opens
-    page.wait_for_timeout(2000)  # let plotly finish its first paint before the screenshot
+    # the last elements drawn, tables laid out, plotly's first paint done: the page changes for 0.7-2.7 s after the run,
+    # with pauses (waiting for 300 ms without a change instead failed two tests of a full run: a click landed too early)
+    page.wait_for_timeout(2000)
 
 
 def shoot(page, name: str) -> None:
@@ -210,7 +232,7 @@ def shoot(page, name: str) -> None:
         "Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stMainBlockContainer]')].map(e => e.scrollHeight))"
     )
     page.set_viewport_size({"width": size["width"], "height": min(max(int(height) + 100, size["height"]), 12_000)})
-    page.wait_for_timeout(1500)
+    quiet(page, 1500)  # the page laid out and painted again at that height
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
     page.set_viewport_size(size)
@@ -528,7 +550,7 @@ def test_the_first_map_of_a_fresh_server_is_timed(demo, browser, db, data_dir) -
     }
     svc.forget_maps(store.id)
     for run in ("never_mapped", "map_kept"):
-        proc, base, healthy = start_server(data_dir)
+        proc, base, healthy = start_server(data_dir, env={"MEMEX_EXPLORER_START_WORK": "1"})  # as an operator starts it
         try:
             context = browser.new_context(viewport={"width": 1440, "height": 1000})
             tab = context.new_page()

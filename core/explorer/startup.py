@@ -21,6 +21,7 @@ from uuid import UUID
 import numpy as np
 
 from core.admin import list_tenants
+from core.config import get_settings
 from core.db import Database, get_database
 from core.embeddings import get_embedder
 from core.explorer.frames import memory_frame
@@ -41,13 +42,14 @@ _start_lock = threading.Lock()
 
 def start(db: Database) -> None:
     """Once per process (app.py calls it after every page; clearing Streamlit's caches does not
-    start it again): let bulk writes index in the background, and start the start-up work."""
+    start it again): let bulk writes index in the background, and start the start-up work unless
+    MEMEX_EXPLORER_START_WORK turns it off."""
     db.background_index = True
     with _start_lock:
         if _started.is_set():
             return
         _started.set()
-    if db.has_owner:  # tenants are listed by the owner
+    if db.has_owner and get_settings().explorer_start_work:  # tenants are listed by the owner
         # a command, not multiprocessing: its spawn re-imports the main module, which during a
         # page's run Streamlit has made the page script itself
         subprocess.Popen([sys.executable, "-m", "core.explorer.startup"], stdin=subprocess.DEVNULL)
