@@ -53,7 +53,6 @@ def main(argv: list[str]) -> None:
     from streamlit.web import cli
 
     threading.Thread(target=preload, name="memex-preload", daemon=True).start()
-
     sys.argv = ["streamlit", "run", str(Path(__file__).resolve().parents[2] / "app.py"), *argv]
     cli.main(prog_name="streamlit")
 
