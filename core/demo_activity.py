@@ -90,9 +90,11 @@ def near_misses(results: list[SearchResult], wider: list[SearchResult], params: 
 
 
 def _when(rng: random.Random, now: datetime) -> datetime:
-    """A working hour of the past weeks, recent days busier."""
+    """A working hour of the past weeks, recent days busier; never later than now (an hour of
+    today still to come is taken from the day before)."""
     day = int(DAYS * (1 - math.sqrt(rng.random())))  # more mass near 0 (today)
-    return (now - timedelta(days=day)).replace(hour=rng.randint(7, 20), minute=rng.randint(0, 59), second=rng.randint(0, 59))
+    at = (now - timedelta(days=day)).replace(hour=rng.randint(7, 20), minute=rng.randint(0, 59), second=rng.randint(0, 59))
+    return at if at <= now else at - timedelta(days=1)
 
 
 def _latency(rng: random.Random) -> float:

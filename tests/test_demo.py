@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from core.admin import find_tenant
 from core.demo import load_demo
 from core.demo_activity import EVAL_SET
@@ -15,6 +17,7 @@ def test_the_demo_has_weeks_of_searches_edits_with_history_and_kept_evaluation_r
     log = svc.retrievals(store.id, limit=1000)
     assert 150 <= log.total <= 350
     days = {e.at.date() for e in log.entries}
+    assert max(e.at for e in log.entries) <= datetime.now(UTC)  # no search in the future, whatever the hour
     assert len(days) >= 14  # spread over weeks
     assert any(e.result_count == 0 for e in log.entries) and any(e.latency_ms > 250 for e in log.entries)
     assert any(m["reason"] for e in log.entries for m in e.near_misses)  # something was just cut
