@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import MemoryService
-from core.embeddings import get_embedder
+from core.embeddings import warm_embedder
 from core.errors import InvalidInput, NotFound
 from core.explain import Explanation, ordinal
 from core.explorer import debugger as dx
@@ -35,7 +35,7 @@ startup.warm_model(scope.store.embedding_model, scope.store.embedding_dim)  # lo
 
 @st.cache_resource(show_spinner="Loading the embedding model…")
 def warm(model: str, dim: int) -> None:
-    getattr(get_embedder(model, dim), "warm", lambda: None)()
+    warm_embedder(model, dim)
 
 
 @st.cache_resource(ttl=60, max_entries=32, show_spinner="Searching…")  # not cache_data: no pickling of every candidate

@@ -79,6 +79,12 @@ def get_embedder(name: str, dim: int | None = None) -> Embedder:
         return _cache[key]
 
 
+def warm_embedder(name: str, dim: int | None = None) -> None:
+    """Load the model behind an embedder now if it has one to load (the local model: seconds);
+    API clients have nothing to load."""
+    getattr(get_embedder(name, dim), "warm", lambda: None)()
+
+
 def use_embedder(name: str, factory: Callable[[int], Embedder] | None) -> None:
     """Replace the embedder of a model (tests hand in a Stubber-backed Titan client this way)."""
     with _cache_lock:

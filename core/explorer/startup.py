@@ -23,7 +23,7 @@ import numpy as np
 from core.admin import list_tenants
 from core.config import get_settings
 from core.db import Database, get_database
-from core.embeddings import get_embedder
+from core.embeddings import warm_embedder
 from core.explorer.frames import memory_frame
 from core.explorer.projection import INLINE_MAX, MIN_MEMORIES, SAMPLE_CAP, ProjectionParams, fit_and_keep, fit_projection, projection_key
 from core.service import MemoryService
@@ -79,9 +79,7 @@ def warm_model(model: str, dim: int, *, after: float = 0.0) -> None:
 def _warm(model: str, dim: int, go: threading.Event, after: float) -> None:
     go.wait(after)
     try:
-        warm = getattr(get_embedder(model, dim), "warm", None)
-        if warm is not None:
-            warm()
+        warm_embedder(model, dim)
     except Exception:  # the first search loads it again and says what fails
         log.exception("loading the embedding model %s failed", model)
 
