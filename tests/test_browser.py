@@ -31,6 +31,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-output" / "screenshots"
+LOGS = ROOT / "test-output" / "browser" / "servers"  # each explorer server's output
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -108,28 +109,33 @@ def start_server(data_dir: str, env: dict[str, str] | None = None, args: tuple[s
         pytest.skip("Chromium is not installed (apt-get install -y chromium)")
     port = _free_port()
     env = {**os.environ, "MEMEX_DATA_DIR": data_dir, **(env or {})}
+    # the server's output goes to a file: a pipe nobody reads until the end stalls a server that
+    # has written 64 KB; the file is there to read when a test fails
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"server-{port}.log"
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "core.explorer.serve",  # streamlit run app.py, as make run starts it
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            *args,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with log.open("w") as out:  # the server holds its own copy of the file
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "core.explorer.serve",  # streamlit run app.py, as make run starts it
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:  # a server that exited will not answer: say why now
@@ -141,7 +147,7 @@ def start_server(data_dir: str, env: dict[str, str] | None = None, args: tuple[s
             time.sleep(0.1)
     else:
         proc.kill()
-        pytest.fail(f"streamlit did not start: {proc.stdout.read() if proc.stdout else ''}")
+        pytest.fail(f"streamlit did not start: {log.read_text()[-3000:]}")
     return proc, base, time.monotonic() - started
 
 

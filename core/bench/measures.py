@@ -452,7 +452,7 @@ def measure_umap(universe: Universe, sizes: Sequence[int], seed: int) -> dict[st
 def _app_environment(data_dir: Path) -> Iterator[None]:
     """The explorer, run in this process, on the benchmark cluster instead of the user's database."""
     from core.config import get_settings
-    from core.db import get_database
+    from core.db import forget_database
 
     saved = {k: os.environ.get(k) for k in ("MEMEX_DATA_DIR", "DATABASE_URL", "MEMEX_ADMIN_DATABASE_URL", "MEMEX_MAPS_AT_START")}
     os.environ["MEMEX_DATA_DIR"] = str(data_dir)
@@ -460,7 +460,7 @@ def _app_environment(data_dir: Path) -> Iterator[None]:
     os.environ.pop("DATABASE_URL", None)
     os.environ.pop("MEMEX_ADMIN_DATABASE_URL", None)
     get_settings.cache_clear()
-    get_database.cache_clear()
+    forget_database()
     try:
         yield
     finally:
@@ -470,7 +470,7 @@ def _app_environment(data_dir: Path) -> Iterator[None]:
             else:
                 os.environ[k] = v
         get_settings.cache_clear()
-        get_database.cache_clear()
+        forget_database()
 
 
 def measure_explorer(bench: Bench, store_size: int = 20_000) -> dict[str, Any]:
