@@ -291,7 +291,7 @@ def test_no_error_or_log_line_shows_the_database_password(monkeypatch, settings_
 
     monkeypatch.setenv("DATABASE_URL", BAD_URLS[case])
     monkeypatch.delenv("MEMEX_ADMIN_DATABASE_URL", raising=False)
-    monkeypatch.setattr(core.db, "get_database", core.db.get_database.__wrapped__)  # a fresh Database, not the cached one
+    monkeypatch.setattr(core.db, "get_database", core.db._process_database.__wrapped__)  # a fresh Database, not the cached one
     caplog.set_level(logging.DEBUG)
     for name in ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "psycopg", "core", "memex"):
         logging.getLogger(name).setLevel(logging.DEBUG)
