@@ -10,15 +10,20 @@ Two roles, two engines:
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -64,10 +69,24 @@ def embedded_conf() -> str:
     )
 
 
+# 19 digits in a row: an integer orjson would read as a float (it keeps 64 bits), which jsonb keeps exactly
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def _json_loads(data: str | bytes) -> Any:
+    """jsonb as Python, by orjson (a store's metadata, a log entry's results: ~10x less CPU than
+    json's, on every read of many memories); json reads what orjson would not read exactly."""
+    if _LONG_NUMBER.search(data.encode() if isinstance(data, str) else data):
+        return json.loads(data)
+    return orjson.loads(data)
+
+
 def _register_vector(dbapi_connection: psycopg.Connection, _record: object) -> None:
-    """Teach each new connection the pgvector types (absent only before the first migration)."""
+    """Teach each new connection the pgvector types (absent only before the first migration) and
+    the faster JSON reader."""
     from pgvector.psycopg import register_vector
 
+    set_json_loads(_json_loads, dbapi_connection)
     try:
         register_vector(dbapi_connection)
     except psycopg.ProgrammingError:

@@ -29,6 +29,24 @@ def test_add_memory_stores_every_field_and_embeds_the_content(svc, store) -> Non
     assert np.allclose(vectors[0], get_embedder("test-hashing").embed_one("Prefers aisle seats"))
 
 
+def test_metadata_reads_back_exactly_as_written(svc, store) -> None:
+    """Every read of metadata (one memory, a listing, a whole store) gives back the values
+    written: integers past 64 bits stay integers, floats keep their digits, text its characters."""
+    metadata = {
+        "big": 123456789012345678901234567890,
+        "negative": -9223372036854775807,
+        "float": 0.1234567890123456789,
+        "ratio": 2.5e-7,
+        "text": 'café ☕ \u2028 "quoted" 1234567890123456789012',
+        "nested": {"list": [1, 2.0, None, True, {"deep": "x"}], "empty": {}},
+    }
+    m = svc.add_memory(store.id, "with metadata", metadata=metadata)
+    assert svc.get_memory(m.id).metadata == metadata
+    assert svc.list_memories(store.id).items[0].metadata == metadata
+    assert svc.all_memories(store.id)[0].metadata == metadata
+    assert repr(svc.get_memory(m.id).metadata["big"]) == "123456789012345678901234567890"
+
+
 def test_seed_defaults_for_type_and_importance(svc, store) -> None:
     m = svc.add_memory(store.id, "plain")
     assert (m.memory_type, m.importance, m.source, m.metadata) == ("fact", 0.5, None, {})
