@@ -196,3 +196,16 @@ def test_contents_at_gives_the_text_a_memory_had_when_a_search_returned_it(svc, 
     later = svc.add_memory(store.id, "Born after")
     assert svc.contents_at([edited.id, deleted.id, later.id], then) == {edited.id: "Lives in Lyon", deleted.id: "Drinks tea"}
     assert svc.contents_at([edited.id], datetime.now(UTC)) == {edited.id: "Lives in Paris"}
+
+
+def test_contents_at_reads_a_memory_brought_in_with_an_earlier_date_from_the_start_of_its_record(svc, store) -> None:
+    """An imported memory (or the demo's) is recorded from its import on, but says it was created
+    before: a search logged in between returned the text its record begins with."""
+    now = datetime.now(UTC)
+    old = svc.add_memory(store.id, "Speaks Basque", created_at=now - timedelta(days=30))
+    kept = svc.add_memory(store.id, "Reads Greek", created_at=now - timedelta(days=30))
+    svc.update_memory(old.id, content="Speaks Basque and Catalan")
+    svc.delete_memory(kept.id)
+    week_ago, before_both = now - timedelta(days=7), now - timedelta(days=40)
+    assert svc.contents_at([old.id, kept.id], week_ago) == {old.id: "Speaks Basque", kept.id: "Reads Greek"}
+    assert svc.contents_at([old.id, kept.id], before_both) == {}

@@ -69,7 +69,9 @@ class HistoryOps(TenantBound):
     def contents_at(self, memory_ids: Sequence[UUID | str], at: datetime | str) -> dict[UUID, str]:
         """The text each memory had at a moment (what a logged search returned then), walked back
         from today through the edits since; a memory deleted since speaks from its snapshot. Memories
-        created after the moment, or purged, are left out."""
+        created after the moment, or purged, are left out. A memory whose record begins after the
+        moment but whose own creation date is before it (brought in with its date: an import, the
+        demo) had the text its record begins with."""
         ids = [validation.uuid(m, "memory id") for m in memory_ids]
         when = validation.timestamp(at, "at")
         if when is None:
@@ -78,13 +80,20 @@ class HistoryOps(TenantBound):
             later = history.since(conn, ids, when)
             found = memories.get_many(conn, ids)
         text: dict[UUID, str | None] = {i: found[i].content if i in found else None for i in ids}
+        born: dict[UUID, datetime | None] = {i: found[i].created_at if i in found else None for i in ids}
         for event in reversed(later):
             if event.event in ("deleted", "merged"):
                 text[event.memory_id] = (event.snapshot or {}).get("content")
+                born[event.memory_id] = _moment((event.snapshot or {}).get("created_at"))
             elif event.event == "created":
-                text[event.memory_id] = None
-            elif "content" in event.changes:
-                text[event.memory_id] = event.changes["content"][0]
+                dated = born.get(event.memory_id)
+                if dated is None or dated > when:
+                    text[event.memory_id] = None
+            else:
+                if "content" in event.changes:
+                    text[event.memory_id] = event.changes["content"][0]
+                if "created_at" in event.changes:
+                    born[event.memory_id] = _moment(event.changes["created_at"][0])
         return {i: t for i, t in text.items() if t is not None}
 
     @writes
@@ -144,3 +153,8 @@ class HistoryOps(TenantBound):
             raise InvalidInput("older_than is required")
         with self.transaction() as conn:
             return history.prune(conn, when)
+
+
+def _moment(value: Any) -> datetime | None:
+    """A time from a history row's JSON (PostgreSQL writes ISO 8601)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
