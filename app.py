@@ -6,7 +6,11 @@ from core.explorer import auth, startup, state
 
 st.set_page_config(page_title="Memex explorer", page_icon=":material/neurology:", layout="wide")
 
-viewer = auth.sign_in(state.database())
+viewer = None
+with state.guard("Could not open the database"):  # a database this memex cannot read: say why, open nothing
+    viewer = auth.sign_in(state.database())
+if viewer is None:
+    st.stop()
 st.session_state["viewer"] = viewer
 st.session_state["scope"] = None  # set on every run of app.py, even when the sidebar fails
 with state.guard():

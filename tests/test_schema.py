@@ -115,10 +115,13 @@ def test_each_supported_dimension_has_a_partial_hnsw_cosine_index(db: Database) 
 
 def test_migrate_refuses_a_database_with_a_migration_this_code_does_not_have(db: Database, superuser, capsys, monkeypatch) -> None:
     """A database migrated by a newer memex (or a migration file removed since) is reported by name,
-    and nothing is applied on top of a schema this code does not know."""
+    by the CLI and the explorer, and nothing is applied on top of a schema this code does not know."""
+    import core.db
     from core.cli import main
     from core.errors import ConfigError
+    from core.explorer import state
     from core.migrate import migrate
+    from tests.apptest import open_page
 
     name = "memex_unknown_migration"
     admin = create_engine(db.embedded.url("postgres", "postgres"), isolation_level="AUTOCOMMIT")
@@ -142,8 +145,16 @@ def test_migrate_refuses_a_database_with_a_migration_this_code_does_not_have(db:
         assert main(["migrate"]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "999_from_the_future" in err[0]
+        # the explorer says the same, in one line, and shows nothing else
+        monkeypatch.setattr(state, "get_database", core.db._process_database.__wrapped__)  # a fresh Database, not the cached one
+        state.database.clear()
+        at = open_page("search")
+        assert not at.exception
+        assert len(at.error) == 1 and "Could not open the database" in at.error[0].value and "999_from_the_future" in at.error[0].value
+        assert not at.dataframe and not at.sidebar.selectbox
     finally:
         get_settings.cache_clear()
+        state.database.clear()
         owner.dispose()
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
