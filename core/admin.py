@@ -50,7 +50,7 @@ def find_tenant(db: Database, name_or_id: str | UUID, *, create: bool = False) -
         if tenant is None and create:
             tenant = tenants.insert(conn, name) or tenants.by_name(conn, name)  # or made meanwhile by another process
     if tenant is None:
-        raise NotFound(f"tenant {name!r} not found (pass --create to create it)")
+        raise NotFound(f"tenant {name!r} not found")
     return tenant
 
 

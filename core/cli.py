@@ -54,13 +54,18 @@ def resolve_scope(args: argparse.Namespace, *, create: bool = False) -> Scope:
     create = create and args.create
     if create:  # every name checked before anything is created: a bad store name leaves no new tenant behind
         _check_names(args)
-    tenant = find_tenant(db, args.tenant, create=create)
-    svc = MemoryService(db, tenant.id, actor="cli", interface="cli")
-    user = svc.find_user(args.user, create=create)
-    store = svc.find_store(user.id, args.store)
+    try:
+        tenant = find_tenant(db, args.tenant, create=create)
+        svc = MemoryService(db, tenant.id, actor="cli", interface="cli")
+        user = svc.find_user(args.user, create=create)
+        store = svc.find_store(user.id, args.store)
+        if store is None and not create:
+            raise NotFound(f"user {user.name!r} has no store {args.store!r}")
+    except NotFound as exc:
+        if "create" in args and not args.create:  # the hint only where the command has the option
+            raise NotFound(f"{exc} (pass --create to create it)") from None
+        raise
     if store is None:
-        if not create:
-            raise NotFound(f"user {user.name!r} has no store {args.store!r} (pass --create to create it)")
         store = svc.get_or_create_store(user.id, args.store, args.embedding_model)
     elif getattr(args, "embedding_model", None) and args.embedding_model != store.embedding_model:
         raise InvalidInput(

@@ -77,6 +77,18 @@ def test_import_search_json_and_export_round_trip(capsys, tmp_path, scope) -> No
     assert again.read_bytes() == exported.read_bytes()
 
 
+def test_a_missing_tenant_user_or_store_suggests_create_only_where_the_command_has_it(capsys, tmp_path, scope) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", MEMORIES[0])
+    code, _, err = run(capsys, "import", str(source), *scope)
+    assert code == 1 and err.strip().endswith("not found (pass --create to create it)"), err
+    assert run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")[0] == 0
+    code, _, err = run(capsys, "import", str(source), *scope, "--store", "elsewhere")
+    assert code == 1 and err.strip().endswith("has no store 'elsewhere' (pass --create to create it)"), err
+    for argv in (["search", "q", *scope, "--store", "elsewhere"], ["search", "q", scope[0], scope[1], "--user", "nobody"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and err.startswith("memex: error: ") and "--create" not in err, err  # search has no --create to suggest
+
+
 def test_search_runs_in_the_mode_asked_for(capsys, tmp_path, scope) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", *MEMORIES)
     assert run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")[0] == 0
@@ -140,7 +152,7 @@ def test_the_installed_command_exits_non_zero_without_traceback_and_debug_shows_
     plain = subprocess.run(
         [*memex, "search", "q", "--tenant", "nobody-here", "--user", "x"], capture_output=True, text=True, env=env, cwd=ROOT
     )
-    assert plain.returncode == 1 and plain.stderr.strip() == "memex: error: tenant 'nobody-here' not found (pass --create to create it)"
+    assert plain.returncode == 1 and plain.stderr.strip() == "memex: error: tenant 'nobody-here' not found"  # search has no --create
     debug = subprocess.run(
         [*memex, "search", "q", "--tenant", "nobody-here", "--user", "x", "--debug"], capture_output=True, text=True, env=env, cwd=ROOT
     )

@@ -53,7 +53,7 @@ class UserOps(TenantBound):
             if user is None and create:
                 user = users.insert(conn, self.tenant_id, name) or users.by_name(conn, name)
         if user is None:
-            raise NotFound(f"user {name!r} not found in this tenant (pass --create to create it)")
+            raise NotFound(f"user {name!r} not found in this tenant")
         return user
 
     @manages
