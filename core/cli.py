@@ -220,7 +220,11 @@ def cmd_export(args: argparse.Namespace) -> None:
     path = Path(args.file)
     tmp = path.with_name(path.name + ".partial")
     count = 0
-    with tmp.open("w", encoding="utf-8") as out:
+    try:
+        out = tmp.open("w", encoding="utf-8")
+    except OSError as exc:  # checked before any line is read: no directory, no permission
+        raise InvalidInput(f"{path}: cannot write there ({exc.strerror.lower() if exc.strerror else exc})") from None
+    with out:
         for line in lines:
             out.write(line + "\n")
             count += 1

@@ -27,7 +27,7 @@ def show_entry(entry: Retrieval) -> None:
     if entry.store_id != store.id:
         st.info("This search was made in another store of the tenant; pick that store in the sidebar to see its log.")
     st.text(f"Query: {entry.query or '(a query vector)'}")
-    facts = st.columns(5)
+    facts = st.columns([1.5, 1.5, 1, 1, 1])  # the date and the caller need room: a metric cuts its value short
     facts[0].metric(
         "When", f"{entry.at:%d %b, %H:%M}" if entry.at else "?", help=f"{entry.at:%A %d %B %Y, %H:%M:%S} UTC" if entry.at else None
     )

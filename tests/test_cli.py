@@ -89,6 +89,15 @@ def test_a_missing_tenant_user_or_store_suggests_create_only_where_the_command_h
         assert code == 1 and err.startswith("memex: error: ") and "--create" not in err, err  # search has no --create to suggest
 
 
+def test_export_to_a_directory_that_does_not_exist_says_so_in_one_line(capsys, tmp_path, scope) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", MEMORIES[0])
+    assert run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")[0] == 0
+    target = tmp_path / "missing" / "out.jsonl"
+    code, out, err = run(capsys, "export", str(target), *scope)
+    assert (code, out) == (1, "") and err == f"memex: error: {target}: cannot write there (no such file or directory)\n"
+    assert not (tmp_path / "missing").exists()
+
+
 def test_search_runs_in_the_mode_asked_for(capsys, tmp_path, scope) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", *MEMORIES)
     assert run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")[0] == 0
