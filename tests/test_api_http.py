@@ -70,7 +70,8 @@ def test_a_search_body_orjson_refuses_is_read_or_refused_as_json_loads_does(http
     found = http.post("/v1/search", content=b'{"query": "tea", "user": "ana", "min_similarity": 0, "limit": 1.0}', headers=sent)
     assert found.status_code == 200 and len(found.json()["results"]) == 1
     assert problem(http.post("/v1/search", content=b'{"query": "\xff"}', headers=sent), 400)  # not UTF-8
-    assert problem(http.post("/v1/search", content=b'{"query": ', headers=sent), 422)["detail"].startswith("body.")
+    assert problem(http.post("/v1/search", content=b'{"query": ', headers=sent), 422)["detail"] == "body: not valid JSON (at character 10)"
+    assert problem(http.post("/v1/memories", content=b'{"content": "x",}', headers=sent), 422)["detail"].startswith("body: not valid JSON")
     big = b'{"query": "tea", "user": "ana", "limit": 123456789012345678901234567890}'
     assert problem(http.post("/v1/search", content=big, headers=sent), 422)["detail"].startswith("body.limit:")
     nan = b'{"embedding": [NaN, 1e999, 0.5], "user": "ana"}'  # json.loads reads NaN and Infinity; orjson does not

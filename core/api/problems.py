@@ -108,8 +108,16 @@ def _allowed_methods(request: Request) -> list[str]:
 async def validation_error(request: Request, exc: Exception) -> Response:
     """422 naming every field at fault in one line; the rejected values are not echoed."""
     assert isinstance(exc, RequestValidationError)
-    errors = [FieldError(loc=".".join(str(p) for p in e["loc"]), msg=e["msg"]) for e in exc.errors()]
+    errors = [_field_error(e) for e in exc.errors()]
     return problem(422, "; ".join(f"{e.loc}: {e.msg}" for e in errors), instance=request.url.path, errors=errors)
+
+
+def _field_error(error: Any) -> FieldError:
+    """Where and what: a body that is not JSON is placed by character (FastAPI puts the offset
+    where a field name would be)."""
+    if error.get("type") == "json_invalid":
+        return FieldError(loc="body", msg=f"not valid JSON (at character {error['loc'][-1]})")
+    return FieldError(loc=".".join(str(p) for p in error["loc"]), msg=error["msg"])
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
