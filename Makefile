@@ -20,13 +20,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The API runs beside the explorer and stops with it.
+# The API runs beside the explorer and stops with it; make waits for it, so the embedded
+# PostgreSQL has stopped too when make returns (the last memex process to exit stops it).
 run: install
 	$(BIN)/memex migrate
 	$(BIN)/memex demo --if-empty
 	@echo "memex explorer: http://localhost:$(PORT)"
 	@echo "memex API:      http://localhost:$(API_PORT)/v1  (docs /docs, MCP /mcp); a key: $(BIN)/memex keys create --tenant 'Acme Travel' --user alice"
-	@$(BIN)/memex serve --port $(API_PORT) & api=$$!; trap "kill $$api 2>/dev/null" EXIT INT TERM; \
+	@$(BIN)/memex serve --port $(API_PORT) & api=$$!; trap "kill $$api 2>/dev/null; wait $$api 2>/dev/null" EXIT INT TERM; \
 		$(BIN)/python -m core.explorer.serve --server.port $(PORT) --server.address localhost
 
 test: check

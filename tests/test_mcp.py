@@ -107,7 +107,30 @@ def test_tool_errors_are_one_line_messages_the_model_can_act_on(api, key: str) -
     assert tool_error(not_deleted) == f"Error executing tool delete_memory: memory {NIL} not found in this tenant"
     assert tool_error(whose) == "Error executing tool add_memory: user: name the user (this API key is not bound to one)"
     assert tool_error(nobody).startswith("Error executing tool search_memories: user 'nobody' not found")
-    assert "importance" in tool_error(invalid)
+    assert tool_error(invalid).startswith("Error executing tool add_memory: importance: ") and "(got 2)" in tool_error(invalid)
+    assert "\n" not in tool_error(invalid)
+
+
+def test_bad_arguments_get_one_line_naming_each_argument_and_what_it_was_given(api, key: str) -> None:
+    """For every tool alike (the server, not each tool, says it): not pydantic's several lines with
+    its internal model's name and a link to its docs."""
+
+    async def go():
+        async with mcp_client(api.url, key) as client:
+            return [
+                await client.call_tool("get_memory", {"memory_id": "not-a-uuid"}),
+                await client.call_tool("search_memories", {"query": "x", "user": "ana", "limit": "many"}),
+                await client.call_tool("add_memory", {"user": "ana"}),
+            ]
+
+    bad_id, bad_limit, missing = said = [tool_error(r) for r in asyncio.run(go())]
+    for text in said:
+        assert "\n" not in text and "pydantic" not in text and "Arguments" not in text, text
+    assert bad_id.startswith("Error executing tool get_memory: memory_id: Input should be a valid UUID") and bad_id.endswith(
+        "(got 'not-a-uuid')"
+    )
+    assert bad_limit.startswith("Error executing tool search_memories: limit: ") and bad_limit.endswith("(got 'many')")
+    assert missing == "Error executing tool add_memory: content: Field required"
 
 
 def test_a_read_only_key_searches_but_cannot_write_over_mcp(api, http, db: Database, tenant) -> None:

