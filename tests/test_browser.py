@@ -218,6 +218,11 @@ def settle(page, timeout: float = 120_000) -> None:
         pass  # it has run and ended already, or the click reruns nothing
     page.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+    # Streamlit loads each kind of element's code on demand and shows a skeleton in its place
+    # until then: the run can be over while every button and table of the page is still one.
+    # Under load they mounted seconds later, in no set order, so `.first` of the page's tables
+    # could be one in a hidden tab (never visible) and a tick could land before its grid existed.
+    page.wait_for_function("!document.querySelector('[data-testid=stSkeleton]')", timeout=timeout)
     try:  # every chart drawn (plotly keeps its traces on the element once it has)
         page.wait_for_function(
             "[...document.querySelectorAll('[data-testid=stPlotlyChart]')].every(c => (c.querySelector('.js-plotly-plot') || {}).data)",
@@ -251,7 +256,10 @@ def no_error_box(page) -> None:
 
 def select_rows(page, table, rows: list[int], row_height: int = 70) -> None:
     """Tick rows of a st.dataframe (a canvas): its selection column, left of the first cell (the
-    table scrolled into the window first: a click outside it reaches nothing)."""
+    table scrolled into the window first: a click outside it reaches nothing). Each tick must show
+    in the grid's accessibility table (the row aria-selected), so a tick that missed fails here,
+    not later as a button that stayed disabled."""
+    table.wait_for(state="visible", timeout=30_000)  # re-finds the table until one matching is visible
     table.scroll_into_view_if_needed()
     box = table.bounding_box()
     for row in rows:
@@ -259,6 +267,8 @@ def select_rows(page, table, rows: list[int], row_height: int = 70) -> None:
         page.mouse.move(box["x"] + 15, y)
         page.wait_for_timeout(200)
         page.mouse.click(box["x"] + 15, y)
+        # the header is aria-rowindex 1, the first row 2
+        table.locator(f"table[role=grid] tr[aria-rowindex='{row + 2}'][aria-selected='true']").wait_for(state="attached", timeout=10_000)
         settle(page)
 
 
@@ -413,11 +423,9 @@ def test_a_confirmed_merge_runs_closes_the_dialog_and_shows_the_result(db, demo,
     before = svc.list_memories(store, limit=500).total
     text = open_view(page, server, "quality")
     assert "2 groups holding 4 memories" in text
+    select_rows(page, page.locator("[data-testid='stDataFrame']").first, [0])
     merge = page.get_by_role("button", name="Merge into the selected").first
-    for _ in range(3):  # a tick on the canvas that lands before the grid is ready is lost: tick again
-        select_rows(page, page.locator("[data-testid='stDataFrame']").first, [0])
-        if merge.is_enabled():
-            break
+    assert merge.is_enabled()
     merge.click()
     settle(page)
     shoot(page, "merge-dialog")
