@@ -223,7 +223,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     try:
         out = tmp.open("w", encoding="utf-8")
     except OSError as exc:  # checked before any line is read: no directory, no permission
-        raise InvalidInput(f"{path}: cannot write there ({exc.strerror.lower() if exc.strerror else exc})") from None
+        raise InvalidInput(f"{path}: cannot write there ({exc.strerror or exc})") from None
     with out:
         for line in lines:
             out.write(line + "\n")

@@ -94,7 +94,7 @@ def test_export_to_a_directory_that_does_not_exist_says_so_in_one_line(capsys, t
     assert run(capsys, "import", str(source), *scope, "--create", "--embedding-model", "test-hashing")[0] == 0
     target = tmp_path / "missing" / "out.jsonl"
     code, out, err = run(capsys, "export", str(target), *scope)
-    assert (code, out) == (1, "") and err == f"memex: error: {target}: cannot write there (no such file or directory)\n"
+    assert (code, out) == (1, "") and err == f"memex: error: {target}: cannot write there (No such file or directory)\n"
     assert not (tmp_path / "missing").exists()
 
 
