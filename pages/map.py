@@ -144,11 +144,13 @@ with guard("Could not build the map"):
                 overlay = (query, at, [str(r.memory.id) for r in results])
 
     points = proj.points_frame(frame, projection)
-    method = "PCA preview" if projection.method == "pca" else "UMAP"
-    title = (
-        f"{count(len(points), 'memory')} · {method} {params.dims}D, cosine, n_neighbors {projection.n_neighbors}, "
-        f"min_dist {min_dist:.2f} · colour: {colour.lower()}"
+    # a preview has no UMAP settings to show (it said "n_neighbors 0")
+    method = (
+        f"PCA preview {params.dims}D"
+        if projection.method == "pca"
+        else f"UMAP {params.dims}D, cosine, n_neighbors {projection.n_neighbors}, min_dist {min_dist:.2f}"
     )
+    title = f"{count(len(points), 'memory')} · {method} · colour: {colour.lower()}"
     figure = proj.map_figure(points, proj.COLOUR_BY[colour], title=title, query=overlay, type_colour=store_type_colours(scope))
     if results:
         on_map, beside = st.columns([2, 1])

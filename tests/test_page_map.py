@@ -82,6 +82,7 @@ def test_a_big_store_shows_a_preview_while_its_map_is_fitted_in_the_background(m
     at = open_page("map", tenant=tenant.name, user=user.name, store="default", nn="5")
     assert not at.exception and not at.error
     assert "linear preview" in at.info[0].value and "PCA preview" in json.dumps(chart(at))
+    assert "n_neighbors" not in json.dumps(chart(at)["layout"]["title"])  # a preview has no UMAP settings
     assert points(chart(at)) == set(map_store)
     go.set()
     for thread in threading.enumerate():  # the background fit (FitJobs)
