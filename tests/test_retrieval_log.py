@@ -5,6 +5,9 @@ each kind of difference; and the CLI over it."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
@@ -59,6 +62,22 @@ def test_every_mode_logs_and_a_caller_can_opt_out(svc, store, planted) -> None:
     assert svc.retrievals(store.id).total == 4
 
 
+def test_the_searches_of_a_process_that_exits_at_once_are_in_the_log(svc, store, planted, data_dir, superuser) -> None:
+    """The log writer writes after the answer: a process that searches and exits straight away
+    (a CLI call, a script) still leaves every search on record, readable by any other process."""
+    script = (
+        "import sys; from core import MemoryService, get_database; "
+        "svc = MemoryService(get_database(), sys.argv[1]); "
+        "[svc.search_memories(sys.argv[2], f'alpha {n}', min_similarity=0.1) for n in range(3)]"
+    )
+    env = {**os.environ, "MEMEX_DATA_DIR": data_dir}
+    done = subprocess.run([sys.executable, "-c", script, str(svc.tenant_id), str(store.id)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with superuser.connect() as conn:
+        queries = conn.scalars(text("SELECT query FROM retrieval_log WHERE store_id = :s ORDER BY at"), {"s": store.id}).all()
+    assert queries == ["alpha 0", "alpha 1", "alpha 2"]
+
+
 def test_an_empty_answer_is_logged_and_can_be_filtered(svc, store, planted) -> None:
     svc.search_memories(store.id, "zzz nothing like it", min_similarity=0.99)
     svc.search_memories(store.id, "alpha", min_similarity=0.1)
@@ -82,6 +101,7 @@ def test_another_tenants_log_is_invisible(svc, store, planted, other) -> None:
 def test_retention_by_days_and_by_entries(svc, store, planted) -> None:
     for n in range(5):
         svc.search_memories(store.id, f"alpha {n}", min_similarity=0.1)
+    svc.flush_log()
     with svc.transaction() as conn:  # two entries from long ago
         conn.execute(text("UPDATE retrieval_log SET at = now() - interval '100 days' WHERE query IN ('alpha 0', 'alpha 1')"))
     assert svc.log_retention(store.id) == (90, None)

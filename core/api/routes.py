@@ -239,7 +239,7 @@ def search(body: s.SearchIn, svc: Caller) -> Response:
         store = resolve_store(svc, body.user, body.store, create=False)
         params = SearchParams(body.limit, body.min_similarity, body.mode, filters, mmr_lambda=body.mmr_lambda)
         results = svc.search(store, body.query, params, record_access=body.record_access)
-    else:  # nothing to embed: the key, the store, the search and its log entry in one transaction
+    else:  # nothing to embed: the key, the store and the search in one transaction
         with svc.one_transaction():
             store = resolve_store(svc, body.user, body.store, create=False)
             if body.query is None:

@@ -118,6 +118,11 @@ class TenantBound:
             finally:
                 _held.reset(token)
 
+    def scope_key(self) -> tuple[str | None, str | None, UUID]:
+        """What decides this service's scope: its API key, else its analyst, and the tenant. Two
+        services with the same key open the same scope (core.service.logwriter groups by it)."""
+        return (self._key, self.analyst, self.tenant_id)
+
     def in_one_transaction(self) -> bool:
         """Whether this call runs inside this service's one_transaction()."""
         held = _held.get()

@@ -13,6 +13,7 @@ from core import validation
 from core.errors import InvalidInput, NotFound
 from core.fields import FIELDS, MemoryColumns, NewMemory
 from core.models import HistoryEvent, Memory
+from core.service import logwriter
 from core.service.base import TenantBound, embed_texts, manages, writes
 from core.sql import history, memories, stores
 
@@ -139,6 +140,7 @@ class HistoryOps(TenantBound):
         """The right to be forgotten: the memory, its whole history and every mention of it in the
         retrieval log go, in one transaction. Nothing of it is left anywhere."""
         memory_id = validation.uuid(memory_id, "memory id")
+        logwriter.writer(self.db).flush()  # no entry of this process's searches comes after it
         with self.transaction() as conn:
             removed = history.purge(conn, memory_id)
         if removed == (0, 0, 0):

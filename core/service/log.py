@@ -12,6 +12,7 @@ from core.errors import InvalidInput, NotFound
 from core.models import HistoryEvent, Retrieval
 from core.retrieval import Replay, model_of, replay
 from core.search import SearchParams
+from core.service import logwriter
 from core.service.base import manages, writes
 from core.service.search import SearchOps
 from core.sql import history, log, memories, stores
@@ -34,6 +35,11 @@ class MemoryRetrievals:
 
 
 class LogOps(SearchOps):
+    def flush_log(self) -> None:
+        """Wait until the searches this process made are in the log (their entries are written
+        just after each answer, core.service.logwriter): every read of the log here does."""
+        logwriter.writer(self.db).flush()
+
     def retrievals(
         self,
         store_id: UUID | str | None = None,
@@ -61,6 +67,7 @@ class LogOps(SearchOps):
         text = validation.text_field(contains, "contains", 1000) if contains is not None else None
         memory = None if memory_id is None else validation.uuid(memory_id, "memory id")
         who = None if caller is None else validation.text_field(caller, "caller", 100)
+        self.flush_log()
         with self.transaction() as conn:
             if store is not None:
                 stores.fetch(conn, store)
@@ -74,6 +81,7 @@ class LogOps(SearchOps):
             raise InvalidInput("give a store id or a user id")
         store = None if store_id is None else validation.uuid(store_id, "store id")
         user = None if user_id is None else validation.uuid(user_id, "user id")
+        self.flush_log()
         with self.transaction() as conn:
             if store is not None:
                 stores.fetch(conn, store)
@@ -81,6 +89,7 @@ class LogOps(SearchOps):
 
     def retrieval(self, entry_id: UUID | str) -> Retrieval:
         entry_id = validation.uuid(entry_id, "log entry id")
+        self.flush_log()
         with self.transaction() as conn:
             found = log.get(conn, entry_id)
         if found is None:
@@ -116,6 +125,7 @@ class LogOps(SearchOps):
     def prune_log(self, store_id: UUID | str | None = None) -> int:
         """Apply each store's retention (days and/or entries): how many entries it removed."""
         store = None if store_id is None else validation.uuid(store_id, "store id")
+        self.flush_log()
         with self.transaction() as conn:
             if store is not None:
                 stores.fetch(conn, store)

@@ -20,10 +20,11 @@ from core.models import Memory, MemoryStore, SearchResult
 from core.ranking import Weights
 from core.retrieval import NEAR_MISSES, entry, near_misses
 from core.search import Candidate, Filters, Hit, SearchParams, SearchTuning, rank_candidates, to_result
+from core.service import logwriter
 from core.service.base import TenantBound, embed_texts
 from core.sql import bm25 as bsql
 from core.sql import hybrid as hsql
-from core.sql import log, memories, relationships, stores
+from core.sql import memories, relationships, stores
 from core.sql import search as sql
 from core.supersede import KEEP, settle, stale
 
@@ -237,19 +238,19 @@ class SearchOps(TenantBound):
         *,
         logged_query: str = "",
     ) -> list[SearchResult]:
-        """The search in the open transaction, and its log entry in the same transaction (the
-        query's text when search has it, else `logged_query`)."""
+        """The search in the open transaction, and its log entry (the query's text when search has
+        it, else `logged_query`)."""
         run = run_search(conn, store, query, vector, params, record_access=record_access)
         if log:
-            self._log(conn, store, logged_query if query is None else query, params, run, started)
+            self._log(store, logged_query if query is None else query, params, run, started)
         return run.results
 
-    def _log(self, conn: Connection, store: MemoryStore, query: str, params: SearchParams, run: SearchRun, started: float) -> None:
-        """The search into the retrieval log, in the search's own transaction (row-level security applies)."""
+    def _log(self, store: MemoryStore, query: str, params: SearchParams, run: SearchRun, started: float) -> None:
+        """The search into the retrieval log, written by the log writer once the search has
+        answered, in this service's scope (core.service.logwriter says why and what a reader sees)."""
         principal = self.principal
-        log.insert(
-            conn,
-            self.tenant_id,
+        logwriter.writer(self.db).submit(
+            self,
             entry(
                 store=store,
                 query=query,
