@@ -110,6 +110,23 @@ class Memory:
         return asdict(self)
 
 
+# A store's memories as a table (MemoryOps.memory_table): the columns of each row, in order. The
+# explorer's frames of a whole store are built from these rows; `id` is text.
+TABLE_COLUMNS = (
+    "id",
+    "content",
+    "memory_type",
+    "source",
+    "importance",
+    "access_count",
+    "last_accessed",
+    "expires_at",
+    "created_at",
+    "updated_at",
+    "archived",
+    "metadata",
+)
+
 # What a listing of memories can be ordered by.
 SORTABLE = ("created_at", "updated_at", "importance", "access_count", "last_accessed", "expires_at", "memory_type", "source")
 

@@ -10,6 +10,7 @@ import pytest
 
 from core import Conflict, InvalidInput, NewMemory, NotFound
 from core.embeddings import get_embedder
+from core.models import TABLE_COLUMNS
 
 
 def test_add_memory_stores_every_field_and_embeds_the_content(svc, store) -> None:
@@ -44,7 +45,30 @@ def test_metadata_reads_back_exactly_as_written(svc, store) -> None:
     assert svc.get_memory(m.id).metadata == metadata
     assert svc.list_memories(store.id).items[0].metadata == metadata
     assert svc.all_memories(store.id)[0].metadata == metadata
+    assert svc.memory_table(store.id)[0][TABLE_COLUMNS.index("metadata")] == metadata
     assert repr(svc.get_memory(m.id).metadata["big"]) == "123456789012345678901234567890"
+
+
+def test_a_store_as_a_table_holds_every_memory_newest_first_and_frames_as_the_memories_do(svc, store, other) -> None:
+    """memory_table (what the explorer's whole-store pages read) holds what all_memories holds,
+    whatever the status, newest first; its frame is the one memory_frame makes of the memories;
+    another tenant's store is not found."""
+    from core.explorer.frames import memory_frame, table_frame
+
+    svc.add_memories(store.id, [NewMemory(f"memory {n}", source="s" if n % 2 else None, importance=n / 10) for n in range(6)])
+    memories = svc.all_memories(store.id)
+    svc.set_archived([memories[1].id])
+    svc.expire_memories([memories[2].id])
+    memories = svc.all_memories(store.id)
+    table = svc.memory_table(store.id)
+    assert [row[0] for row in table] == [str(m.id) for m in reversed(memories)]
+    assert [dict(zip(TABLE_COLUMNS, row, strict=True)) for row in table] == [
+        {name: str(m.id) if name == "id" else getattr(m, name) for name in TABLE_COLUMNS} for m in reversed(memories)
+    ]
+    frame = table_frame(table)
+    assert frame.equals(memory_frame(memories[::-1])) and sorted(frame["status"]) == ["archived", "expired", "live", "live", "live", "live"]
+    with pytest.raises(NotFound):
+        other[0].memory_table(store.id)
 
 
 def test_seed_defaults_for_type_and_importance(svc, store) -> None:

@@ -5,53 +5,47 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pandas as pd
 
 from core.errors import InvalidInput
-from core.models import Memory
+from core.models import TABLE_COLUMNS, Memory
 from core.status import status_of
 
-FRAME_COLUMNS = [
-    "id",
-    "content",
-    "memory_type",
-    "source",
-    "importance",
-    "access_count",
-    "last_accessed",
-    "expires_at",
-    "created_at",
-    "updated_at",
-    "archived",
-    "metadata",
-    "status",
-]
+FRAME_COLUMNS = [*TABLE_COLUMNS, "status"]
 
 
 def memory_frame(memories: Sequence[Memory], now: datetime | None = None) -> pd.DataFrame:
     """Memories as rows, in the order given, without vectors; `status` says archived, expired or
     live (core.status) and `id` is text."""
+    return table_frame(
+        [
+            (
+                str(m.id),
+                m.content,
+                m.memory_type,
+                m.source,
+                m.importance,
+                m.access_count,
+                m.last_accessed,
+                m.expires_at,
+                m.created_at,
+                m.updated_at,
+                m.archived,
+                m.metadata,
+            )
+            for m in memories
+        ],
+        now,
+    )
+
+
+def table_frame(rows: Sequence[tuple[Any, ...]], now: datetime | None = None) -> pd.DataFrame:
+    """Rows of core.models.TABLE_COLUMNS (MemoryOps.memory_table) as memory_frame's frame."""
     now = now or datetime.now(UTC)
-    rows = [
-        (
-            str(m.id),
-            m.content,
-            m.memory_type,
-            m.source,
-            m.importance,
-            m.access_count,
-            m.last_accessed,
-            m.expires_at,
-            m.created_at,
-            m.updated_at,
-            m.archived,
-            m.metadata,
-            status_of(m.archived, m.expires_at, now),
-        )
-        for m in memories
-    ]
-    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    frame = pd.DataFrame.from_records(rows, columns=list(TABLE_COLUMNS), nrows=len(rows))
+    frame["status"] = [status_of(archived, expires, now) for archived, expires in zip(frame["archived"], frame["expires_at"], strict=True)]
     for column in ("last_accessed", "expires_at", "created_at", "updated_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame

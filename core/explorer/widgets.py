@@ -16,7 +16,7 @@ import streamlit as st
 from core.errors import NotFound
 from core.evaluation import EvalCase
 from core.explorer.debugger import superseded_cells
-from core.explorer.frames import memory_frame
+from core.explorer.frames import table_frame
 from core.explorer.graph import type_colours
 from core.explorer.labels import count, day, markdown_literal, short
 from core.explorer.retrievals import changes_text, event_summary
@@ -80,7 +80,7 @@ def data_changed() -> None:
     hash_funcs={"core.explorer.state.Scope": lambda s: (str(s.tenant.id), str(s.store.id), s.store.total_memories)},
 )
 def _frame(scope: Scope, version: int) -> pd.DataFrame:
-    return memory_frame(scope.svc.all_memories(scope.store.id)[::-1])  # newest first
+    return table_frame(scope.svc.memory_table(scope.store.id))  # newest first
 
 
 def store_frame(scope: Scope) -> pd.DataFrame:

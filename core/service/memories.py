@@ -296,6 +296,14 @@ class MemoryOps(TenantBound):
             stores.fetch(conn, store_id)
             return memories.in_store(conn, store_id)
 
+    def memory_table(self, store_id: UUID | str) -> list[tuple[Any, ...]]:
+        """Every memory of a store, whatever its status, newest first, as rows of
+        core.models.TABLE_COLUMNS: what a table or chart of a whole store starts from."""
+        store_id = validation.uuid(store_id, "store id")
+        with self.transaction() as conn:
+            stores.fetch(conn, store_id)
+            return memories.table(conn, store_id)
+
     def store_embeddings(self, store_id: UUID | str, *, include_expired: bool = True) -> tuple[list[Memory], np.ndarray]:
         """Every memory of a store with its vector, for maps, graphs and duplicate detection."""
         store_id = validation.uuid(store_id, "store id")

@@ -289,6 +289,20 @@ def in_store(conn: Connection, store_id: UUID, *, statuses: Sequence[str] | None
     return [memory_from_row(r) for r in rows]
 
 
+_TABLE = text(
+    "SELECT id::text, content, memory_type, source, importance::float8, access_count, last_accessed, expires_at, created_at,"
+    " updated_at, archived, metadata FROM memories WHERE store_id = :s ORDER BY created_at DESC, id DESC"
+)
+
+
+def table(conn: Connection, store_id: UUID) -> list[tuple[Any, ...]]:
+    """Every memory of a store as rows of TABLE_COLUMNS, newest first: plain rows, no Memory
+    object each (for 20,000 memories that halves the time, docs/BENCHMARKS.md). Tuples, not
+    SQLAlchemy rows: pandas probes each row for attributes, and a row answers a missing one by
+    raising, which cost a frame of 20,000 rows 0.3 s."""
+    return [tuple(row) for row in conn.execute(_TABLE, {"s": store_id})]
+
+
 def with_vectors(conn: Connection, store_id: UUID, dim: int, *, statuses: Sequence[str] | None = None) -> tuple[list[Memory], np.ndarray]:
     """Every memory of a store with its vector, oldest first."""
     condition = "" if statuses is None else " AND (" + " OR ".join(IS_SQL[s] for s in statuses) + ")"
