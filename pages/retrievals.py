@@ -6,6 +6,7 @@ from typing import Any
 import streamlit as st
 
 from core.explorer import retrievals as rx
+from core.explorer.changes import changes_text
 from core.explorer.labels import count, markdown_literal, short
 from core.explorer.state import current_scope, guard, param, set_params
 from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, add_to_eval_set, date_columns, store_frame, table_height
@@ -80,7 +81,7 @@ def show_entry(entry: Retrieval) -> None:
                 for d in replayed.differences:
                     if d.changes:
                         st.caption(markdown_literal(f"Edited since: {short(contents.get(str(d.memory_id), rx.GONE), 80)}"))
-                        st.text(rx.changes_text(d.changes))
+                        st.text(changes_text(d.changes))
     if entry.query and entry.store_id == store.id and scope.svc.may("write"):
         with st.expander("Mark what it should have returned", icon=":material/playlist_add_check:"), guard("Could not add the case"):
             today = dict(zip(store_frame(scope)["id"].astype(str), store_frame(scope)["content"]))

@@ -12,8 +12,8 @@ import pandas as pd
 from core.evaluation import CaseResult, EvalCase, ModeConfig, ModeReport
 from core.explain import below
 from core.explorer import debugger as dx
+from core.explorer.colours import type_colours
 from core.explorer.frames import status_words
-from core.explorer.graph import type_colours
 from core.explorer.labels import count, day
 from core.models import Memory, ScoreBreakdown, SearchResult
 from core.search import SearchParams

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.explorer.colours import NODE_COLOURS, palette, type_colours
 from core.explorer.labels import plot_text
 from core.models import Relationship
 from core.vectors import TOLERANCE, cosine_blocks
 
-NODE_COLOURS = ("#4f46e5", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899", "#84cc16", "#64748b", "#a16207")
 EDGE_COLOURS = ("#334155", "#b45309", "#047857", "#b91c1c", "#6d28d9", "#0e7490", "#be185d", "#4d7c0f")
 EDGE_DASHES = ("solid", "dot", "dash", "longdash", "dashdot", "longdashdot")
 # Strength bands: one plotly trace draws one width, so edges are grouped by how strong they are.
@@ -145,16 +145,6 @@ def layout(nodes: Sequence[str], edges: Sequence[tuple[str, str]], seed: int = 7
     return {n: (float(px), float(py)) for n, (px, py) in pos.items()}
 
 
-def _palette(values: Iterable[str], colours: Sequence[str]) -> dict[str, str]:
-    return {v: colours[i % len(colours)] for i, v in enumerate(sorted(set(values)))}
-
-
-def type_colours(memory_types: Iterable[str]) -> dict[str, str]:
-    """One colour per memory type, from every type of the store: pages that pass the same store's
-    types (Graph, Embedding map, Overview, Quality's timeline) colour a type alike."""
-    return _palette(memory_types, NODE_COLOURS)
-
-
 def figure(
     graph: nx.MultiDiGraph,
     pos: dict[str, tuple[float, float]],
@@ -169,7 +159,7 @@ def figure(
     shows the direction and carries the edge's hover. Nodes carry their memory id in customdata.
     All user text goes through plot_text (escaped)."""
     fig = go.Figure()
-    edge_colour = _palette(rel_types or [d["relationship_type"] for *_, d in graph.edges(data=True)], EDGE_COLOURS)
+    edge_colour = palette(rel_types or [d["relationship_type"] for *_, d in graph.edges(data=True)], EDGE_COLOURS)
     dash = {t: EDGE_DASHES[i % len(EDGE_DASHES)] for i, t in enumerate(sorted(edge_colour))}
     for rel_type in sorted({d["relationship_type"] for *_, d in graph.edges(data=True)}):
         edges = [(u, v, d) for u, v, d in graph.edges(data=True) if d["relationship_type"] == rel_type and u in pos and v in pos]

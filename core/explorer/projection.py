@@ -41,7 +41,7 @@ import plotly.graph_objects as go
 
 from core.config import get_settings
 from core.errors import InvalidInput
-from core.explorer.graph import NODE_COLOURS
+from core.explorer.colours import NODE_COLOURS
 from core.explorer.labels import plot_text
 from core.models import MemoryStore
 from core.service import MemoryService

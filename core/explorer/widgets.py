@@ -15,11 +15,11 @@ import streamlit as st
 
 from core.errors import NotFound
 from core.evaluation import EvalCase
+from core.explorer.changes import changes_text, event_summary
+from core.explorer.colours import type_colours
 from core.explorer.debugger import superseded_cells
 from core.explorer.frames import table_frame
-from core.explorer.graph import type_colours
 from core.explorer.labels import count, day, markdown_literal, short
-from core.explorer.retrievals import changes_text, event_summary
 from core.explorer.state import Scope, failure_message, guard
 from core.models import Memory
 
