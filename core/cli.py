@@ -517,15 +517,17 @@ def cmd_users(args: argparse.Namespace) -> None:
 def cmd_keys(args: argparse.Namespace) -> None:
     from core import admin
     from core.db import get_database
+    from core.keys import checked_options
     from core.service import MemoryService
 
     db = get_database()
     if args.action == "create":
+        if args.store and not args.user:
+            raise InvalidInput("--store needs --user: store names are per user")
+        checked_options(args.name or "", args.expires_in_days)  # before a tenant, user or store is made for it
         tenant = admin.find_tenant(db, _need(args.tenant, "--tenant"), create=True)
         svc = MemoryService(db, tenant.id, actor="cli", interface="cli")
         user = store = None
-        if args.store and not args.user:
-            raise InvalidInput("--store needs --user: store names are per user")
         if args.user:
             user = svc.find_user(args.user, create=True)
         if args.store:

@@ -33,13 +33,20 @@ def visible_prefix(key: str) -> str:
     return key[:VISIBLE]
 
 
+def checked_options(name: str, expires_in_days: float | None) -> str:
+    """The key's name, checked, once its expiry is: what a caller checks before it creates the
+    tenant, user or store a key names, so that a refused key leaves nothing behind."""
+    if expires_in_days is not None and (not isinstance(expires_in_days, int | float) or not 0 < expires_in_days <= 3650):
+        given = f"{expires_in_days:g}" if isinstance(expires_in_days, int | float) else repr(expires_in_days)  # -3, not -3.0
+        raise InvalidInput(f"expires-in-days must be a number of days above 0 and at most 3650, not {given}")
+    return validation.label(name, "key name", 100) if name else ""
+
+
 def key_values(
     name: str, user_id: UUID | str | None, store_id: UUID | str | None, read_only: bool, expires_in_days: float | None
 ) -> dict[str, Any]:
     """A new key's checked record (`secret`: the key itself, never stored) and its hash."""
-    name = validation.label(name, "key name", 100) if name else ""
-    if expires_in_days is not None and (not isinstance(expires_in_days, int | float) or not 0 < expires_in_days <= 3650):
-        raise InvalidInput(f"expires-in-days must be a number of days from 1 to 3650, not {expires_in_days!r}")
+    name = checked_options(name, expires_in_days)
     secret = new_key()
     return {
         "secret": secret,

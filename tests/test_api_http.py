@@ -76,6 +76,10 @@ def test_a_search_body_orjson_refuses_is_read_or_refused_as_json_loads_does(http
     assert problem(http.post("/v1/search", content=big, headers=sent), 422)["detail"].startswith("body.limit:")
     nan = b'{"embedding": [NaN, 1e999, 0.5], "user": "ana"}'  # json.loads reads NaN and Infinity; orjson does not
     assert "embedding" in problem(http.post("/v1/search", content=nan, headers=sent), 422)["detail"]
+    nan_threshold = b'{"query": "tea", "user": "ana", "min_similarity": NaN}'
+    assert problem(http.post("/v1/search", content=nan_threshold, headers=sent), 422)["detail"] == (
+        "body.min_similarity: Input should be a finite number"
+    )
 
 
 def test_all_fields_of_a_new_memory_are_kept(http) -> None:
@@ -342,7 +346,9 @@ def test_every_error_is_a_one_line_problem_naming_what_is_wrong(api, http, db: D
     assert problem(http.post("/v1/memories", json={"content": "x", "user": "ana", "colour": "red"}), 422)["detail"] == (
         "body.colour: Extra inputs are not permitted"
     )
-    assert problem(http.get("/v1/memories/not-a-uuid"), 404)["detail"] == "Not Found"  # no such path
+    assert problem(http.get("/v1/memories/not-a-uuid"), 404)["detail"] == (
+        "no such path: /v1/memories/not-a-uuid (ids in paths are UUIDs; the endpoints are listed at /docs)"
+    )
     assert (
         problem(http.patch("/v1/memories/batch", json={}), 405).get("detail")
         and http.patch("/v1/memories/batch").headers["allow"] == "POST"

@@ -92,6 +92,22 @@ def test_keys_create_with_expiry_and_keys_revoke(capsys, db: Database) -> None:
     assert "revoked" in out
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--user", "u", "--expires-in-days", "-3"], "expires-in-days must be a number of days above 0 and at most 3650, not -3"),
+        (["--user", "u", "--expires-in-days", "5000"], "expires-in-days must be a number of days above 0 and at most 3650, not 5000"),
+        (["--store", "s"], "--store needs --user: store names are per user"),
+    ],
+)
+def test_a_refused_key_creates_no_tenant_user_or_store(capsys, db: Database, options, message) -> None:
+    name = unique("refused")
+    code, out, err = cli(capsys, "keys", "create", "--tenant", name, *options)
+    assert code != 0 and out == "" and err.strip() == f"memex: error: {message}"
+    with pytest.raises(NotFound):
+        admin.find_tenant(db, name)
+
+
 def test_the_application_role_cannot_see_or_change_the_keys_table(db: Database, tenant, key: str) -> None:
     for attempt in ("SELECT count(*) FROM api_keys", "UPDATE api_keys SET revoked_at = NULL", "DELETE FROM api_keys"):
         with refused(ConfigError, "permission denied for table api_keys"):

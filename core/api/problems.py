@@ -92,7 +92,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:  # Starlette names only the first matching route's methods
         headers["Allow"] = ", ".join(_allowed_methods(request))
-    return problem(exc.status_code, exc.detail if isinstance(exc.detail, str) else None, instance=request.url.path, headers=headers)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 404 and detail == "Not Found":  # no route matched: Starlette's two words say nothing of why
+        detail = f"no such path: {request.url.path} (ids in paths are UUIDs; the endpoints are listed at /docs)"
+    return problem(exc.status_code, detail, instance=request.url.path, headers=headers)
 
 
 def _allowed_methods(request: Request) -> list[str]:

@@ -32,7 +32,9 @@ assert get_args(Mode) == MODES and get_args(SortField) == SORTABLE
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities (JSON has neither, Python's json reads them) are refused as what they are,
+    # not as a number out of range ("min_similarity: NaN" said "should be <= 1")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class MemoryFields(Strict):
