@@ -120,6 +120,20 @@ def test_edit_the_selected_memory(svc, store, user, tenant) -> None:
     assert [t.value for t in at.toast] == ["Memory saved and re-embedded"]
 
 
+def test_the_history_of_a_memory_brought_in_with_an_older_date_says_so(svc, store, user, tenant) -> None:
+    """An imported memory dated months back: its history begins today (when it was written here),
+    and the timeline says the memory's own date is older and why."""
+    dated = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
+    [old] = svc.add_memories(store.id, [NewMemory("Moved to Lyon", created_at=dated)])
+    svc.add_memory(store.id, "Written just now")
+    at = open_memories(tenant, user, memory=str(old.id))
+    assert not at.exception
+    assert "The memory itself is dated 14 Mar 2026 09:30 UTC: it was brought in with that date (an import, the demo)." in texts(at)
+    fresh = svc.list_memories(store.id, text_contains="just now").items[0]
+    at = open_memories(tenant, user, memory=str(fresh.id))
+    assert "brought in with that date" not in texts(at)
+
+
 def test_delete_asks_first_and_then_reaches_the_database(svc, store, user, tenant) -> None:
     memory = svc.add_memory(store.id, "Temporary")
     at = open_memories(tenant, user, memory=str(memory.id))

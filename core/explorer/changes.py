@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.models import HistoryEvent
@@ -56,3 +57,11 @@ def event_summary(event: HistoryEvent) -> str:
     """One line of a timeline: version, what happened, when, by whom."""
     what = EVENT_WORDS.get(event.event, event.event)
     return f"v{event.version} · {what} · {event.at:%d %b %Y %H:%M} UTC · by {event.actor}"
+
+
+def dated_before(event: HistoryEvent, created_at: datetime) -> str | None:
+    """For the created event of a memory that came in with an earlier date of its own (an import,
+    the demo): its history begins when it was written here, its date is older; say so."""
+    if event.event != "created" or created_at >= event.at - timedelta(minutes=1):
+        return None
+    return f"The memory itself is dated {created_at:%d %b %Y %H:%M} UTC: it was brought in with that date (an import, the demo)."

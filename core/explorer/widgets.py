@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.errors import NotFound
 from core.evaluation import EvalCase
-from core.explorer.changes import changes_text, event_summary
+from core.explorer.changes import changes_text, dated_before, event_summary
 from core.explorer.colours import type_colours
 from core.explorer.debugger import superseded_cells
 from core.explorer.frames import table_frame
@@ -180,6 +180,8 @@ def history_timeline(scope: Scope, memory: Memory, key: str) -> None:
         for event in reversed(events):
             with st.container(border=True):
                 st.text(event_summary(event))
+                if note := dated_before(event, memory.created_at):
+                    st.caption(note)
                 if diff := changes_text(event.changes):
                     st.text(diff)
                 if event.version < latest and event.event not in ("deleted", "merged") and scope.svc.may("write"):
