@@ -49,7 +49,7 @@ NOTES = {
     "Unarchive": "Search finds them again.",
 }
 DATES = ("last accessed", "created")
-WIDTHS = {"type": 90, "source": 65, "accesses": 70, "last accessed": 85, "created": 85, "status": 85}  # content takes the rest
+WIDTHS = {"type": 90, "source": 110, "accesses": 70, "last accessed": 85, "created": 85, "status": 85}  # content takes the rest
 scope = current_scope()
 svc, store = scope.svc, scope.store
 writable = svc.may("write")  # a viewer looks; the actions below are not drawn for them
