@@ -38,7 +38,7 @@ from core.embeddings import use_embedder
 from core.embeddings.base import Embedder
 from core.embeddings.bedrock import TitanEmbedder
 from core.embeddings.hashing import HashingEmbedder
-from tests.api_support import child_env, start_server, stop_server
+from tests.api_support import child_env, client, start_server, stop_server
 from tests.apptest import open_page
 from tests.conftest import unique
 
@@ -455,10 +455,20 @@ def test_a_sigterm_to_memex_serve_stops_the_embedded_server_and_leaves_no_dead_p
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     (pgdata / ".handle_pids.json").write_text(json.dumps([gone.pid]))
+    memex = [sys.executable, "-m", "core"]
+    made = subprocess.run(
+        [*memex, "keys", "create", "--tenant", "t", "--user", "u", "--store", "s", "--json"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
     server = start_server(tmp_path / "serve.log", workers=workers, env=env)
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
     assert psutil.pid_exists(postmaster)
+    with client(server.url, json.loads(made.stdout)["key"]) as http:  # answered, its log entry not yet written
+        assert http.post("/v1/search", json={"query": "the last search before the stop"}).status_code == 200
     stop_server(server)
     deadline = time.monotonic() + 60
     while _running_postgres(postmaster, pgdata) and time.monotonic() < deadline:
@@ -470,6 +480,11 @@ def test_a_sigterm_to_memex_serve_stops_the_embedded_server_and_leaves_no_dead_p
     finally:
         if _running_postgres(postmaster, pgdata):
             psutil.Process(postmaster).kill()
+    # the worker wrote the search's log entry before it ended (lifespan's end, or atexit for one worker)
+    listed = subprocess.run(
+        [*memex, "log", "list", "--tenant", "t", "--user", "u", "--json"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    assert [entry["query"] for entry in json.loads(listed.stdout)] == ["the last search before the stop"]
 
 
 def _running_postgres(pid: int, pgdata: Path) -> bool:

@@ -26,6 +26,7 @@ from core.api.routes import router
 from core.db import Database, api_database
 from core.errors import MemexError
 from core.migrate import all_migrations
+from core.service import logwriter
 
 MiB = 1024 * 1024
 BODY_LIMIT = 4 * MiB  # a batch of 1,000 memories without vectors; single memories are far smaller
@@ -85,6 +86,8 @@ def create_app(db: Database | None = None) -> FastAPI:
                 yield
         finally:
             forward.target = None
+            # a worker of --workers N ends by the signal itself, without atexit: its last searches' entries are written now
+            await run_in_threadpool(logwriter.writer(db).flush)
 
     app = FastAPI(
         telemetry=telemetry(),
