@@ -78,6 +78,19 @@ def test_the_searches_of_a_process_that_exits_at_once_are_in_the_log(svc, store,
     assert queries == ["alpha 0", "alpha 1", "alpha 2"]
 
 
+def test_an_entry_is_dated_when_the_search_answered_not_when_it_was_written(svc, store, planted, monkeypatch) -> None:
+    """The writer writes later (here it would wait a second for more entries); the entry keeps the
+    time of the answer, and a read of the log in this process does not wait for the writer's pause."""
+    from core.service import logwriter
+
+    monkeypatch.setattr(logwriter, "LINGER_S", 1.0)
+    before = datetime.now(UTC)
+    svc.search_memories(store.id, "alpha", min_similarity=0.1)
+    answered = datetime.now(UTC)
+    entry = latest(svc, store)
+    assert entry.query == "alpha" and before <= entry.at <= answered
+
+
 def test_an_empty_answer_is_logged_and_can_be_filtered(svc, store, planted) -> None:
     svc.search_memories(store.id, "zzz nothing like it", min_similarity=0.99)
     svc.search_memories(store.id, "alpha", min_similarity=0.1)

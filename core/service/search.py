@@ -262,6 +262,7 @@ class SearchOps(TenantBound):
                 key_id=principal.key_id if principal else None,
                 key_name=principal.key_name if principal else None,
                 latency_ms=(time.perf_counter() - started) * 1000,
+                at=datetime.now(UTC),  # when it answered, not when the writer gets to it
             ),
         )
 
