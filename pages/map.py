@@ -136,7 +136,7 @@ with guard("Could not build the map"):
         with st.spinner("Embedding the query and placing it on the map…"):
             vector = scope.svc.embed_query(scope.store, query)
             nearest = scope.svc.search_memories(
-                scope.store.id, query, limit=max(int(k), 15), min_similarity=-1, record_access=False, query_embedding=vector
+                scope.store.id, query, limit=max(int(k), 15), min_similarity=-1, record_access=False, query_embedding=vector, log=False
             )
             results = nearest[: int(k)]
             at = projection.place([(str(r.memory.id), r.similarity or 0.0) for r in nearest])  # among its 15 nearest memories

@@ -111,6 +111,7 @@ def test_3d_colour_and_a_query_overlay(map_store, tenant, user, svc, store) -> N
     assert len(shown) == 3 and shown[0].startswith("memory about")
     assert [c.value.split(" · ")[0] for c in at.caption if c.value[:1].isdigit()] == ["1", "2", "3"]
     assert all(m.access_count == 0 for m in svc.list_memories(store.id).items)  # inspecting counts no access
+    assert svc.retrievals(store.id).total == 0  # and is not an agent's retrieval: nothing in the log
     at.selectbox(key="map-colour").set_value("Type").run()
     assert at.query_params["colour"] == "Type"
 
