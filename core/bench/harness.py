@@ -310,9 +310,12 @@ class Bench:
 
     def explain(self, query: Query) -> list[str]:
         """EXPLAIN (ANALYZE, BUFFERS) of the vector query search sends for this query: the search
-        is run once while its statements are recorded, then replayed in one tenant transaction."""
+        is run once while its statements are recorded, then replayed in one tenant transaction.
+        Unlogged, and after the log writer has written the entries of the searches before: its
+        statements would be recorded too, and replayed (a second INSERT of the same entries)."""
+        self.service(query.store.tenant_id).flush_log()
         with sql.recorded_statements(self.bdb.db.app) as statements:
-            self.search(query)
+            self.search(query, log=False)
         with self.bdb.db.app.begin() as conn:
             return sql.explain_replay(conn, statements)
 
