@@ -192,7 +192,7 @@ def rows_to_read(params: SearchParams, scan: Scan, detail: int = DETAIL) -> list
 
 
 def _around(scan: Scan, ids: np.ndarray, window: int) -> dict[int, hybrid.Around[int]]:
-    return hybrid.conversation(scan.conversations, [int(i) for i in ids], window)
+    return hybrid.conversation(scan.turns, [int(i) for i in ids], window)
 
 
 def _hybrid_order(

@@ -32,6 +32,7 @@ import numpy as np
 from core.dates import Named, named_on
 from core.models import Memory
 from core.search import Candidate, Hit, SearchParams, diversify
+from core.turns import Turns
 
 VECTOR, TEXT, BOTH, NEIGHBOUR = "vector", "text", "vector+text", "neighbour"
 TIE = 1e-7
@@ -86,9 +87,10 @@ class Pool:
         return {n for a in self.around.values() for n in (*a.before[:window], *a.after[:window])}
 
 
-def conversation(runs: Sequence[Sequence[tuple[K, int]]], candidates: Sequence[K], window: int) -> dict[K, Around[K]]:
-    """Each candidate's conversation (Around) from runs of turns: each run a stretch of one source's
-    order, (id, created_at in microseconds) as the turns follow each other with none left out.
+def conversation(runs: Sequence[Sequence[tuple[K, int]]] | Turns[K], candidates: Sequence[K], window: int) -> dict[K, Around[K]]:
+    """Each candidate's conversation (Around) from runs of turns (or the Turns indexed from them):
+    each run a stretch of one source's order, (id, created_at in microseconds) as the turns follow
+    each other with none left out.
     The debugger passes every memory of the store; search passes what core.sql.hybrid.around_signals read:
     `window` turns each side of every candidate, and the turns from each candidate up to the next
     candidate of its source when that one is at most SESSION_REACH turns away. Both give the same
@@ -96,20 +98,8 @@ def conversation(runs: Sequence[Sequence[tuple[K, int]]], candidates: Sequence[K
     shares its session with the next candidate of its source when the walk between them takes at
     most SESSION_REACH steps with no gap over SESSION_GAP (so a session is known at a bounded
     cost however long it is); Around.session names each group of such candidates by one of them."""
-    index: dict[K, int] = {}  # the walks step through positions: a UUID hashes slowly
-    keys: list[K] = []
-    at: list[int] = []
-    for run in runs:
-        for key, created in run:
-            if key not in index:
-                index[key] = len(keys)
-                keys.append(key)
-                at.append(created)
-    prev, nxt = [-1] * len(keys), [-1] * len(keys)
-    for run in runs:
-        positions = [index[key] for key, _ in run]
-        for a, b in zip(positions, positions[1:], strict=False):
-            nxt[a], prev[b] = b, a
+    turns = runs if isinstance(runs, Turns) else Turns.of(runs)
+    keys, index, at, prev, nxt = turns.keys, turns.index, turns.at, turns.prev, turns.nxt
 
     def walk(i: int, links: list[int], steps: int) -> list[int]:
         out: list[int] = []

@@ -29,6 +29,7 @@ from core.models import Memory, ScoreBreakdown, SearchResult
 from core.ranking import MODES, Fusion, Weights, maximal_marginal_relevance, recency, weighted_scores
 from core.status import ARCHIVED, EXPIRED, LIVE
 from core.supersede import KEEP, POLICIES
+from core.turns import Turns
 
 # How many candidates each side contributes when a mode re-ranks (hybrid, weighted, MMR).
 CANDIDATE_POOL = 50
@@ -214,13 +215,13 @@ class Scan:
         return halves[:, 1], halves[:, 0]
 
     @cached_property
-    def conversations(self) -> list[list[tuple[int, int]]]:
-        """Each source's memories in conversation order (created_at, then id), as (position,
-        created_at) runs for core.hybrid.conversation."""
+    def turns(self) -> Turns[int]:
+        """Each source's memories in conversation order (created_at, then id), by position, indexed
+        once for core.hybrid.conversation (the debugger walks them twice per explanation)."""
         low, high = self.sort_key
         order = np.lexsort((low, high, self.created, self.source))
         cuts = np.flatnonzero(np.diff(self.source[order])) + 1
-        return [list(zip(run.tolist(), self.created[run].tolist(), strict=True)) for run in np.split(order, cuts) if len(run)]
+        return Turns.of_positions([run for run in np.split(order, cuts) if len(run)], self.created)
 
     @cached_property
     def positions(self) -> dict[bytes, int]:
