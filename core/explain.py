@@ -156,17 +156,6 @@ def _bounded(params: SearchParams) -> bool:
     return params.mode in ("hybrid", "weighted") or params.mmr_lambda is not None or params.superseded != KEEP
 
 
-def _orders(scan: Scan) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
-    """(the ids' sort key, the allowed memories nearest first, the allowed text matches best
-    first), ties broken by id as the service's SQL breaks them."""
-    low, high = scan.sort_key
-    by_distance = np.lexsort((low, high, scan.distance))
-    by_distance = by_distance[scan.allowed[by_distance]]
-    by_text = np.lexsort((low, high, -scan.text_rank))
-    by_text = by_text[(scan.allowed & scan.text_match)[by_text]]
-    return (low, high), by_distance, by_text
-
-
 def _sides(params: SearchParams, by_distance: np.ndarray, by_text: np.ndarray, detail: int) -> tuple[np.ndarray, np.ndarray]:
     """The memories each side of the search hands to ranking: the service's pools, or for plain
     vector and text search the first `detail` of the list (the rest are ranked by position)."""
@@ -179,7 +168,7 @@ def _sides(params: SearchParams, by_distance: np.ndarray, by_text: np.ndarray, d
 def rows_to_read(params: SearchParams, scan: Scan, detail: int = DETAIL) -> list[UUID]:
     """The memories ranking needs whole (with vectors when params.needs_vectors): the sides' pools
     and, for hybrid search, the candidates' neighbours in their conversations."""
-    _, by_distance, by_text = _orders(scan)
+    by_distance, by_text = scan.by_distance, scan.by_text
     vector_side, text_side = _sides(params, by_distance, by_text, detail)
     if params.mode == "hybrid":
         vector_side = vector_side[scan.similarity[vector_side] >= params.min_similarity]
@@ -233,7 +222,7 @@ def explain(
     superseded = superseded or {}
     n = len(scan)
     similarity = scan.similarity
-    key, by_distance, by_text = _orders(scan)
+    key, by_distance, by_text = scan.sort_key, scan.by_distance, scan.by_text
     vpos = np.zeros(n, dtype=np.int64)
     vpos[by_distance] = np.arange(1, len(by_distance) + 1)
     tpos = np.zeros(n, dtype=np.int64)

@@ -215,6 +215,20 @@ class Scan:
         return halves[:, 1], halves[:, 0]
 
     @cached_property
+    def by_distance(self) -> np.ndarray:
+        """The allowed memories nearest first, ties broken by id as the service's SQL breaks them."""
+        low, high = self.sort_key
+        order = np.lexsort((low, high, self.distance))
+        return order[self.allowed[order]]
+
+    @cached_property
+    def by_text(self) -> np.ndarray:
+        """The allowed text matches best first, ties broken by id as the service's SQL breaks them."""
+        low, high = self.sort_key
+        order = np.lexsort((low, high, -self.text_rank))
+        return order[(self.allowed & self.text_match)[order]]
+
+    @cached_property
     def turns(self) -> Turns[int]:
         """Each source's memories in conversation order (created_at, then id), by position, indexed
         once for core.hybrid.conversation (the debugger walks them twice per explanation)."""
