@@ -136,8 +136,8 @@ with guard("Could not read the log"):
         placeholder="–",
         column_config={
             "at": st.column_config.DatetimeColumn("at", format="D MMM YYYY, HH:mm", width=140),
-            "caller": st.column_config.TextColumn(width=110),
-            "query": st.column_config.TextColumn("query", width="large"),
+            "caller": st.column_config.TextColumn(width=100),
+            "query": st.column_config.TextColumn("query", width=280),
             "mode": st.column_config.TextColumn(width=70),
             "results": st.column_config.NumberColumn(width=65),
             "top score": SCORE,
