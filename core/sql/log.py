@@ -32,7 +32,7 @@ def _entry(row: Row[Any]) -> Retrieval:
 
 # One statement: synchronous_commit is turned off inside it (no round trip of its own). Sent
 # through the driver as it is (psycopg's %(name)s parameters): SQLAlchemy's text() costs ~0.1 ms
-# a call for its sixteen parameters, a tenth of what the whole log may add to a search.
+# a call for its sixteen parameters (when the log was written inside each search, a tenth of its cost).
 _INSERT = (
     "INSERT INTO retrieval_log (tenant_id, id, store_id, at, interface, key_id, key_name, actor, query, mode, params, model,"
     " results, near_misses, result_count, latency_ms) SELECT %(t)s, %(id)s, %(store)s, coalesce(%(at)s, clock_timestamp()),"

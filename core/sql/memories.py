@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, text
 
 from core.errors import InvalidInput
 from core.fields import DEFAULTS, NAMES, MemoryColumns
-from core.models import SORTABLE, Memory, MemoryStore
+from core.models import SORTABLE, TABLE_COLUMNS, Memory, MemoryStore
 from core.search import EXACT_MAX_ROWS
 from core.sql import bulk
 from core.status import IS_SQL, NOT_EXPIRED_SQL
@@ -289,9 +289,10 @@ def in_store(conn: Connection, store_id: UUID, *, statuses: Sequence[str] | None
     return [memory_from_row(r) for r in rows]
 
 
+# TABLE_COLUMNS in their order, `id` as text and importance as a float (the frame's types)
+_TABLE_CAST = {"id": "id::text", "importance": "importance::float8"}
 _TABLE = text(
-    "SELECT id::text, content, memory_type, source, importance::float8, access_count, last_accessed, expires_at, created_at,"
-    " updated_at, archived, metadata FROM memories WHERE store_id = :s ORDER BY created_at DESC, id DESC"
+    f"SELECT {', '.join(_TABLE_CAST.get(c, c) for c in TABLE_COLUMNS)} FROM memories WHERE store_id = :s ORDER BY created_at DESC, id DESC"
 )
 
 
