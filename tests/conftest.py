@@ -6,8 +6,10 @@ in-process and the explorer's AppTests all use this test database.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -18,6 +20,9 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 _DATA_DIR = tempfile.mkdtemp(prefix="memex-test-")
+# Removed at exit: ~150 MB a session, and left behind they filled the disk over a few hundred runs.
+# Registered before the embedded server starts, so it runs after pgserver's own exit handler stops it.
+atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
 os.environ["MEMEX_DATA_DIR"] = _DATA_DIR
 # UMAP's compiled kernels, kept between test sessions (and shared by the processes a session
 # starts) as the explorer keeps them in its data directory: only the first session compiles them.
