@@ -40,11 +40,15 @@ from core.search import Candidate as Scored
 from core.search import Hit, Scan, SearchParams, rank_candidates, to_result
 from core.supersede import KEEP, Supersession, settle
 
-# Memories read whole with the explanation: the page shows 10 near misses, a chart of 30 and a
-# picker of the 1,000 best; the others are read when asked for.
-DETAIL = 1_000
+# Memories read whole with the explanation: the page shows its results, 10 near misses and a chart
+# of 30; its picker of the 1,000 best reads only their content's start (Explanation.choices), and
+# any other memory is read when asked for. Reading the 1,000 whole cost the page ~90 ms.
+DETAIL = 100
 # Reads the memories (and, for MMR, their vectors) of these ids, by id; absent ones are gone.
 Fetch = Callable[[Sequence[UUID], bool], dict[UUID, tuple[Memory, np.ndarray | None]]]
+# Reads the start of these memories' content (at most PREVIEW_CHARS) and whether it goes on, by id.
+Preview = Callable[[Sequence[UUID]], dict[UUID, tuple[str, bool]]]
+PREVIEW_CHARS = 300
 
 RETURNED = "returned"
 BELOW_THRESHOLD = "below threshold"
@@ -82,6 +86,17 @@ class Candidate:
     @property
     def returned(self) -> bool:
         return self.status == RETURNED
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A memory in a picker of the best candidates: where it stands, without its reason."""
+
+    id: UUID
+    content: str  # the content's start (PREVIEW_CHARS at most)
+    cut: bool  # the content goes on
+    rank: int | None
+    status: str
 
 
 def ordinal(n: int) -> str:
@@ -208,6 +223,7 @@ def explain(
     scan: Scan,
     rows: dict[UUID, tuple[Memory, np.ndarray | None]],
     fetch: Fetch,
+    preview: Preview,
     now: datetime | None = None,
     detail: int = DETAIL,
     superseded: dict[UUID, Supersession] | None = None,
@@ -215,7 +231,8 @@ def explain(
 ) -> Explanation:
     """The explanation of a search from a scan of every memory of its store (params checked).
     `rows`: the memories rows_to_read named, read in the scan's transaction; `fetch` reads others
-    when they are shown (the first `detail` of the order at once); `superseded`: the store's stale
+    when they are shown (the first `detail` of the order at once), `preview` the start of their
+    content for Explanation.choices; `superseded`: the store's stale
     memories, which the search's policy moves or leaves out; `terms`: for text and hybrid search,
     the query terms each of `rows` holds with their shares of its BM25 (core.sql.hybrid.terms_of)."""
     terms = terms or {}
@@ -302,7 +319,7 @@ def explain(
     order = np.lexsort((*key, -similarity, rank, rank == 0))
     results = [to_result(c, params) for c in ranked[: params.limit]]
     explanation = Explanation(
-        query, params, store, vector, results, scan, index, order, vpos, tpos, rank, score, status, scored, before_mmr, fetch
+        query, params, store, vector, results, scan, index, order, vpos, tpos, rank, score, status, scored, before_mmr, fetch, preview
     )
     explanation.superseded, explanation.demoted, explanation.terms = superseded, demoted, terms
     explanation.memories.update({memory_id: memory for memory_id, (memory, _) in rows.items()})
@@ -331,6 +348,7 @@ class Explanation:
         scored: dict[int, Scored],
         before_mmr: dict[UUID, int],
         fetch: Fetch,
+        preview: Preview,
     ):
         self.query = query
         self.params = params
@@ -339,7 +357,7 @@ class Explanation:
         self.results = results  # exactly what search_memories returns, in order
         self._scan, self._index, self._order = scan, index, order
         self._vpos, self._tpos, self._rank, self._score, self._status = vpos, tpos, rank, score, status
-        self._scored, self._before_mmr, self._fetch = scored, before_mmr, fetch
+        self._scored, self._before_mmr, self._fetch, self._preview = scored, before_mmr, fetch, preview
         self._ranked_total = int((rank > 0).sum())
         self.memories: dict[UUID, Memory] = {}  # read so far
         self.superseded: dict[UUID, Supersession] = {}  # stale memories of the store (core.supersede)
@@ -355,7 +373,26 @@ class Explanation:
         """The best memories not returned that the filters allow: the ones a different threshold,
         limit or mode could bring back."""
         misses = np.isin(self._status[self._order], [_CODE[s] for s in MISSES])
-        return [self._candidate(int(i)) for i in self._order[misses][:n]]
+        picked = self._order[misses][:n]
+        self.read([self._scan.id(int(i)) for i in picked])  # one query, not one a miss
+        return [self._candidate(int(i)) for i in picked]
+
+    def choices(self, n: int) -> list[Choice]:
+        """The first `n` memories of the order with the start of their content, rank and status:
+        a picker's labels, without reading the memories whole or wording their reasons."""
+        picked = [int(i) for i in self._order[:n]]
+        ids = [self._scan.id(i) for i in picked]
+        texts = {
+            i: (self.memories[i].content[:PREVIEW_CHARS], len(self.memories[i].content) > PREVIEW_CHARS) for i in ids if i in self.memories
+        }
+        missing = [i for i in ids if i not in texts]
+        if missing:
+            texts.update(self._preview(missing))
+        return [
+            Choice(memory_id, *texts[memory_id], int(self._rank[i]) or None, STATUSES[self._status[i]])
+            for i, memory_id in zip(picked, ids)
+            if memory_id in texts  # absent: deleted since the search was explained
+        ]
 
     def why_not(self, memory_id: UUID | str) -> Candidate:
         """That memory's place for this query; NotFound if the store has no such memory."""

@@ -229,13 +229,16 @@ st.session_state.setdefault("whynot", param("memory"))
 # The best candidates, and the memory a link or a table row chose: a list of a whole large store
 # would cost the page a second to build and nobody scrolls through it.
 wanted = st.session_state["whynot"]
-offered = ex.candidates[:WHY_NOT_CHOICES]
-if wanted and wanted not in {str(x.memory.id) for x in offered}:
+labels = {
+    str(c.id): f"{short(c.content + (' …' if c.cut else ''), 100)} · {ordinal(c.rank) if c.rank else 'unranked'}, {c.status}"
+    for c in ex.choices(WHY_NOT_CHOICES)
+}
+if wanted and wanted not in labels:
     try:
-        offered.append(ex.why_not(wanted))
+        x = ex.why_not(wanted)
+        labels[wanted] = f"{short(x.memory.content, 100)} · {ordinal(x.rank) if x.rank else 'unranked'}, {x.status}"
     except (InvalidInput, NotFound):
         pass  # a link to a memory this store no longer holds: the picker starts empty
-labels = {str(x.memory.id): f"{short(x.memory.content, 100)} · {ordinal(x.rank) if x.rank else 'unranked'}, {x.status}" for x in offered}
 if wanted not in labels:
     st.session_state["whynot"] = None
 chosen = st.selectbox(

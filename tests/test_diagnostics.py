@@ -224,3 +224,19 @@ def test_memories_read_later_are_explained_as_those_read_at_once(svc, store, mod
         assert list(lazy.candidates) == list(full.candidates)
         assert lazy.counts() == full.counts() and lazy.near_misses(7) == full.near_misses(7)
         assert [r.memory.id for r in lazy.results] == [r.memory.id for r in full.results]
+
+
+def test_the_pickers_choices_are_the_candidates_in_order_with_their_contents_start(svc, store) -> None:
+    """The Search page's picker labels the best candidates from choices(): the same memories,
+    ranks and statuses as the candidates, with the content's start read without the memory."""
+    _random_store(svc, store)
+    (long,) = svc.add_memories(store.id, [NewMemory("apple river candle " + "word " * 200)])
+    params = SearchParams(limit=4, min_similarity=0.2, mode="hybrid")
+    ex = svc.explain_search(store.id, "apple river candle", params, detail=3)
+    choices = ex.choices(60)
+    candidates = ex.candidates[:60]
+    assert [(c.id, c.rank, c.status) for c in choices] == [(c.memory.id, c.rank, c.status) for c in candidates]
+    for choice, candidate in zip(choices, candidates):
+        assert candidate.memory.content.startswith(choice.content)
+        assert choice.cut == (len(candidate.memory.content) > len(choice.content))
+    assert next(c for c in choices if c.id == long.id).cut

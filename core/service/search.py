@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from core import hybrid, validation
 from core.dates import dates_in
 from core.errors import Conflict, InvalidInput
-from core.explain import DETAIL, Explanation, explain, rows_to_read
+from core.explain import DETAIL, PREVIEW_CHARS, Explanation, explain, rows_to_read
 from core.models import Memory, MemoryStore, SearchResult
 from core.ranking import Weights
 from core.retrieval import NEAR_MISSES, entry, near_misses
@@ -307,6 +307,12 @@ class SearchOps(TenantBound):
                 with self.transaction() as later:
                     return sql.rows_by_id(later, memory_ids, vectors=vectors)
 
-            explanation = explain(query, params, current, vector, scan, rows, fetch, now, detail, superseded, terms)
+            def preview(memory_ids: Sequence[UUID]) -> dict[UUID, tuple[str, bool]]:
+                if open_scope:
+                    return sql.previews(open_scope[0], memory_ids, PREVIEW_CHARS)
+                with self.transaction() as later:
+                    return sql.previews(later, memory_ids, PREVIEW_CHARS)
+
+            explanation = explain(query, params, current, vector, scan, rows, fetch, preview, now, detail, superseded, terms)
             open_scope.clear()
         return explanation

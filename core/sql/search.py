@@ -167,6 +167,14 @@ def scan(conn: Connection, store: MemoryStore, vector: np.ndarray, filters: Filt
     )
 
 
+def previews(conn: Connection, memory_ids: Sequence[UUID], chars: int) -> dict[UUID, tuple[str, bool]]:
+    """The first `chars` characters of these memories' content, and whether it goes on, by id."""
+    rows = conn.execute(
+        text("SELECT id, left(content, :n), length(content) > :n FROM memories WHERE id = ANY(:ids)"), {"ids": list(memory_ids), "n": chars}
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
 def rows_by_id(conn: Connection, memory_ids: Sequence[UUID], *, vectors: bool) -> dict[UUID, tuple[Memory, np.ndarray | None]]:
     """These memories (and their vectors when asked), by id."""
     embedding = ", embedding" if vectors else ""
