@@ -226,15 +226,18 @@ def test_memories_read_later_are_explained_as_those_read_at_once(svc, store, mod
         assert [r.memory.id for r in lazy.results] == [r.memory.id for r in full.results]
 
 
-def test_the_pickers_choices_are_the_candidates_in_order_with_their_contents_start(svc, store) -> None:
+@pytest.mark.parametrize("mode", ["vector", "text", "hybrid"])
+def test_the_pickers_choices_are_the_candidates_in_order_with_their_contents_start(svc, store, planted, mode) -> None:
     """The Search page's picker labels the best candidates from choices(): the same memories,
-    ranks and statuses as the candidates, with the content's start read without the memory."""
+    ranks and statuses as the candidates (excluded ones too), with the content's start read
+    without the memory."""
     _random_store(svc, store)
     (long,) = svc.add_memories(store.id, [NewMemory("apple river candle " + "word " * 200)])
-    params = SearchParams(limit=4, min_similarity=0.2, mode="hybrid")
+    params = SearchParams(limit=4, min_similarity=0.2, mode=mode, filters=Filters(memory_types=("fact",)))
     ex = svc.explain_search(store.id, "apple river candle", params, detail=3)
-    choices = ex.choices(60)
-    candidates = ex.candidates[:60]
+    choices = ex.choices(200)
+    candidates = ex.candidates[:200]
+    assert {ARCHIVED, EXPIRED, FILTERED} <= {c.status for c in choices}
     assert [(c.id, c.rank, c.status) for c in choices] == [(c.memory.id, c.rank, c.status) for c in candidates]
     for choice, candidate in zip(choices, candidates):
         assert candidate.memory.content.startswith(choice.content)
