@@ -141,9 +141,9 @@ def scan(conn: Connection, store: MemoryStore, vector: np.ndarray, filters: Filt
         " string_agg(int4send(src), ''), string_agg(int8send(at), '') FROM ("
         "SELECT *, dense_rank() OVER (ORDER BY source_key)::int4 AS src FROM ("
         f"SELECT m.id, {distance} AS distance, coalesce(m.content_tsv @@ {bsql.DRIVERS}, false) AS text_match,"
-        f" coalesce(bm.bm25, 0) AS text_rank, {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed,"
+        f" {bsql.BM25_SUM} AS text_rank, {EXPIRED_SQL} AS expired, archived, (TRUE{condition}) AS allowed,"
         " coalesce(m.source, '') AS source_key, (extract(epoch FROM m.created_at) * 1000000)::int8 AS at"
-        f" FROM memories m{bsql.BM25_SUM_JOIN} WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)}"
+        f" FROM memories m WHERE m.store_id = :s AND m.embedding_dim = {int(store.embedding_dim)}"
         # OFFSET 0 keeps the window's sort on these narrow rows; without it PostgreSQL sorted whole
         # rows (their vectors too, 34 MB for 20k memories) and computed the distances after
         " OFFSET 0) AS narrow) AS scanned"
