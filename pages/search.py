@@ -229,14 +229,17 @@ st.session_state.setdefault("whynot", param("memory"))
 # The best candidates, and the memory a link or a table row chose: a list of a whole large store
 # would cost the page a second to build and nobody scrolls through it.
 wanted = st.session_state["whynot"]
-labels = {
-    str(c.id): f"{short(c.content + (' …' if c.cut else ''), 100)} · {ordinal(c.rank) if c.rank else 'unranked'}, {c.status}"
-    for c in ex.choices(WHY_NOT_CHOICES)
-}
+
+
+def choice_label(content: str, rank: int | None, status: str) -> str:
+    return f"{short(content, 100)} · {ordinal(rank) if rank else 'unranked'}, {status}"
+
+
+labels = {str(c.id): choice_label(c.content + (" …" if c.cut else ""), c.rank, c.status) for c in ex.choices(WHY_NOT_CHOICES)}
 if wanted and wanted not in labels:
     try:
         x = ex.why_not(wanted)
-        labels[wanted] = f"{short(x.memory.content, 100)} · {ordinal(x.rank) if x.rank else 'unranked'}, {x.status}"
+        labels[wanted] = choice_label(x.memory.content, x.rank, x.status)
     except (InvalidInput, NotFound):
         pass  # a link to a memory this store no longer holds: the picker starts empty
 if wanted not in labels:
