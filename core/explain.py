@@ -13,8 +13,8 @@ A store of 20k memories is explained without an object per memory: the scan is a
 distances, text ranks, statuses), positions and statuses are computed with numpy, and memories are
 read whole only where ranking needs them (the pools of hybrid, weighted and MMR) or where they are
 shown (the first `detail` of the order: results, near misses, the chart; a picker's labels read
-only the start of each content, Explanation.choices); any
-other is read when asked for (why_not), and its reason worded then. Plain vector and text search
+only the start of each content, Explanation.choices); any other is read when asked for (why_not),
+and its reason worded then. Plain vector and text search
 only cut one list at the limit, so a memory past the first `detail` of that list is ranked by its
 position in it, which is what rank_candidates gives (tests/test_diagnostics.py compares the two).
 
