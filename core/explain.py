@@ -383,12 +383,7 @@ class Explanation:
         a picker's labels, without reading the memories whole or wording their reasons."""
         picked = [int(i) for i in self._order[:n]]
         ids = [self._scan.id(i) for i in picked]
-        texts = {
-            i: (self.memories[i].content[:PREVIEW_CHARS], len(self.memories[i].content) > PREVIEW_CHARS) for i in ids if i in self.memories
-        }
-        missing = [i for i in ids if i not in texts]
-        if missing:
-            texts.update(self._preview(missing))
+        texts = self._preview(ids)
         return [
             Choice(memory_id, *texts[memory_id], int(self._rank[i]) or None, STATUSES[self._status[i]])
             for i, memory_id in zip(picked, ids)

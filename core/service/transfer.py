@@ -98,8 +98,7 @@ class TransferOps(TenantBound):
             found = stores.same_model(conn, found)
             memories.copy_in(conn, self.tenant_id, found, with_vectors(found), on_chunk=landed)
             referenced = {end for _, r in rels for end in (r.source_memory_id, r.target_memory_id)}
-            outside = list(referenced - file_ids)
-            known = file_ids | (memories.existing_ids(conn, outside) if outside else set())  # type: ignore[arg-type]
+            known = file_ids | memories.existing_ids(conn, list(referenced - file_ids))  # type: ignore[arg-type]
             valid_relationships, unknown = split_relationships(rels, known)
             errors += unknown
             if not skip_bad:

@@ -23,29 +23,34 @@ _TERMS = text(
 # BM25 of memory `m` for the terms :lex with weights :idf: each matched term's share
 # idf * tf (k1 + 1) / (tf + k1 (1 - b + b len / avglen)), tf its positions, len the memory's number
 # of distinct lexemes. ts_filter(setweight(...)) keeps only the query's lexemes before unnesting.
-# Joined as `bm` (bm.bm25 NULL when no term matches; bm.terms each matched term's share).
-BM25_JOIN = (
-    " LEFT JOIN LATERAL (SELECT sum(t.w ORDER BY t.lexeme) AS bm25, jsonb_object_agg(t.lexeme, t.w) AS terms FROM ("
+_SHARES = (
     "SELECT u.lexeme, q.idf * u.tf * (:k1 + 1) / (u.tf + :k1 * (1 - :b + :b * length(m.content_tsv) / :avglen)) AS w"
     " FROM (SELECT x.lexeme, CAST(coalesce(array_length(x.positions, 1), 1) AS float8) AS tf"
     " FROM unnest(ts_filter(setweight(m.content_tsv, 'A', CAST(:lex AS text[])), '{a}')) x) u"
-    " JOIN unnest(CAST(:lex AS text[]), CAST(:idf AS float8[])) AS q(lexeme, idf) USING (lexeme)) t) bm ON true"
+    " JOIN unnest(CAST(:lex AS text[]), CAST(:idf AS float8[])) AS q(lexeme, idf) USING (lexeme)"
 )
+# Joined as `bm` (bm.bm25 NULL when no term matches; bm.terms each matched term's share).
+BM25_JOIN = f" LEFT JOIN LATERAL (SELECT sum(t.w ORDER BY t.lexeme) AS bm25, jsonb_object_agg(t.lexeme, t.w) AS terms FROM ({_SHARES}) t) bm ON true"
 # The same sum without the breakdown (bm.bm25 only): for ranking many rows; the same floats.
-BM25_SUM_JOIN = BM25_JOIN.replace(", jsonb_object_agg(t.lexeme, t.w) AS terms", "")
-assert BM25_SUM_JOIN != BM25_JOIN
-# The OR of the driving lexemes, each quoted as tsquery input wants (quotes doubled, backslashes
-# escaped); NULL when none drives (then nothing matches).
-DRIVERS = (
-    "(SELECT CAST(string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ') AS tsquery)"
-    " FROM unnest(CAST(:drive AS text[])) AS l)"
-)
-# BM25_SUM_JOIN's sum as a value of memory `m`, 0 where it holds none of the query's terms: the
-# subquery runs only for a memory that holds one. Scanning every memory of a 20k store, the lateral
-# join ran it for each (~3 us a row: 70-80 ms of the debugger's 250 ms scan); the same floats.
-_SUM_SELECT = BM25_SUM_JOIN.removeprefix(" LEFT JOIN LATERAL (").removesuffix(") bm ON true")
-assert _SUM_SELECT.startswith("SELECT sum(") and _SUM_SELECT.endswith(") t")
-BM25_SUM = f"CASE WHEN m.content_tsv @@ {DRIVERS.replace(':drive', ':lex')} THEN coalesce(({_SUM_SELECT}), 0) ELSE 0 END"
+_SUM = f"SELECT sum(t.w ORDER BY t.lexeme) AS bm25 FROM ({_SHARES}) t"
+BM25_SUM_JOIN = f" LEFT JOIN LATERAL ({_SUM}) bm ON true"
+
+
+def _any_of(lexemes: str) -> str:
+    """The OR of the lexemes of a text[] parameter, each quoted as tsquery input wants (quotes
+    doubled, backslashes escaped); NULL when there are none (then nothing matches)."""
+    return (
+        "(SELECT CAST(string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ') AS tsquery)"
+        f" FROM unnest(CAST({lexemes} AS text[])) AS l)"
+    )
+
+
+# Whether memory `m` holds one of the terms that drive the text side's lookup (core.bm25).
+DRIVERS = _any_of(":drive")
+# The same sum as a value of memory `m`, 0 where it holds none of the query's terms: the subquery
+# runs only for a memory that holds one. Scanning every memory of a 20k store, the lateral join ran
+# it for each (~3 us a row: 70-80 ms of the debugger's 250 ms scan).
+BM25_SUM = f"CASE WHEN m.content_tsv @@ {_any_of(':lex')} THEN coalesce(({_SUM}), 0) ELSE 0 END"
 
 
 def terms(conn: Connection, store: MemoryStore, query: str, budget: int) -> Terms:

@@ -153,6 +153,11 @@ def get_many(conn: Connection, memory_ids: Sequence[UUID], *, lock: bool = False
 
 
 def existing_ids(conn: Connection, memory_ids: Sequence[UUID]) -> set[UUID]:
+    """Which of these ids the tenant holds. No statement for none: after an import's rows, in its
+    transaction, the planner's statistics predate them and it filtered the tenant's rows one by one
+    (0.3 s after 20,000) to find nothing."""
+    if not memory_ids:
+        return set()
     return set(conn.scalars(text("SELECT id FROM memories WHERE id = ANY(:ids)"), {"ids": list(memory_ids)}))
 
 
