@@ -111,7 +111,8 @@ class Memory:
 
 
 # A store's memories as a table (MemoryOps.memory_table): the columns of each row, in order. The
-# explorer's frames of a whole store are built from these rows; `id` is text.
+# explorer's frames of a whole store are built from these rows; `id` (first) is text, the others
+# are Memory's fields of these names.
 TABLE_COLUMNS = (
     "id",
     "content",

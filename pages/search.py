@@ -50,6 +50,11 @@ def run(query: str, params: SearchParams) -> Explanation | None:
     return None
 
 
+def choice_label(content: str, rank: int | None, status: str) -> str:
+    """A memory in the "Why not this memory?" picker: its content's start, rank and status."""
+    return f"{short(content, 100)} · {ordinal(rank) if rank else 'unranked'}, {status}"
+
+
 def table(frame: pd.DataFrame, key: str, params: SearchParams) -> None:
     """A results table; selecting a row (anew) opens that memory in "Why not this memory?" below."""
     score = dx.score_name(params)
@@ -229,12 +234,6 @@ st.session_state.setdefault("whynot", param("memory"))
 # The best candidates, and the memory a link or a table row chose: a list of a whole large store
 # would cost the page a second to build and nobody scrolls through it.
 wanted = st.session_state["whynot"]
-
-
-def choice_label(content: str, rank: int | None, status: str) -> str:
-    return f"{short(content, 100)} · {ordinal(rank) if rank else 'unranked'}, {status}"
-
-
 labels = {str(c.id): choice_label(c.content + (" …" if c.cut else ""), c.rank, c.status) for c in ex.choices(WHY_NOT_CHOICES)}
 if wanted and wanted not in labels:
     try:

@@ -19,26 +19,7 @@ FRAME_COLUMNS = [*TABLE_COLUMNS, "status"]
 def memory_frame(memories: Sequence[Memory], now: datetime | None = None) -> pd.DataFrame:
     """Memories as rows, in the order given, without vectors; `status` says archived, expired or
     live (core.status) and `id` is text."""
-    return table_frame(
-        [
-            (
-                str(m.id),
-                m.content,
-                m.memory_type,
-                m.source,
-                m.importance,
-                m.access_count,
-                m.last_accessed,
-                m.expires_at,
-                m.created_at,
-                m.updated_at,
-                m.archived,
-                m.metadata,
-            )
-            for m in memories
-        ],
-        now,
-    )
+    return table_frame([(str(m.id), *(getattr(m, c) for c in TABLE_COLUMNS[1:])) for m in memories], now)
 
 
 def table_frame(rows: Sequence[tuple[Any, ...]], now: datetime | None = None) -> pd.DataFrame:

@@ -169,6 +169,8 @@ def scan(conn: Connection, store: MemoryStore, vector: np.ndarray, filters: Filt
 
 def previews(conn: Connection, memory_ids: Sequence[UUID], chars: int) -> dict[UUID, tuple[str, bool]]:
     """The first `chars` characters of these memories' content, and whether it goes on, by id."""
+    if not memory_ids:  # as existing_ids: no statement for none
+        return {}
     rows = conn.execute(
         text("SELECT id, left(content, :n), length(content) > :n FROM memories WHERE id = ANY(:ids)"), {"ids": list(memory_ids), "n": chars}
     )
