@@ -24,14 +24,19 @@ _DATA_DIR = tempfile.mkdtemp(prefix="memex-test-")
 # Registered before the embedded server starts, so it runs after pgserver's own exit handler stops it.
 atexit.register(shutil.rmtree, _DATA_DIR, ignore_errors=True)
 os.environ["MEMEX_DATA_DIR"] = _DATA_DIR
-# UMAP's compiled kernels, kept between test sessions (and shared by the processes a session
-# starts) as the explorer keeps them in its data directory: only the first session compiles them.
 os.environ["MEMEX_MAPS_AT_START"] = "0"  # the explorer fits no map at start: tests see each map's first fit
 # No start-up work (core.explorer.startup) in the explorers a session starts (the AppTests' process,
 # each browser test's server): each one ran a process compiling UMAP and indexing every tenant's
 # pending rows beside the tests. The test of a fresh server's first map turns it back on.
 os.environ["MEMEX_EXPLORER_START_WORK"] = "0"
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / "test-output" / "numba-cache"))
+# UMAP's compiled kernels, kept between test sessions (and shared by the processes a session
+# starts) as the explorer keeps them in its data directory: only the first session compiles them.
+# One directory per pytest-xdist worker: numba's cache is not safe for two processes compiling the
+# same functions into it at once (a reader can meet a half-written index).
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR",
+    str(Path(__file__).resolve().parent.parent / "test-output" / "numba-cache" / os.environ.get("PYTEST_XDIST_WORKER", "main")),
+)
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("MEMEX_ADMIN_DATABASE_URL", None)
 
