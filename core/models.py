@@ -24,6 +24,15 @@ class Tenant:
 
 
 @dataclass(frozen=True)
+class TenantFigures:
+    """What a tenant holds, counted in its own scope."""
+
+    users: int
+    stores: int
+    memories: int
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who an API key is, as PostgreSQL resolved it: its tenant, and its user/store scope and
     read-only flag (None: the key is not bound to one)."""

@@ -4,6 +4,7 @@ Writes run in button callbacks, before the sidebar is drawn, so the sidebar foll
 what was created, renamed or deleted."""
 
 from collections.abc import Callable
+from dataclasses import astuple
 from functools import partial
 from typing import TypeVar
 
@@ -24,6 +25,7 @@ from core.models import User
 enter_through_app()  # this page reads no scope, but a deep link to it must still run app.py first
 db = database()
 T = TypeVar("T")
+COUNTED_AT_ONCE = 50  # tenants whose users, stores and memories the Tenants table counts without being asked
 
 
 def selected(level: str, named: dict[str, T]) -> T | None:
@@ -112,6 +114,7 @@ st.caption(
 show_flash()
 
 tenant = user = store = None
+chosen: MemoryService | None = None  # the selected tenant's service
 viewer: Viewer = st.session_state["viewer"]
 own: MemoryService | None = st.session_state.get("tenant_service")
 if not viewer.operator:  # a tenant's admin: that tenant's users, stores and keys, nothing of the others
@@ -119,8 +122,8 @@ if not viewer.operator:  # a tenant's admin: that tenant's users, stores and key
         st.info("Only operators and a tenant's admins manage users, stores and keys.", icon=":material/lock:")
         st.stop()
     with guard("Could not read the tenant"):
-        tenant = own.get_tenant()
-        services, stores_of = {tenant.name: own}, {tenant.name: own.list_stores()}
+        tenant, chosen = own.get_tenant(), own
+        tenant_stores = own.list_stores()
 elif not db.has_owner:
     st.error(
         "Managing tenants needs the schema owner's connection, which this explorer was started without: "
@@ -131,22 +134,27 @@ elif not db.has_owner:
 else:
     with guard("Could not read the tenants"):
         tenants = {t.name: t for t in admin.list_tenants(db)}
-        services = {name: service_for(viewer, t.id) for name, t in tenants.items()}
-        stores_of = {name: svc.list_stores() for name, svc in services.items()}
         st.subheader("Tenants")
+        # each tenant is counted in a transaction of its own, under its row-level security (~1 ms
+        # each): with many tenants, only when asked
+        counted = len(tenants) <= COUNTED_AT_ONCE or st.toggle(
+            f"Count the users, stores and memories of all {len(tenants):,} tenants",
+            key="admin_count_tenants",
+            help="Each tenant is counted in a transaction of its own, under its row-level security: about a millisecond a tenant.",
+        )
+        figures = {n: service_for(viewer, t.id).tenant_figures() if counted else None for n, t in tenants.items()}
         st.dataframe(
             pd.DataFrame(
-                [
-                    (n, len(services[n].list_users()), len(stores_of[n]), sum(s.total_memories for s in stores_of[n]), t.created_at)
-                    for n, t in tenants.items()
-                ],
+                [(n, *(astuple(f) if (f := figures[n]) else (None, None, None)), t.created_at) for n, t in tenants.items()],
                 columns=["tenant", "users", "stores", "memories", "created"],
             ),
             hide_index=True,
+            placeholder="–",
             column_config=date_columns("created"),
         )
         tenant = selected("tenant", tenants)
-        tenant_stores = stores_of[tenant.name] if tenant else []
+        chosen = service_for(viewer, tenant.id) if tenant else None
+        tenant_stores = chosen.list_stores() if chosen else []
         crud(
             "tenant",
             tenant.name if tenant else None,
@@ -160,13 +168,13 @@ else:
             lambda old: change(lambda: admin.delete_tenant(db, tenants[old].id), "Tenant deleted", tenant=None, user=None, store=None),
         )
 
-if tenant is not None:
+if tenant is not None and chosen is not None:
+    svc = chosen
     with guard("Could not read the users"):
         st.subheader("Users of the selected tenant")
         st.text(tenant.name)
-        svc = services[tenant.name]
         users = {u.name: u for u in svc.list_users()}
-        per_user = {u: [s for s in stores_of[tenant.name] if s.user_id == users[u].id] for u in users}
+        per_user = {u: [s for s in tenant_stores if s.user_id == users[u].id] for u in users}
         st.dataframe(
             pd.DataFrame(
                 [(u, len(per_user[u]), sum(s.total_memories for s in per_user[u]), users[u].created_at) for u in users],
@@ -188,7 +196,7 @@ if tenant is not None:
         if not users:
             st.info("This tenant has no users yet: create the first one above.")
         book = KeyBook.of_operator(db, tenant.id) if viewer.local else KeyBook.of_tenant_admin(svc)
-        keys_section(book, users, stores_of[tenant.name])
+        keys_section(book, users, tenant_stores)
 
     if user is not None:
         with guard("Could not read the stores"):
@@ -207,7 +215,7 @@ if tenant is not None:
                 placeholder="never",
                 column_config=date_columns("last accessed", "created"),
             )
-            in_use = {s.embedding_model for s in stores_of[tenant.name]}
+            in_use = {s.embedding_model for s in tenant_stores}
             models = sorted(
                 (m for m in MODELS if m != "test-hashing" or m in in_use), key=lambda m: (m != get_settings().default_embedding_model, m)
             )

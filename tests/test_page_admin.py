@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core import NewMemory
-from core.admin import find_tenant, list_tenants
+from core.admin import create_tenant, find_tenant, list_tenants
 from tests.apptest import open_page
 from tests.conftest import unique
 
@@ -169,3 +169,19 @@ def test_an_operator_creates_a_key_that_is_shown_once_and_revokes_it(db, svc, st
     assert list_keys(db, tenant.id)[0].revoked_at is not None
     with pytest.raises(Unauthenticated):
         MemoryService.for_key(db, shown)
+
+
+def test_the_tenants_table_counts_each_tenants_users_stores_and_memories_and_with_many_only_when_asked(
+    db, svc, store, user, tenant
+) -> None:
+    svc.get_or_create_store(user.id, "second", embedding_model="test-hashing")
+    svc.add_memories(store.id, [NewMemory("one"), NewMemory("two"), NewMemory("three")])
+    for _ in range(51 - len(list_tenants(db))):  # more tenants than the table counts unasked (admin.py's COUNTED_AT_ONCE)
+        create_tenant(db, unique("many"))
+    at = open_admin(tenant, user)
+    rows = at.dataframe[0].value.set_index("tenant")
+    assert rows.loc[tenant.name, ["users", "stores", "memories"]].isna().all()  # not counted yet: a transaction a tenant
+    ok(at.toggle(key="admin_count_tenants").set_value(True).run())
+    rows = at.dataframe[0].value.set_index("tenant")
+    assert rows.loc[tenant.name, ["users", "stores", "memories"]].tolist() == [1, 2, 3]
+    assert len(rows) == len(list_tenants(db))

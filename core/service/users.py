@@ -6,7 +6,7 @@ from uuid import UUID
 
 from core import validation
 from core.errors import Conflict, NotFound
-from core.models import Tenant, User
+from core.models import Tenant, TenantFigures, User
 from core.service.base import TenantBound, manages
 from core.sql import tenants, users
 
@@ -19,6 +19,11 @@ class UserOps(TenantBound):
         if found is None:
             raise NotFound(f"tenant {self.tenant_id} not found")
         return found
+
+    def tenant_figures(self) -> TenantFigures:
+        """How many users, stores and memories the tenant holds, in one statement."""
+        with self.transaction() as conn:
+            return tenants.figures(conn)
 
     @manages
     def create_user(self, name: str) -> User:

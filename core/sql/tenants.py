@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Row, text
 
-from core.models import Tenant
+from core.models import Tenant, TenantFigures
 
 COLUMNS = "id, name, created_at"
 
@@ -26,6 +26,17 @@ def insert(conn: Connection, name: str) -> Tenant | None:
 
 def list_all(conn: Connection) -> list[Tenant]:
     return [_tenant(r) for r in conn.execute(text(f"SELECT {COLUMNS} FROM tenants ORDER BY name"))]
+
+
+def figures(conn: Connection) -> TenantFigures:
+    """The users, stores and memories of the tenant in force (row-level security shows no other's)."""
+    row = conn.execute(
+        text(
+            "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM memory_stores) AS stores,"
+            " (SELECT coalesce(sum(total_memories), 0) FROM memory_stores) AS memories"
+        )
+    ).one()
+    return TenantFigures(users=row.users, stores=row.stores, memories=row.memories)
 
 
 def get(conn: Connection, tenant_id: UUID) -> Tenant | None:
