@@ -14,13 +14,13 @@ import streamlit as st
 from core import MemoryService, admin
 from core.config import get_settings
 from core.embeddings import MODELS
-from core.errors import Conflict
+from core.errors import Conflict, NotFound
 from core.explorer.auth import Viewer
 from core.explorer.keys import KeyBook, keys_section
 from core.explorer.labels import count
 from core.explorer.state import database, enter_through_app, guard, service_for, set_params
 from core.explorer.widgets import ask, confirm_pending, data_version, date_columns, done, flash, show_flash
-from core.models import User
+from core.models import MemoryStore, Tenant, TenantFigures, User
 
 enter_through_app()  # this page reads no scope, but a deep link to it must still run app.py first
 db = database()
@@ -32,6 +32,15 @@ def selected(level: str, named: dict[str, T]) -> T | None:
     """The one of `named` the sidebar points at for this level, if any."""
     name = st.session_state.get(level)
     return named[name] if name in named else None
+
+
+def figures_of(viewer: Viewer, tenant: Tenant) -> TenantFigures | None:
+    """A tenant's users, stores and memories, counted in its own scope (a transaction, and for a
+    signed-in operator one more, the opening checked); None for a tenant deleted since the list."""
+    try:
+        return service_for(viewer, tenant.id).tenant_figures()
+    except NotFound:
+        return None
 
 
 def follow(**levels: str | None) -> None:
@@ -115,6 +124,7 @@ show_flash()
 
 tenant = user = store = None
 chosen: MemoryService | None = None  # the selected tenant's service
+tenant_stores: list[MemoryStore] = []
 viewer: Viewer = st.session_state["viewer"]
 own: MemoryService | None = st.session_state.get("tenant_service")
 if not viewer.operator:  # a tenant's admin: that tenant's users, stores and keys, nothing of the others
@@ -122,8 +132,7 @@ if not viewer.operator:  # a tenant's admin: that tenant's users, stores and key
         st.info("Only operators and a tenant's admins manage users, stores and keys.", icon=":material/lock:")
         st.stop()
     with guard("Could not read the tenant"):
-        tenant, chosen = own.get_tenant(), own
-        tenant_stores = own.list_stores()
+        tenant, chosen, tenant_stores = own.get_tenant(), own, own.list_stores()
 elif not db.has_owner:
     st.error(
         "Managing tenants needs the schema owner's connection, which this explorer was started without: "
@@ -135,14 +144,14 @@ else:
     with guard("Could not read the tenants"):
         tenants = {t.name: t for t in admin.list_tenants(db)}
         st.subheader("Tenants")
-        # each tenant is counted in a transaction of its own, under its row-level security (~1 ms
-        # each): with many tenants, only when asked
+        # row-level security shows no transaction two tenants: each is counted in its own (~1 ms
+        # each), so with many tenants only when asked
         counted = len(tenants) <= COUNTED_AT_ONCE or st.toggle(
             f"Count the users, stores and memories of all {len(tenants):,} tenants",
             key="admin_count_tenants",
-            help="Each tenant is counted in a transaction of its own, under its row-level security: about a millisecond a tenant.",
+            help="Each tenant is counted in its own transaction, under its row-level security: about a millisecond a tenant.",
         )
-        figures = {n: service_for(viewer, t.id).tenant_figures() if counted else None for n, t in tenants.items()}
+        figures = {n: figures_of(viewer, t) if counted else None for n, t in tenants.items()}
         st.dataframe(
             pd.DataFrame(
                 [(n, *(astuple(f) if (f := figures[n]) else (None, None, None)), t.created_at) for n, t in tenants.items()],
@@ -152,9 +161,10 @@ else:
             placeholder="–",
             column_config=date_columns("created"),
         )
-        tenant = selected("tenant", tenants)
-        chosen = service_for(viewer, tenant.id) if tenant else None
-        tenant_stores = chosen.list_stores() if chosen else []
+        picked = selected("tenant", tenants)
+        picked_svc = service_for(viewer, picked.id) if picked else None
+        tenant_stores = picked_svc.list_stores() if picked_svc else []
+        tenant, chosen = picked, picked_svc  # only once its stores are read: what follows needs all three
         crud(
             "tenant",
             tenant.name if tenant else None,

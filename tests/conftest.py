@@ -32,11 +32,13 @@ os.environ["MEMEX_EXPLORER_START_WORK"] = "0"
 # UMAP's compiled kernels, kept between test sessions (and shared by the processes a session
 # starts) as the explorer keeps them in its data directory: only the first session compiles them.
 # One directory per pytest-xdist worker: numba's cache is not safe for two processes compiling the
-# same functions into it at once (a reader can meet a half-written index).
-os.environ.setdefault(
-    "NUMBA_CACHE_DIR",
-    str(Path(__file__).resolve().parent.parent / "test-output" / "numba-cache" / os.environ.get("PYTEST_XDIST_WORKER", "main")),
-)
+# same functions into it at once (a reader can meet a half-written index). A worker inherits the
+# main process's environment, this setting included, so a worker's own directory is set outright.
+_NUMBA_CACHE = Path(__file__).resolve().parent.parent / "test-output" / "numba-cache"
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["NUMBA_CACHE_DIR"] = str(_NUMBA_CACHE / worker)
+else:
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(_NUMBA_CACHE / "main"))
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("MEMEX_ADMIN_DATABASE_URL", None)
 

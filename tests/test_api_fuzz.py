@@ -10,6 +10,7 @@ import os
 from functools import cache
 from typing import Any
 
+import pytest
 import schemathesis
 
 from core import admin
@@ -17,6 +18,9 @@ from core.api.app import create_app
 from core.db import get_database
 from tests.api_support import Server
 from tests.conftest import unique
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # its cases share one test id: pytest-xdist would run one of them
+    raise pytest.UsageError("run tests/test_api_fuzz.py without -n (make test runs it on its own)")
 
 config = schemathesis.Config.from_dict(
     {

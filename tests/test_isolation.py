@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from core import MemoryService, NotFound
+from core import MemoryService, NewMemory, NotFound
 from core.db import Database
-from core.models import MemoryStore
+from core.models import MemoryStore, TenantFigures
 
 
 def other_memory_id(other: tuple[MemoryService, MemoryStore]):
@@ -45,6 +45,12 @@ def test_search_and_listing_never_return_another_tenants_rows(svc, store, other)
     results = svc.search_memories(store.id, "launch code of the other tenant", min_similarity=-1, limit=50)
     assert {r.memory.tenant_id for r in results} == {svc.tenant_id}
     assert all(s.tenant_id == svc.tenant_id for s in svc.list_stores())
+
+
+def test_a_tenants_figures_count_its_own_users_stores_and_memories_only(svc, store, other) -> None:
+    svc.add_memories(store.id, [NewMemory("one"), NewMemory("two")])
+    assert svc.tenant_figures() == TenantFigures(users=1, stores=1, memories=2)
+    assert other[0].tenant_figures() == TenantFigures(users=1, stores=1, memories=1)
 
 
 def test_raw_sql_as_the_application_role_sees_and_changes_only_its_tenant(db: Database, svc, store, other) -> None:
