@@ -242,3 +242,18 @@ def test_contents_at_reads_a_memory_brought_in_with_an_earlier_date_from_the_sta
     week_ago, before_both = now - timedelta(days=7), now - timedelta(days=40)
     assert svc.contents_at([old.id, kept.id], week_ago) == {old.id: "Speaks Basque", kept.id: "Reads Greek"}
     assert svc.contents_at([old.id, kept.id], before_both) == {}
+
+
+def test_a_search_with_an_unnamed_key_is_logged_under_its_interface_and_found_by_that_caller(db, svc, store, tenant) -> None:
+    """A key made without --name (as README's example makes one) has the empty name: its searches
+    are the caller "api", as the Retrievals table shows them, and filtering by that caller finds
+    them (the filter once compared with the empty name and refused it)."""
+    from core import admin
+    from core.service import MemoryService
+
+    svc.add_memory(store.id, "tea green tea")
+    _, secret = admin.create_key(db, tenant.id, store_id=store.id)
+    keyed = MemoryService.for_key(db, secret, interface="api")
+    keyed.search_memories(store.id, "tea", min_similarity=0.1)
+    assert dict(svc.retrieval_callers(store.id)) == {"api": 1}
+    assert [e.query for e in svc.retrievals(store.id, caller="api").entries] == ["tea"]

@@ -260,7 +260,7 @@ class SearchOps(TenantBound):
                 interface=self.interface,
                 actor=principal.key_name if principal and principal.key_name else self.actor,
                 key_id=principal.key_id if principal else None,
-                key_name=principal.key_name if principal else None,
+                key_name=(principal.key_name or None) if principal else None,
                 latency_ms=(time.perf_counter() - started) * 1000,
                 at=datetime.now(UTC),  # when it answered, not when the writer gets to it
             ),

@@ -16,7 +16,7 @@ COLUMNS = "id, store_id, at, interface, key_id, key_name, actor, query, mode, pa
 
 
 # Who searched, in one word: the API key's name, else the interface (cli, python, explorer).
-CALLER = "coalesce(key_name, interface)"
+CALLER = "coalesce(NULLIF(key_name, ''), interface)"
 # The ids of what an entry returned: the expression of the index retrieval_log_result_ids (migration 013).
 RESULT_IDS = "jsonb_path_query_array(results, '$[*].id')"
 
