@@ -313,13 +313,19 @@ def test_export_and_a_streamed_import_round_trip(api, http, db: Database, other)
 
 
 def test_an_import_with_a_bad_line_writes_nothing_unless_told_to_skip(http) -> None:
+    """Nothing: not the good lines, and not the user and store the import would have created."""
     data = b'{"content": "good"}\n{"content": ""}\n'
     headers = {"Content-Type": "application/x-ndjson"}
-    refused = problem(http.post("/v1/import", params={"user": "ana"}, content=data, headers=headers), 422)
+    refused = problem(http.post("/v1/import", params={"user": "ana", "store": "fresh"}, content=data, headers=headers), 422)
     assert refused["detail"].startswith("line 2")
-    assert http.get("/v1/memories", params={"user": "ana"}).json()["total"] == 0
+    assert http.get("/v1/stores").json()["stores"] == []
+    add(http, "Ana likes tea")  # ana and her default store exist: a refused import into it leaves it as it was
+    problem(http.post("/v1/import", params={"user": "ana"}, content=data, headers=headers), 422)
+    assert http.get("/v1/memories", params={"user": "ana"}).json()["total"] == 1
+    assert [x["store_name"] for x in http.get("/v1/stores").json()["stores"]] == ["default"]
     skipped = http.post("/v1/import", params={"user": "ana", "skip_bad": True}, content=data, headers=headers).json()
     assert skipped["memories"] == 1 and len(skipped["skipped"]) == 1 and skipped["skipped"][0].startswith("line 2")
+    assert http.get("/v1/memories", params={"user": "ana"}).json()["total"] == 2
 
 
 # Errors ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from uuid import UUID
 from core import validation
 from core.db import Database
 from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from core.models import MemoryStore, Principal
+from core.models import MemoryStore, Principal, StoreName
 from core.service import MemoryService
 
 MAX_KEY_CHARS = 200
@@ -108,6 +108,22 @@ def resolve_store(
     if found_store is None:
         raise NotFound(f"user {owner.name!r} has no store {name!r}")
     return found_store
+
+
+def import_target(svc: MemoryService, user: str | None, store: str | None) -> MemoryStore | StoreName:
+    """The store an import writes to, as resolve_store finds it; a missing one (or its missing
+    user) by name instead, for the import to create in its own transaction: a refused file
+    leaves no empty store behind. A store named by id, or a key's bound store, must exist."""
+    try:
+        return resolve_store(svc, user, store, create=False)
+    except NotFound:
+        principal = svc.principal
+        assert principal is not None
+        if principal.store_id is not None or (store is not None and validation.maybe_uuid(store) is not None):
+            raise
+        owner = str(principal.user_id) if principal.user_id is not None else user
+        assert owner is not None  # resolve_store refused an unbound key that names no user
+        return StoreName(owner, store or DEFAULT_STORE)
 
 
 def _same_user(svc: MemoryService, bound: UUID, named: str) -> None:

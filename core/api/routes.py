@@ -19,13 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from core.api import schemas as s
-from core.api.caller import Callers, resolve_store
+from core.api.caller import Callers, import_target, resolve_store
 from core.api.problems import responses
+from core.config import get_settings
 from core.embeddings import resolve_model
 from core.errors import Conflict, InvalidInput
 from core.fields import NewMemory
 from core.jsonl import parse_chunks
-from core.models import NewRelationship, StoreStats
+from core.models import NewRelationship, StoreName, StoreStats
 from core.search import Filters, SearchParams
 from core.service import MemoryService
 from core.service.base import UNSET
@@ -302,8 +303,13 @@ async def import_jsonl(
     data = b"".join([chunk async for chunk in request.stream()])
 
     def run() -> s.ImportOut:
-        target = resolve_store(svc, user, store, create=True)
-        report = svc.import_memories(target.id, parse_chunks(data, target.embedding_dim), skip_bad=skip_bad, new_ids=new_ids)
+        found = import_target(svc, user, store)  # a StoreName: created by the import's transaction, with the default model
+        target, dim = (
+            (found, resolve_model(get_settings().default_embedding_model)[1])
+            if isinstance(found, StoreName)
+            else (found.id, found.embedding_dim)
+        )
+        report = svc.import_memories(target, parse_chunks(data, dim), skip_bad=skip_bad, new_ids=new_ids)
         return s.ImportOut(memories=report.memories, relationships=report.relationships, skipped=report.skipped)
 
     return await run_in_threadpool(run)

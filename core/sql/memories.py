@@ -127,7 +127,9 @@ def copy_in(
 
 
 def foreign_id(memory_id: UUID) -> InvalidInput:
-    return InvalidInput(f"memory id {memory_id} already belongs to another store of this tenant (to copy, import with --new-ids)")
+    return InvalidInput(
+        f"memory id {memory_id} already belongs to another store of this tenant (to copy it, import with new ids: --new-ids, or new_ids=true over HTTP)"
+    )
 
 
 # The COPY path's move from the staging table: the same columns and upsert as _UPSERT.
