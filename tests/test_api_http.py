@@ -460,3 +460,31 @@ def test_fastapi_telemetry_is_on_where_opentelemetry_is_set_up(monkeypatch) -> N
     assert telemetry() == {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
     assert telemetry() == {}
+
+
+def test_the_default_model_loads_while_the_server_starts_not_in_the_first_request(db: Database) -> None:
+    """An agent's first write or text search does not wait for the local model to load (13 s of
+    a first POST /v1/memories on two vCPUs): the app's start loads the default model, before any
+    request."""
+    import threading
+
+    from starlette.testclient import TestClient
+
+    from core.api.app import create_app
+    from core.config import get_settings
+    from core.embeddings import use_embedder
+    from core.embeddings.hashing import HashingEmbedder
+
+    loaded = threading.Event()
+
+    class Loading(HashingEmbedder):
+        def warm(self) -> None:
+            loaded.set()
+
+    model = get_settings().default_embedding_model
+    use_embedder(model, lambda dim: Loading())
+    try:
+        with TestClient(create_app(db)):
+            assert loaded.wait(60)
+    finally:
+        use_embedder(model, None)

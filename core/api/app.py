@@ -5,7 +5,9 @@ its migrations are the ones this code knows)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +25,9 @@ from core.api import problems
 from core.api.caller import Callers
 from core.api.mcp import build_server
 from core.api.routes import router
+from core.config import get_settings
 from core.db import Database, api_database
+from core.embeddings import warm_embedder
 from core.errors import MemexError
 from core.migrate import all_migrations
 from core.service import logwriter
@@ -33,6 +37,8 @@ BODY_LIMIT = 4 * MiB  # a batch of 1,000 memories without vectors; single memori
 BATCH_LIMIT = 32 * MiB  # a batch with its 1536-d vectors
 IMPORT_LIMIT = 64 * MiB  # an import file is checked whole before any write, so it is held: bounded
 MCP_LIMIT = 4 * MiB
+
+log = logging.getLogger(__name__)
 
 
 def telemetry() -> TelemetryConfig:
@@ -57,6 +63,16 @@ class _Forward:
         await self.target(scope, receive, send)
 
 
+def warm_default_model() -> None:
+    """Load the default embedding model (the one new stores get) while the server starts, not in
+    an agent's first request: the local model took 13 s of a first POST /v1/memories on two vCPUs.
+    A request that embeds before the load ends waits for the same load (the model's own lock)."""
+    try:
+        warm_embedder(get_settings().default_embedding_model)
+    except Exception:  # the first request that embeds loads it again and says what fails
+        log.exception("loading the default embedding model failed")
+
+
 def create_app(db: Database | None = None) -> FastAPI:
     """The whole app. Without `db` (uvicorn's factory, once per worker) it connects as the
     API role only (core.db.api_database): the owner's URL is never read here."""
@@ -70,6 +86,7 @@ def create_app(db: Database | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=warm_default_model, name="memex-warm-model", daemon=True).start()
         # stateless: each POST stands alone, so any worker or replica answers it alike
         forward.target = mcp.streamable_http_app(
             streamable_http_path="/mcp",
