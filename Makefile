@@ -29,7 +29,7 @@ run: install
 	$(BIN)/memex migrate
 	$(BIN)/memex demo --if-empty
 	@echo "memex explorer: http://localhost:$(PORT)"
-	@echo "memex API:      http://localhost:$(API_PORT)/v1  (docs /docs, MCP /mcp); a key: $(BIN)/memex keys create --tenant 'Acme Travel' --user alice"
+	@echo "memex API:      http://localhost:$(API_PORT)  (REST under /v1, docs at /docs, MCP at /mcp); a key: $(BIN)/memex keys create --tenant 'Acme Travel' --user alice"
 	@$(BIN)/memex serve --port $(API_PORT) & api=$$!; trap "kill $$api 2>/dev/null; wait $$api 2>/dev/null" EXIT INT TERM; \
 		$(BIN)/python -m core.explorer.serve --server.port $(PORT) --server.address localhost
 

@@ -13,11 +13,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from core.errors import ConfigError, InvalidInput, MemexError, NotFound
 from core.ranking import MODES
+
+if TYPE_CHECKING:
+    from core.db import Database
+    from core.models import ApiKey
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -573,14 +577,32 @@ def cmd_keys(args: argparse.Namespace) -> None:
         if args.json:
             print_json([asdict(k) for k in keys])
             return
+        scopes = _key_scopes(db, keys)
         for k in keys:
             state = (
                 "revoked" if k.revoked_at else "expired" if k.expires_at and k.expires_at <= datetime.now(k.expires_at.tzinfo) else "active"
             )
-            print(f"{k.id}  {k.prefix}…  {state:<8} {'read-only ' if k.read_only else ''}{k.name}")
+            print(f"{k.id}  {k.prefix}…  {state:<8} {scopes[k.id]}  {'read-only ' if k.read_only else ''}{k.name}".rstrip())
     elif args.action == "revoke":
         record = admin.revoke_key(db, _need(args.id, "the key's id"))
         print(f"revoked API key {record.id} ({record.prefix}…)")
+
+
+def _key_scopes(db: Database, keys: list[ApiKey]) -> dict[UUID, str]:
+    """What each key opens, by name: "tenant", "tenant / user" or "tenant / user / store" (the
+    names read in each tenant that has a bound key, one tenant at a time as RLS allows)."""
+    from core import admin
+    from core.service import MemoryService
+
+    tenants = {t.id: t.name for t in admin.list_tenants(db)}
+    names: dict[UUID, str] = {}
+    for tenant_id in {k.tenant_id for k in keys if k.user_id or k.store_id}:
+        svc = MemoryService(db, tenant_id)
+        names |= {u.id: u.name for u in svc.list_users()} | {s.id: s.store_name for s in svc.list_stores()}
+    return {
+        k.id: " / ".join([tenants.get(k.tenant_id, str(k.tenant_id))] + [names.get(i, str(i)) for i in (k.user_id, k.store_id) if i])
+        for k in keys
+    }
 
 
 def _read_password(prompt: str) -> str:

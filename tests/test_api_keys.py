@@ -73,6 +73,8 @@ def test_keys_create_json_prints_one_object_with_the_key_shown_only_then(capsys,
     for listing in (["keys", "list"], ["keys", "list", "--json"], ["keys", "list", "--tenant", tenant, "--json"]):
         code, out, err = cli(capsys, *listing)
         assert code == 0 and created["id"] in out and created["key"] not in out + err and created["key"][VISIBLE:] not in out + err
+    code, out, _ = cli(capsys, "keys", "list", "--tenant", tenant)
+    assert out.split() == [created["id"], created["prefix"] + "…", "active", tenant, "/", "ana", "/", "notes", "read-only", "ci"]
     with superuser.connect() as conn:
         stored = conn.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": created["id"]}).one()._mapping
     assert bytes(stored["secret_sha256"]) == hashlib.sha256(created["key"].encode()).digest()

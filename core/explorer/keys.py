@@ -89,6 +89,7 @@ def keys_section(book: KeyBook, users: dict[str, User], stores: list[MemoryStore
                     }
                 ),
                 hide_index=True,
+                placeholder="never",  # the only empty cells: a key never used, or without an expiry
                 column_config={c: st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm") for c in ("created", "last used", "expires")},
             )
         else:
