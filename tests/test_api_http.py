@@ -227,6 +227,9 @@ def test_cursor_pagination_walks_every_page_without_duplicates_or_gaps(http) -> 
     for order in ({}, {"order_by": "importance", "descending": False}, {"order_by": "source"}):
         seen = [m["id"] for page in pages(http, limit=5, **order) for m in page["items"]]
         assert len(seen) == len(set(seen)) == 23 and set(seen) == everything, order
+    # a last page that is full says it is the last: no cursor to an empty page
+    assert [len(page["items"]) for page in pages(http, limit=23)] == [23]
+    assert [len(page["items"]) for page in pages(http, limit=22)] == [22, 1]
 
 
 def test_a_write_between_pages_does_not_shift_them(http) -> None:
@@ -241,6 +244,7 @@ def test_a_write_between_pages_does_not_shift_them(http) -> None:
 
 def test_a_cursor_is_checked(http) -> None:
     add(http, "one")
+    add(http, "two")
     assert problem(http.get("/v1/memories", params={"user": "ana", "cursor": "not-a-cursor"}), 422)["detail"] == (
         "cursor: not a cursor this API gave"
     )

@@ -133,13 +133,13 @@ def list_memories(
         archived=archived,
         order_by=order_by,
         descending=descending,
-        limit=limit,
+        limit=limit + 1,  # one more than asked, to know whether another page follows
         after=_read_cursor(cursor, order_by, descending),
     )
-    more = len(page.items) == limit
-    last = page.items[-1] if more else None
+    items = page.items[:limit]
+    last = items[-1] if len(page.items) > limit else None
     return s.MemoryPageOut(
-        items=[s.MemoryOut.of(m) for m in page.items],
+        items=[s.MemoryOut.of(m) for m in items],
         total=page.total,
         next_cursor=_write_cursor(getattr(last, order_by), last.id, order_by, descending) if last else None,
     )
