@@ -21,6 +21,14 @@ def test_sidebar_scope_drives_the_data_and_shows_the_isolation_in_force(svc, sto
     assert at.query_params["tenant"] == tenant.name
 
 
+def test_a_link_without_a_store_opens_the_users_default_store(svc, store, user, tenant) -> None:
+    """The store agents write to unless they name one, even when another store sorts before it."""
+    svc.get_or_create_store(user.id, "archive", embedding_model=store.embedding_model)
+    at = open_page("overview", tenant=tenant.name, user=user.name)
+    assert not at.exception
+    assert at.sidebar.selectbox[2].value == "default" and at.sidebar.selectbox[2].options == ["default", "archive"]
+
+
 def test_switching_tenant_never_shows_the_other_tenants_memories(db, svc, store, user, tenant, other) -> None:
     svc.add_memory(store.id, "Alpha tenant secret")
     other_svc, other_store = other

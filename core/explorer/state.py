@@ -162,7 +162,8 @@ def sidebar_scope(viewer: Viewer) -> Scope | None:
     if not stores:
         st.sidebar.warning("This user has no store yet" + (": create one on the Admin page." if svc.may("manage") else "."))
         return None
-    store = stores[_pick("Store", list(stores), "store")]
+    # "default" first: the store agents write to unless they name one, and the one a link without a store means
+    store = stores[_pick("Store", sorted(stores, key=lambda name: name != "default"), "store")]
     if svc.role is not None:
         st.sidebar.caption(f"Your role here: {svc.role} ({ROLE_MEANS[svc.role]})")
     isolation_panel(svc, store, tenant)
