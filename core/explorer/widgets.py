@@ -102,8 +102,12 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
     if newer is not None:
         return newer
     cols = st.columns(4)
-    cols[0].metric("Accesses", memory.access_count)
-    cols[1].metric("Last accessed", day(memory.last_accessed))
+    counted = (
+        "Counted by the searches that ask for it (record_access: on by default for agents, a choice on the Search page,"
+        " never for evaluations). The line below the metadata counts every logged search that returned it."
+    )
+    cols[0].metric("Accesses", memory.access_count, help=counted)
+    cols[1].metric("Last accessed", day(memory.last_accessed), help=counted)
     cols[2].metric("Created", day(memory.created_at))
     cols[3].metric("Expires", day(memory.expires_at))
     st.caption("Metadata")
