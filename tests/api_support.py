@@ -77,6 +77,14 @@ def start_server(log: Path, *, workers: int = 1, env: dict[str, str] | None = No
     raise TimeoutError(f"memex serve not healthy after {timeout}s: {log.read_text(errors='replace')[-2000:]}")
 
 
+def ready(http: httpx.Client, timeout: float = 60.0) -> dict:
+    """GET /readyz until it answers 200 (the default model loads in a thread as the server starts)."""
+    deadline = time.monotonic() + timeout
+    while (answer := http.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return answer.json()
+
+
 def stop_server(server: Server) -> None:
     """SIGTERM, as a service manager stops it (uvicorn drains, then re-raises the signal)."""
     if server.proc.poll() is None:

@@ -13,7 +13,7 @@ import psutil
 from core import MemoryService
 from core.db import Database
 from core.models import Tenant
-from tests.api_support import child_env, client, new_key, problem, start_server, stop_server
+from tests.api_support import child_env, client, new_key, problem, ready, start_server, stop_server
 
 NIL = "00000000-0000-0000-0000-000000000000"
 
@@ -414,7 +414,8 @@ def test_a_read_only_key_reads_and_searches_but_every_write_is_403(api, http, db
 
 def test_health_readiness_schema_and_docs(api) -> None:
     assert httpx.get(f"{api.url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{api.url}/readyz").json()["status"] == "ready"
+    with client(api.url, None) as anyone:
+        assert ready(anyone)["status"] == "ready"
     schema = httpx.get(f"{api.url}/openapi.json").json()
     assert {"/v1/memories", "/v1/memories/{memory_id}", "/v1/search", "/v1/export", "/v1/import"} <= set(schema["paths"])
     assert schema["components"]["securitySchemes"]["HTTPBearer"] == {
@@ -479,16 +480,22 @@ def test_the_default_model_loads_while_the_server_starts_not_in_the_first_reques
     from core.embeddings import use_embedder
     from core.embeddings.hashing import HashingEmbedder
 
-    loaded = threading.Event()
+    loading, release = threading.Event(), threading.Event()
 
     class Loading(HashingEmbedder):
         def warm(self) -> None:
-            loaded.set()
+            loading.set()
+            release.wait(60)
 
     model = get_settings().default_embedding_model
     use_embedder(model, lambda dim: Loading())
     try:
-        with TestClient(create_app(db)):
-            assert loaded.wait(60)
+        with TestClient(create_app(db)) as http:
+            assert loading.wait(60)  # no request has asked for it
+            busy = http.get("/readyz")
+            assert busy.status_code == 503 and busy.json()["detail"] == f"loading the default embedding model ({model})"
+            release.set()
+            assert ready(http)["status"] == "ready"
     finally:
+        release.set()
         use_embedder(model, None)

@@ -34,7 +34,7 @@ from sqlalchemy import text
 from core import MemoryService
 from core.admin import create_tenant
 from core.db import Database
-from tests.api_support import child_env, client, free_port, mcp_client, new_key, start_server, stop_server
+from tests.api_support import child_env, client, free_port, mcp_client, new_key, ready, start_server, stop_server
 from tests.conftest import unique
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -182,7 +182,7 @@ def test_memex_serve_through_pgbouncer_answers_two_tenants_alike_and_apart(db: D
     try:
         before = bouncer.stats()
         with client(server.url, None) as anyone:
-            assert anyone.get("/readyz").json()["status"] == "ready"
+            assert ready(anyone)["status"] == "ready"
 
         def work(job: tuple[str, int]) -> list[str]:
             name, i = job

@@ -1,6 +1,6 @@
 """The ASGI app of `memex serve`: REST under /v1, MCP (streamable HTTP) at /mcp, OpenAPI at
-/openapi.json, docs at /docs, /healthz (the process is up) and /readyz (the database answers and
-its migrations are the ones this code knows)."""
+/openapi.json, docs at /docs, /healthz (the process is up) and /readyz (the database answers, its
+migrations are the ones this code knows, and the default embedding model has loaded)."""
 
 from __future__ import annotations
 
@@ -63,14 +63,20 @@ class _Forward:
         await self.target(scope, receive, send)
 
 
-def warm_default_model() -> None:
+def warm_default_model(done: threading.Event) -> None:
     """Load the default embedding model (the one new stores get) while the server starts, not in
     an agent's first request: the local model took 13 s of a first POST /v1/memories on two vCPUs.
-    A request that embeds before the load ends waits for the same load (the model's own lock)."""
+    A request that embeds before the load ends waits for the same load (the model's own lock);
+    /readyz says ready once it has ended, loaded or not (a request that needs it says what fails)."""
+    model = get_settings().default_embedding_model
     try:
-        warm_embedder(get_settings().default_embedding_model)
-    except Exception:  # the first request that embeds loads it again and says what fails
-        log.exception("loading the default embedding model failed")
+        warm_embedder(model)
+    except MemexError as exc:
+        log.warning("the default embedding model %s did not load: %s", model, exc)
+    except Exception:
+        log.exception("loading the default embedding model %s failed", model)
+    finally:
+        done.set()
 
 
 def create_app(db: Database | None = None) -> FastAPI:
@@ -83,10 +89,11 @@ def create_app(db: Database | None = None) -> FastAPI:
     mcp = build_server(callers)
     forward = _Forward()
     hosts = [h.strip() for h in os.environ.get("MEMEX_API_ALLOWED_HOSTS", "").split(",") if h.strip()]
+    model_loaded = threading.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=warm_default_model, name="memex-warm-model", daemon=True).start()
+        threading.Thread(target=warm_default_model, args=(model_loaded,), name="memex-warm-model", daemon=True).start()
         # stateless: each POST stands alone, so any worker or replica answers it alike
         forward.target = mcp.streamable_http_app(
             streamable_http_path="/mcp",
@@ -133,12 +140,15 @@ def create_app(db: Database | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"], responses=problems.responses(503))
     async def readyz() -> dict[str, str]:
-        """The database answers and holds exactly the migrations this code knows."""
+        """The database answers and holds exactly the migrations this code knows, and the default
+        embedding model has loaded (an agent's first request does not wait for it)."""
         applied = await run_in_threadpool(db.applied_migrations)
         known = [m.version for m in all_migrations()]
         if applied != known:
             missing = sorted(set(known) - set(applied)) or sorted(set(applied) - set(known))
             raise HTTPException(503, f"the database schema is not this version's (migration {missing[0]}); run `memex migrate`")
+        if not model_loaded.is_set():
+            raise HTTPException(503, f"loading the default embedding model ({get_settings().default_embedding_model})")
         return {"status": "ready", "schema": known[-1]}
 
     app.include_router(router)

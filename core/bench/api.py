@@ -41,7 +41,8 @@ def _free_port() -> int:
 
 @contextmanager
 def _server(bench: Bench, workers: int) -> Iterator[str]:
-    """`memex serve` on the benchmark cluster (application role only); its base URL."""
+    """`memex serve` on the benchmark cluster (application role only); its base URL once /readyz
+    says ready (the default model loaded: no measured search runs beside that load)."""
     import httpx
 
     port = _free_port()
@@ -116,10 +117,6 @@ def measure_api(bench: Bench, queries: Sequence[Query], clients: int = 4, worker
     keys = bench.api_keys()
     with _server(bench, workers) as base:
         sessions = {tenant: Fetch(base, key) for tenant, key in keys.items()}
-        # the server loads the default model as it starts (core.api.app.warm_default_model): a
-        # search by text waits for that load, so none of the measured searches runs beside it
-        first = queries[0]
-        sessions[first.store.tenant_id].post("/v1/search", {"query": "warm", "store": str(first.store.store_id), "limit": 1})
         for q in queries[: min(50, len(queries))]:  # warm the server: pools, code paths, caches
             sessions[q.store.tenant_id].post("/v1/search", _body(q))
         # the same query in process and over HTTP, alternated query by query (as measure_log does):

@@ -103,8 +103,9 @@ def memory_detail(scope: Scope, memory: Memory, *, key: str = "detail") -> str |
         return newer
     cols = st.columns(4)
     counted = (
-        "Counted by the searches that ask for it (record_access: on by default for agents, a choice on the Search page,"
-        " never for evaluations). The line below the metadata counts every logged search that returned it."
+        "Counted by the searches that ask for it (record_access: on by default for agents, the CLI and Python callers;"
+        " a choice on the Search page; never for evaluations, explanations and replays). The line below the metadata"
+        " counts every logged search that returned it."
     )
     cols[0].metric("Accesses", memory.access_count, help=counted)
     cols[1].metric("Last accessed", day(memory.last_accessed), help=counted)
