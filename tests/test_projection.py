@@ -246,3 +246,35 @@ def test_the_explorer_start_keeps_the_maps_of_small_stores_that_have_none(db, sv
     assert keep_small_maps(db, [tenant.id]) == 1
     assert svc.load_map(store.id, ProjectionParams().label()) is not None and svc.load_map(tiny.id, ProjectionParams().label()) is None
     assert keep_small_maps(db, [tenant.id]) == 0  # kept already
+
+
+def test_the_explorer_start_up_work_ends_with_the_server_that_started_it() -> None:
+    """A server stopped by its service manager (SIGTERM to the server alone) must not leave its
+    start-up process compiling and fitting beside the next server: the process watches its parent."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import psutil
+
+    # the "server": starts a process that sleeps for minutes under the start-up work's watch, then is killed
+    child = (
+        "import sys, threading, time; from core.explorer.startup import _end_with; "
+        "threading.Thread(target=_end_with, args=(int(sys.argv[1]),), daemon=True).start(); time.sleep(300)"
+    )
+    server_code = (
+        f"import os, subprocess, sys; c = subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())]);"
+        " print(c.pid, flush=True); c.wait()"
+    )
+    root = Path(__file__).resolve().parents[1]
+    server = subprocess.Popen([sys.executable, "-c", server_code], stdout=subprocess.PIPE, text=True, cwd=root)
+    assert server.stdout is not None
+    work = psutil.Process(int(server.stdout.readline()))
+    try:
+        assert work.is_running()
+        server.kill()
+        server.wait()
+        work.wait(timeout=30)  # psutil.TimeoutExpired (the test fails) if it sleeps on
+    finally:
+        if work.is_running():
+            work.kill()

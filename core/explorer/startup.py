@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from uuid import UUID
 
 import numpy as np
@@ -52,7 +53,7 @@ def start(db: Database) -> None:
     if db.has_owner and get_settings().explorer_start_work:  # tenants are listed by the owner
         # a command, not multiprocessing: its spawn re-imports the main module, which during a
         # page's run Streamlit has made the page script itself
-        subprocess.Popen([sys.executable, "-m", "core.explorer.startup"], stdin=subprocess.DEVNULL)
+        subprocess.Popen([sys.executable, "-m", "core.explorer.startup", str(os.getpid())], stdin=subprocess.DEVNULL)
 
 
 # After a page, the model waits this long before loading: the browser draws the page that asked
@@ -84,10 +85,13 @@ def _warm(model: str, dim: int, go: threading.Event, after: float) -> None:
         log.exception("loading the embedding model %s failed", model)
 
 
-def background() -> None:
+def background(server_pid: int) -> None:
     """The start-up work (run in its own process, on the database the settings name), at the lowest
-    CPU priority: pages and the browser showing them come first."""
+    CPU priority: pages and the browser showing them come first. It ends with the server that
+    started it: a server stopped and started again (a service manager's SIGTERM reaches only the
+    server) left its minute of compiling and fitting running beside the next one's."""
     os.nice(19)
+    threading.Thread(target=_end_with, args=(server_pid,), name="memex-end-with-server", daemon=True).start()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         db = get_database()
@@ -123,5 +127,12 @@ def keep_small_maps(db: Database, tenants: list[UUID], limit: int = MAX_MAPS_AT_
     return fitted
 
 
+def _end_with(server_pid: int) -> None:
+    """Exit once the server is gone (this process is then handed to another parent)."""
+    while os.getppid() == server_pid:
+        time.sleep(1)
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    background()
+    background(int(sys.argv[1]))
