@@ -674,7 +674,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     _require("fastapi", "uvicorn", "mcp", extra="api", purpose="memex serve")
     from core.api.serve import serve
 
-    print(f"memex API: http://{args.host}:{args.port}/v1 (docs at /docs, MCP at /mcp)", file=sys.stderr)
+    print(f"memex API: http://{args.host}:{args.port} (REST under /v1, docs at /docs, MCP at /mcp)", file=sys.stderr)
     serve(args.host, args.port, args.workers)
 
 
