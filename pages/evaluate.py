@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.evaluation import DEFAULT_KS, NDCG_DEPTH, ModeConfig, failed_cases, load_cases
 from core.explorer import debugger as dx
+from core.explorer.colours import configuration_colours
 from core.explorer.labels import count, markdown_literal, plot_text
 from core.explorer.state import current_scope, guard, param, set_params
 from core.explorer.widgets import ROW_WRAP, TEXT_COLUMNS, ask, confirm_pending, data_version, done, show_flash
@@ -134,7 +135,8 @@ with st.expander("Kept runs of this set over time", expanded=True), guard("Could
         st.caption("No run kept yet: each run of the evaluation below is kept and charted here.")
     else:
         shown = st.selectbox("Measure", CHARTED, index=len(CHARTED) - 1, format_func=dx.metric_label, key="runs_metric")
-        st.plotly_chart(dx.runs_figure(runs, shown), key="runs_chart")
+        kept_colours = configuration_colours([*names, *(r.config.get("name", "?") for r in runs)])
+        st.plotly_chart(dx.runs_figure(runs, shown, kept_colours), key="runs_chart")
         st.caption(f"{count(len(runs), 'configuration run')} kept; a drop after a change of settings, model or memories shows here.")
 
 signature = (chosen, tuple(configs), data_version())
@@ -186,6 +188,7 @@ fig = px.bar(
     color="configuration",
     barmode="group",
     range_y=[0, 1],
+    color_discrete_map={plot_text(n): c for n, c in configuration_colours(names).items()},  # as in the kept runs' chart
     custom_data=["explained"],
     category_orders={"metric": [plot_text(dx.metric_label(m)) for m in CHARTED], "configuration": [plot_text(n) for n in names]},
     title=f"Retrieval quality over {count(len(cases), 'question')}",

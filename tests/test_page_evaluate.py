@@ -121,3 +121,9 @@ def test_kept_runs_are_charted_over_time_per_configuration(svc, store, user, ten
     chart = json.loads(next(c for c in at.get("plotly_chart") if c.key == "runs_chart").proto.spec)
     assert {t["name"] for t in chart["data"]} == {"before (vector)", "vector ≥0.00 (vector)", "text ≥0.00 (text)"}
     assert "3 configuration runs kept" in texts(at)
+    # a configuration has one colour in both charts, though each lists them in its own order
+    kept = {t["name"].rsplit(" (", 1)[0]: t["line"]["color"] for t in chart["data"]}
+    results = json.loads(next(c for c in at.get("plotly_chart") if c.key != "runs_chart").proto.spec)
+    shown = {t["name"]: t["marker"]["color"] for t in results["data"]}
+    assert shown == {n: kept[n] for n in ("vector ≥0.00", "text ≥0.00")}
+    assert len(set(kept.values())) == 3

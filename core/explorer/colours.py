@@ -1,5 +1,6 @@
-"""The explorer's colours: one per memory type, alike on every page that colours by type. Kept
-apart from the graph's module so that a page colours without importing networkx."""
+"""The explorer's colours: one per memory type, alike on every page that colours by type, and one
+per evaluation configuration, alike in both of the Evaluate page's charts. Kept apart from the
+graph's module so that a page colours without importing networkx."""
 
 from __future__ import annotations
 
@@ -17,3 +18,10 @@ def type_colours(memory_types: Iterable[str]) -> dict[str, str]:
     """One colour per memory type, from every type of the store: pages that pass the same store's
     types (Graph, Embedding map, Overview, Quality's timeline) colour a type alike."""
     return palette(memory_types, NODE_COLOURS)
+
+
+def configuration_colours(names: Iterable[str]) -> dict[str, str]:
+    """One colour per evaluation configuration, in the order given: the page's configurations
+    first, then the other names of kept runs, so that the kept runs' chart and the results' chart
+    (each of which plotly coloured by its own order) show a configuration in the same colour."""
+    return {n: NODE_COLOURS[i % len(NODE_COLOURS)] for i, n in enumerate(dict.fromkeys(names))}

@@ -333,12 +333,13 @@ def metrics_frame(reports: Sequence[ModeReport]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["configuration", "metric", "value"])
 
 
-def runs_figure(runs: Sequence[EvalRun], metric: str) -> go.Figure:
+def runs_figure(runs: Sequence[EvalRun], metric: str, colours: Mapping[str, str]) -> go.Figure:
     """One metric of the kept runs of a set over time, a line per configuration (named with its
-    mode): a change that hurts recall shows as a drop."""
+    mode, coloured as `colours` says for its name): a change that hurts recall shows as a drop."""
     frame = pd.DataFrame(
         {
             "at": [r.at for r in runs],
+            "name": [r.config.get("name", "?") for r in runs],
             "configuration": [plot_text(f"{r.config.get('name', '?')} ({r.config.get('mode', '?')})") for r in runs],
             "value": [r.metrics.get(metric) for r in runs],
             "model": [plot_text(r.model) for r in runs],
@@ -353,6 +354,7 @@ def runs_figure(runs: Sequence[EvalRun], metric: str) -> go.Figure:
                 y=rows["value"],
                 name=str(name),
                 mode="lines+markers",
+                line={"color": colours.get(rows["name"].iloc[0])},
                 customdata=rows[["model", "cases"]],
                 hovertemplate="%{x|%d %b %Y %H:%M}: %{y:.3f}<br>%{customdata[1]} questions, %{customdata[0]}<extra>%{fullData.name}</extra>",
             )
