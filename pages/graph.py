@@ -45,7 +45,12 @@ def pick_table(title: str, rows: Sequence[tuple[str, float]], value: str, fmt: s
         selection_mode="single-row",
         key=key,
         row_height=ROW_WRAP,
-        column_config={"id": None, "memory": st.column_config.TextColumn(width="large"), value: st.column_config.NumberColumn(format=fmt)},
+        column_config={  # half the page at 1400 px: the type and the number stay in view
+            "id": None,
+            "memory": st.column_config.TextColumn(width=240),
+            "type": st.column_config.TextColumn(width=90),
+            value: st.column_config.NumberColumn(format=fmt, width=80),
+        },
     )
     return table.iloc[event.selection.rows[0]]["id"] if event.selection.rows else None
 

@@ -49,7 +49,7 @@ NOTES = {
     "Unarchive": "Search finds them again.",
 }
 DATES = ("last accessed", "created")
-WIDTHS = {"type": 90, "source": 110, "accesses": 70, "last accessed": 85, "created": 85, "status": 85}  # content takes the rest
+WIDTHS = {"type": 90, "source": 100, "accesses": 70, "last accessed": 85, "created": 85, "status": 85}  # at 1400 px the id fits too
 scope = current_scope()
 svc, store = scope.svc, scope.store
 writable = svc.may("write")  # a viewer looks; the actions below are not drawn for them
@@ -197,7 +197,7 @@ with guard("Could not list the memories"):
         placeholder="never",  # the only empty cells left are dates never reached (source is "" when there is none)
         column_config={
             **TEXT_COLUMNS,
-            "content": st.column_config.TextColumn("content", width=260),
+            "content": st.column_config.TextColumn("content", width=220),
             **{c: st.column_config.Column(c, width=w) for c, w in WIDTHS.items()},
             "superseded": TEXT_COLUMNS["superseded"] if table["superseded"].ne("").any() else None,
             **{c: st.column_config.DatetimeColumn(c, format=DATE, width=WIDTHS[c]) for c in DATES},
