@@ -44,4 +44,4 @@ finally:  # after the first page, which it would slow down: once per server, UMA
     with state.guard():
         startup.start(state.database())
         if scope is not None:  # the model of the store in view, loaded before its first search
-            startup.warm_model(scope.store.embedding_model, scope.store.embedding_dim, after=startup.WARM_AFTER_S)
+            startup.warm_model(scope.store.embedding_model, scope.store.embedding_dim, after=startup.AFTER_PAGE_S)

@@ -218,7 +218,7 @@ def test_the_model_of_the_store_in_view_is_loaded_after_the_first_page(store, us
         for page, after in (("overview", 0.5), ("search", 600)):  # the Search page does not wait
             loaded.clear()
             monkeypatch.setattr(startup, "_warming", {})
-            monkeypatch.setattr(startup, "WARM_AFTER_S", after)
+            monkeypatch.setattr(startup, "AFTER_PAGE_S", after)
             at = open_page(page, tenant=tenant.name, user=user.name, store=store.store_name)
             assert not at.exception
             assert loaded.wait(60), page

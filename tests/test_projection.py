@@ -278,3 +278,29 @@ def test_the_explorer_start_up_work_ends_with_the_server_that_started_it() -> No
     finally:
         if work.is_running():
             work.kill()
+
+
+def test_the_explorer_start_up_work_waits_while_the_browser_draws_the_first_page(db, monkeypatch) -> None:
+    """The start-up process (imports, compiling, fitting) slowed Chromium's first plotly chart by
+    ~0.9 s even at the lowest priority: app.py starts it after the first page, and it begins
+    AFTER_PAGE_S later, once per process."""
+    from core.config import get_settings
+    from core.explorer import startup
+
+    started: list[int] = []
+    monkeypatch.setattr(startup, "_start_work", lambda: started.append(1))
+    monkeypatch.setattr(startup, "_started", threading.Event())
+    monkeypatch.setattr(startup, "AFTER_PAGE_S", 3.0)
+    monkeypatch.setenv("MEMEX_EXPLORER_START_WORK", "1")
+    get_settings.cache_clear()
+    monkeypatch.setattr(db, "background_index", False)
+    try:
+        startup.start(db)
+        startup.start(db)  # every page asks; one start
+        assert started == [] and db.background_index  # not while the first page is being drawn
+        waiting = [t for t in threading.enumerate() if t.name == "memex-start-work"]
+        assert len(waiting) == 1
+        waiting[0].join(30)
+        assert started == [1]
+    finally:
+        get_settings.cache_clear()

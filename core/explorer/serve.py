@@ -50,9 +50,14 @@ def main(argv: list[str]) -> None:
     Streamlit is imported before the thread starts: its import configures plotly's theme, and
     plotly looks for pandas in sys.modules, where the thread's import of pandas, half done, made
     the server fail at start now and then ("partially initialized module 'pandas'")."""
+    from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli
 
     from core.db import exit_normally_on_sigterm
+
+    # app.py names the pages (st.navigation): without this, the `pages/` directory made a fresh
+    # server run a page's URL alone first, then again through app.py (state.enter_through_app)
+    PagesManager.uses_pages_directory = False
 
     # Streamlit's own SIGTERM handler (a normal exit) comes later; before it, the preload thread
     # may already hold the embedded server, and only the main thread can set a handler

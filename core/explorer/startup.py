@@ -37,35 +37,44 @@ MAX_MAPS_AT_START = 50
 log = logging.getLogger(__name__)
 
 
+# After the first page, the start-up work and the model's load wait this long: the browser draws
+# the page that asked first. Its first plotly chart (a 4.7 MB bundle) was drawn 1.3-1.5 s after
+# the bundle arrived with nothing beside it, 2.2-2.3 s beside the start-up process, though that
+# runs at the lowest priority (Chromium, two vCPUs; docs/BENCHMARKS.md "Stop 26").
+AFTER_PAGE_S = 10.0
 _started = threading.Event()
 _start_lock = threading.Lock()
 
 
 def start(db: Database) -> None:
     """Once per process (app.py calls it after every page; clearing Streamlit's caches does not
-    start it again): let bulk writes index in the background, and start the start-up work unless
-    MEMEX_EXPLORER_START_WORK turns it off."""
+    start it again): let bulk writes index in the background, and start the start-up work
+    AFTER_PAGE_S from now, unless MEMEX_EXPLORER_START_WORK turns it off."""
     db.background_index = True
     with _start_lock:
         if _started.is_set():
             return
         _started.set()
     if db.has_owner and get_settings().explorer_start_work:  # tenants are listed by the owner
-        # a command, not multiprocessing: its spawn re-imports the main module, which during a
-        # page's run Streamlit has made the page script itself
-        subprocess.Popen([sys.executable, "-m", "core.explorer.startup", str(os.getpid())], stdin=subprocess.DEVNULL)
+        later = threading.Timer(AFTER_PAGE_S, _start_work)
+        later.daemon = True
+        later.name = "memex-start-work"
+        later.start()
 
 
-# After a page, the model waits this long before loading: the browser draws the page that asked
-# first (a first plotly chart took several seconds in Chromium on two vCPUs, beside the import).
-WARM_AFTER_S = 10.0
+def _start_work() -> None:
+    # a command, not multiprocessing: its spawn re-imports the main module, which during a page's
+    # run Streamlit has made the page script itself
+    subprocess.Popen([sys.executable, "-m", "core.explorer.startup", str(os.getpid())], stdin=subprocess.DEVNULL)
+
+
 _warming: dict[tuple[str, int], threading.Event] = {}
 
 
 def warm_model(model: str, dim: int, *, after: float = 0.0) -> None:
     """Load the embedding model of the store in view in a thread, once per model per process, so
     that its first search does not wait for it (the local model takes 10-20 s to load on two vCPUs:
-    torch, transformers). app.py asks after every page, `after` WARM_AFTER_S; the Search page asks
+    torch, transformers). app.py asks after every page, `after` AFTER_PAGE_S; the Search page asks
     for it now. A thread, as searches use the model in this process; a search that comes before
     the load ends waits for the same load (the model's own lock), behind the page's spinner."""
     with _start_lock:
