@@ -49,14 +49,8 @@ NOTES = {
     "Unarchive": "Search finds them again.",
 }
 DATES = ("last accessed", "created")
-WIDTHS = {
-    "type": 90,
-    "source": 100,
-    "accesses": 70,
-    "last accessed": 85,
-    "created": 85,
-    "status": 85,
-}  # at 1400 px every column fits, superseded too
+# with content's 220, every column fits at 1400 px, superseded too
+WIDTHS = {"type": 90, "source": 100, "accesses": 70, "last accessed": 85, "created": 85, "status": 85}
 scope = current_scope()
 svc, store = scope.svc, scope.store
 writable = svc.may("write")  # a viewer looks; the actions below are not drawn for them
